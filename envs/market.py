@@ -1,0 +1,272 @@
+"""The market model: hourly second-price auctions per arm, in numpy.
+
+``docs/market.md`` writes the model down; this module implements exactly that. It has two
+halves that share one set of parameters:
+
+* :func:`build_episode` turns a :class:`~envs.scenario.Scenario` into the *truth* of one
+  episode: per hour and arm, the traffic, the clearing-price distribution, CTR, CVR and
+  order value, with the scenario's daypart, weekday, shocks and traffic noise applied.
+  The clairvoyant oracle reads this object; no real strategy may.
+* :func:`sample_hour` draws one hour's random counts and amounts for given bids, and
+  :func:`expected_hour` gives their closed-form expectations (the twin the bidder's
+  response models are tested against).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.scenario import Scenario
+from envs.stats import lognormal_auction
+
+#: Hour-of-day traffic shape of Chinese e-commerce content platforms (mean 1): a night
+#: trough around 4:00, a lunch bump and the evening peak around 21:00.
+DAYPART_SHAPE: np.ndarray = np.array(
+    [0.75, 0.50, 0.32, 0.22, 0.18, 0.20, 0.33, 0.55, 0.75, 0.88, 0.95, 1.00,
+     1.15, 1.10, 0.98, 0.95, 0.98, 1.05, 1.20, 1.45, 1.75, 1.90, 1.70, 1.25]
+)
+DAYPART_SHAPE = DAYPART_SHAPE / DAYPART_SHAPE.mean()
+
+#: Bids are in CPM (currency per thousand impressions); spend is per impression.
+CPM = 1000.0
+
+
+def daypart(strength: float) -> np.ndarray:
+    """A channel's 24-hour traffic multiplier for a given daypart strength (mean ~1)."""
+    return np.maximum(0.05, 1.0 + strength * (DAYPART_SHAPE - 1.0))
+
+
+@dataclass(frozen=True)
+class EpisodeMarket:
+    """The true market of one episode, per campaign hour ``t`` and arm ``k``.
+
+    Attributes:
+        traffic: mean impression opportunities, shape (T, K).
+        price_median: median clearing price in CPM, shape (T, K).
+        price_sigma: log-scale spread of clearing prices, shape (K,).
+        ctr, cvr, aov: click-through rate, conversion rate and mean order value, (T, K).
+        aov_cv: coefficient of variation of one order's value, (K,).
+        saturation: audience size as a multiple of the hour's traffic, (K,).
+        fatigue_impressions, fatigue_floor: creative wear-out parameters, (K,).
+        hour_of_day: hour of day of each campaign hour, (T,).
+    """
+
+    traffic: np.ndarray
+    price_median: np.ndarray
+    price_sigma: np.ndarray
+    ctr: np.ndarray
+    cvr: np.ndarray
+    aov: np.ndarray
+    aov_cv: np.ndarray
+    saturation: np.ndarray
+    fatigue_impressions: np.ndarray
+    fatigue_floor: np.ndarray
+    hour_of_day: np.ndarray
+
+    @property
+    def horizon(self) -> int:
+        return self.traffic.shape[0]
+
+    def __post_init__(self) -> None:
+        # Derived constants the hourly step reads, computed once per episode.
+        cv2 = self.aov_cv * self.aov_cv
+        object.__setattr__(self, "cv2", cv2)
+        object.__setattr__(self, "inv_cv2", 1.0 / cv2)
+        object.__setattr__(self, "wears_out", bool(np.isfinite(self.fatigue_impressions).any()))
+
+
+def _shock_profile(shock, horizon: int) -> np.ndarray:
+    """Fraction of the shock's effect in force at each campaign hour (0 to 1)."""
+    t = np.arange(horizon)
+    end = horizon if shock.end_hour is None else shock.end_hour
+    active = (t >= shock.start_hour) & (t < end)
+    if shock.ramp_hours > 0:
+        ramp = np.clip((t - shock.start_hour + 1) / shock.ramp_hours, 0.0, 1.0)
+    else:
+        ramp = np.ones(horizon)
+    return np.where(active, ramp, 0.0)
+
+
+def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) -> EpisodeMarket:
+    """The true market of one episode; ``rng=None`` gives the noise-free nominal market."""
+    T, arms = scenario.horizon_hours, scenario.arms
+    channels = {c.name: c for c in scenario.channels}
+    products = {p.name: p for p in scenario.products}
+    arm_channel = [a.channel for a in arms]
+    arm_product = [a.product for a in arms]
+
+    clock = scenario.start_hour + np.arange(T)
+    hour_of_day = clock % 24
+    weekday = (scenario.start_weekday + clock // 24) % 7
+    week = np.asarray(scenario.weekday_factors)[weekday]
+
+    dayparts = np.stack([daypart(channels[c].daypart_strength)[hour_of_day] for c in arm_channel], 1)
+    elasticity = np.array([channels[c].competition_elasticity for c in arm_channel])
+    base_traffic = np.array([a.traffic for a in arms]) * dayparts * week[:, None]
+    price_median = np.array([channels[c].price_cpm for c in arm_channel]) * dayparts**elasticity
+    ctr = np.tile(np.array([a.ctr for a in arms]), (T, 1))
+    cvr = np.tile(np.array([a.cvr for a in arms]), (T, 1))
+    aov = np.tile(np.array([products[p].aov for p in arm_product]), (T, 1))
+    traffic_mult = np.ones((T, len(arms)))
+    moved = np.zeros((T, len(arms)))
+    is_aigc = np.array([a.creative == "aigc" for a in arms])
+
+    for shock in scenario.shocks:
+        profile = _shock_profile(shock, T)[:, None]
+        target = np.array([
+            (shock.channel is None or a.channel == shock.channel)
+            and (shock.product is None or a.product == shock.product)
+            for a in arms
+        ])
+        mult = 1.0 + (shock.factor - 1.0) * profile * target
+        if shock.kind == "bid_war":
+            price_median = price_median * mult
+        elif shock.kind == "price_cut":
+            cvr = cvr * mult
+        elif shock.kind == "creative_fatigue":
+            ctr = ctr * mult
+        elif shock.kind == "promotion":
+            traffic_mult = traffic_mult * mult
+            cvr = cvr * (1.0 + (np.sqrt(shock.factor) - 1.0) * profile * target)
+            price_median = price_median * (1.0 + (shock.factor**0.25 - 1.0) * profile * target)
+        elif shock.kind == "aigc_throttle":
+            traffic_mult = traffic_mult * (1.0 + (shock.factor - 1.0) * profile * (target & is_aigc))
+        elif shock.kind == "traffic_shift":
+            # A fraction of each product's opportunities on the source channel moves to the
+            # same product's arm on the destination channel (lost if it has none there).
+            for k, arm in enumerate(arms):
+                if not target[k]:
+                    continue
+                amount = shock.factor * profile[:, 0] * base_traffic[:, k]
+                moved[:, k] -= amount
+                for j, other in enumerate(arms):
+                    if other.product == arm.product and other.channel == shock.to_channel:
+                        moved[:, j] += amount
+
+    traffic = np.maximum(base_traffic * traffic_mult + moved, 0.0)
+    if rng is not None and scenario.traffic_noise > 0:
+        names = list(channels)
+        s = scenario.traffic_noise
+        noise = np.exp(s * rng.standard_normal((T, len(names))) - 0.5 * s * s)
+        traffic = traffic * noise[:, [names.index(c) for c in arm_channel]]
+
+    return EpisodeMarket(
+        traffic=traffic,
+        price_median=price_median,
+        price_sigma=np.array([channels[c].price_sigma for c in arm_channel]),
+        ctr=ctr,
+        cvr=cvr,
+        aov=aov,
+        aov_cv=np.array([products[p].aov_cv for p in arm_product]),
+        saturation=np.array([a.saturation for a in arms]),
+        fatigue_impressions=np.array([a.fatigue_impressions for a in arms]),
+        fatigue_floor=np.array([a.fatigue_floor for a in arms]),
+        hour_of_day=hour_of_day,
+    )
+
+
+def creative_wear(market: EpisodeMarket, exposure: np.ndarray) -> np.ndarray:
+    """CTR multiplier after ``exposure`` cumulative impressions per arm."""
+    floor = market.fatigue_floor
+    return floor + (1.0 - floor) * np.exp(-exposure / market.fatigue_impressions)
+
+
+@dataclass(frozen=True)
+class HourExpectation:
+    """Closed-form expected figures of one hour per arm (currency units)."""
+
+    win_rate: np.ndarray
+    impressions: np.ndarray
+    spend: np.ndarray
+    clicks: np.ndarray
+    orders: np.ndarray
+    gmv: np.ndarray
+
+
+def expected_hour(
+    market: EpisodeMarket, t: int, bids_cpm: np.ndarray, exposure: np.ndarray | None = None
+) -> HourExpectation:
+    """Expected outcome of hour ``t`` for the given bids, before any budget cap.
+
+    Exact for the sampling model of :func:`sample_hour` (Poisson impressions make the
+    expected saturated reach closed-form).
+    """
+    bids = np.maximum(np.asarray(bids_cpm, dtype=float), 1e-12)
+    win, pay1, _ = lognormal_auction(bids, market.price_median[t], market.price_sigma)
+    lam = market.traffic[t] * win
+    audience = market.saturation * market.traffic[t]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.where(audience > 0, audience * -np.expm1(lam * np.expm1(-1.0 / audience)), 0.0)
+    wear = 1.0 if exposure is None else creative_wear(market, exposure)
+    clicks = market.ctr[t] * wear * reach
+    orders = clicks * market.cvr[t]
+    return HourExpectation(
+        win_rate=win,
+        impressions=lam,
+        spend=market.traffic[t] * pay1 / CPM,
+        clicks=clicks,
+        orders=orders,
+        gmv=orders * market.aov[t],
+    )
+
+
+def sample_hour(
+    market: EpisodeMarket,
+    t: int,
+    bids_cpm: np.ndarray,
+    exposure: np.ndarray,
+    remaining_budget: float,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Draw one hour of auctions for every arm; spend never exceeds ``remaining_budget``.
+
+    Returns per-arm arrays: ``opportunities``, ``impressions``, ``clicks``, ``orders``
+    (integers), ``spend``, ``gmv`` (currency), ``win_rate`` and ``clearing_cpm`` (mean
+    clearing price paid, CPM; 0 where nothing was won).
+    """
+    bids = np.maximum(bids_cpm, 1e-12)
+    win, pay1, pay2 = lognormal_auction(bids, market.price_median[t], market.price_sigma)
+    traffic = market.traffic[t]
+    opportunities = rng.poisson(traffic)
+    impressions = rng.binomial(opportunities, win)
+
+    # Sum of the won clearing prices: a Gamma with the truncated log-normal's mean and
+    # variance per impression (exact in the first two moments).
+    safe_win = np.maximum(win, 1e-300)
+    mean_pay = np.maximum(pay1 / safe_win, 1e-300)
+    var_pay = np.maximum(pay2 / safe_win - mean_pay * mean_pay, 1e-9 * mean_pay * mean_pay)
+    spend = rng.gamma(impressions * (mean_pay * mean_pay / var_pay), var_pay / mean_pay) / CPM
+
+    # The platform stops delivering when the budget runs out within the hour: every arm
+    # delivers until the same moment, so all are cut by the same fraction.
+    total = spend.sum()
+    if total > remaining_budget:
+        fraction = max(remaining_budget, 0.0) / total * (1.0 - 1e-9)
+        spend = spend * fraction
+        impressions = np.floor(impressions * fraction).astype(np.int64)
+
+    # Unique reach saturates: A * (1 - exp(-n / A)) effective impressions out of n.
+    audience = market.saturation * np.maximum(traffic, 1e-9)
+    served = np.maximum(impressions, 1)
+    reach_share = -np.expm1(-served / audience) * audience / served
+    click_prob = market.ctr[t] * reach_share
+    if market.wears_out:
+        click_prob = click_prob * creative_wear(market, exposure)
+    clicks = rng.binomial(impressions, np.minimum(click_prob, 1.0))
+    orders = rng.binomial(clicks, market.cvr[t])
+    gmv = rng.gamma(orders * market.inv_cv2, market.aov[t] * market.cv2)
+
+    win_rate = impressions / np.maximum(opportunities, 1)
+    clearing_cpm = spend * CPM / served
+    return {
+        "opportunities": opportunities,
+        "impressions": impressions,
+        "clicks": clicks,
+        "orders": orders,
+        "spend": spend,
+        "gmv": gmv,
+        "win_rate": win_rate,
+        "clearing_cpm": clearing_cpm,
+    }

@@ -1,0 +1,194 @@
+"""``AdMarketEnv``: the simulated multi-channel ad market as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.market import EpisodeMarket, build_episode, sample_hour
+from envs.scenario import Scenario
+
+#: Half-width, in log space, of the bid range the normalised action spans: an action of
+#: ``a`` bids ``channel.price_cpm * exp(BID_LOG_RANGE * a)``, i.e. 1/8 to 8 times the
+#: channel's median clearing price.
+BID_LOG_RANGE = math.log(8.0)
+N_GLOBAL_OBS = 6
+ARM_FIGURES = ("spend", "impressions", "clicks", "orders", "gmv", "win_rate", "clearing_cpm")
+
+
+def score(gmv: float, spend: float, roi_target: float) -> float:
+    """The constrained-bidding score: ``GMV * min(1, ROI / ROI_target) ** 2``."""
+    if spend <= 0.0:
+        return float(gmv)
+    return float(gmv) * min(1.0, (gmv / spend) / roi_target) ** 2
+
+
+def resolve_scenario(scenario: Scenario | str) -> Scenario:
+    """A Scenario from itself, a preset name, or a path to a TOML file."""
+    if isinstance(scenario, Scenario):
+        return scenario
+    from envs.presets import get_scenario
+
+    return get_scenario(scenario)
+
+
+class AdMarketEnv(gym.Env):
+    """A simulated e-commerce ad market with one bid per (product, channel) arm.
+
+    ## Description
+    An advertiser runs one campaign with a total budget and an ROI target (GMV / spend)
+    over ``scenario.horizon_hours`` hourly steps. Each hour, every arm (a product in a
+    channel: short-video feed, live room, search, mall, affiliate) enters a second-price
+    auction for the hour's impression opportunities; won impressions turn into clicks,
+    orders and GMV as random counts and amounts. The model and its defaults are written
+    down in ``docs/market.md``.
+
+    ## Action Space
+    ``Box(-1, 1, (K,), float32)``, one entry per arm. Action ``a`` bids
+    ``price_cpm * exp(ln(8) * a)`` CPM (currency per thousand impressions), where
+    ``price_cpm`` is the arm's channel's median clearing price: -1 bids an eighth of it,
+    0 the median, 1 eight times it. :meth:`bids_to_action` and :meth:`action_to_bids`
+    convert.
+
+    ## Observation Space
+    ``Box(-inf, inf, (6 + 7K,), float32)``: ``[remaining_budget / budget,
+    remaining_hours / horizon, roi_target, roi_so_far, sin(hour), cos(hour)]``, then for
+    each arm the last hour's ``[spend / hourly_budget, log1p(impressions), log1p(clicks),
+    log1p(orders), gmv / hourly_budget, win_rate, clearing_cpm / price_cpm]`` where
+    ``hourly_budget = budget / horizon``. Every figure in currency units is in ``info``.
+
+    ## Rewards
+    The step's GMV in currency units. On the last step the reward also carries
+    ``score - total_gmv`` (zero or negative), so the episode's return equals the score
+    ``GMV * min(1, ROI / ROI_target) ** 2``: missing the ROI target is penalised
+    quadratically, as in the standard constrained-bidding metric.
+
+    ## Starting State
+    The full budget, hour ``scenario.start_hour``, no exposure. The episode's market
+    (traffic noise included) is drawn from ``self.np_random`` at reset.
+
+    ## Episode End
+    Terminated after ``horizon_hours`` steps, or once the budget is spent. Never
+    truncated by the environment itself.
+
+    ## Arguments
+    ``scenario``: a :class:`~envs.scenario.Scenario`, a preset name (``autopilot scenario
+    list``) or a path to a scenario TOML file.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, scenario: Scenario | str = "default", render_mode: str | None = None):
+        self.scenario = resolve_scenario(scenario)
+        self.render_mode = render_mode
+        sc = self.scenario
+        self.n_arms = sc.n_arms
+        self.arm_names = sc.arm_names
+        self.horizon = sc.horizon_hours
+        self.budget = float(sc.budget)
+        self.roi_target = float(sc.roi_target)
+        self.hourly_budget = self.budget / self.horizon
+        self.price_cpm = np.array([sc.channel(a.channel).price_cpm for a in sc.arms])
+        self.action_space = spaces.Box(-1.0, 1.0, (self.n_arms,), dtype=np.float32)
+        self.observation_space = spaces.Box(
+            -np.inf, np.inf, (N_GLOBAL_OBS + len(ARM_FIGURES) * self.n_arms,), dtype=np.float32
+        )
+        self.market: EpisodeMarket | None = None
+        self._reset_state()
+
+    # -- conversions ----------------------------------------------------------------------
+    def action_to_bids(self, action: np.ndarray) -> np.ndarray:
+        """Bids in CPM for a normalised action (clipped to [-1, 1])."""
+        a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+        return self.price_cpm * np.exp(BID_LOG_RANGE * a)
+
+    def bids_to_action(self, bids_cpm: np.ndarray) -> np.ndarray:
+        """The normalised action for bids in CPM (clipped to the bid range)."""
+        ratio = np.maximum(np.asarray(bids_cpm, dtype=float), 1e-12) / self.price_cpm
+        return np.clip(np.log(ratio) / BID_LOG_RANGE, -1.0, 1.0).astype(np.float32)
+
+    # -- Gymnasium API --------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        self.t = 0
+        self.spent = 0.0
+        self.gmv_total = 0.0
+        self.exposure = np.zeros(self.n_arms)
+        self._last = np.zeros((len(ARM_FIGURES), self.n_arms))
+        self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._reset_state()
+        self.market = build_episode(self.scenario, self.np_random)
+        return self._observation(), self._info(None, np.zeros(self.n_arms))
+
+    def step(self, action: np.ndarray):
+        if self.market is None:
+            raise RuntimeError("call reset() before step()")
+        if self.t >= self.horizon:
+            raise RuntimeError("the episode has ended; call reset()")
+        bids = self.action_to_bids(action)
+        hour = sample_hour(
+            self.market, self.t, bids, self.exposure, self.budget - self.spent, self.np_random
+        )
+        self.exposure += hour["impressions"]
+        step_spend = float(hour["spend"].sum())
+        step_gmv = float(hour["gmv"].sum())
+        self.spent = min(self.spent + step_spend, self.budget)
+        self.gmv_total += step_gmv
+        self.t += 1
+        for i, name in enumerate(ARM_FIGURES):
+            self._last[i] = hour[name]
+
+        terminated = self.t >= self.horizon or self.spent >= self.budget * (1.0 - 1e-6)
+        reward = step_gmv
+        if terminated:
+            reward += score(self.gmv_total, self.spent, self.roi_target) - self.gmv_total
+        info = self._info(hour, bids)
+        if terminated:
+            info["score"] = score(self.gmv_total, self.spent, self.roi_target)
+        return self._observation(), reward, terminated, False, info
+
+    # -- observation and info -------------------------------------------------------------
+    def _observation(self) -> np.ndarray:
+        roi = self.gmv_total / self.spent if self.spent > 0 else 0.0
+        angle = 2.0 * math.pi * ((self.scenario.start_hour + self.t) % 24) / 24.0
+        obs = self._obs
+        obs[0] = (self.budget - self.spent) / self.budget
+        obs[1] = (self.horizon - self.t) / self.horizon
+        obs[2] = self.roi_target
+        obs[3] = roi
+        obs[4] = math.sin(angle)
+        obs[5] = math.cos(angle)
+        per_arm = obs[N_GLOBAL_OBS:].reshape(self.n_arms, len(ARM_FIGURES)).T
+        last = self._last
+        np.multiply(last[0], 1.0 / self.hourly_budget, out=per_arm[0], casting="unsafe")
+        np.log1p(last[1:4], out=per_arm[1:4], casting="unsafe")
+        np.multiply(last[4], 1.0 / self.hourly_budget, out=per_arm[4], casting="unsafe")
+        per_arm[5] = last[5]
+        np.divide(last[6], self.price_cpm, out=per_arm[6], casting="unsafe")
+        return obs.copy()
+
+    def _info(self, hour: dict[str, np.ndarray] | None, bids: np.ndarray) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "t": self.t,
+            "hour_of_day": (self.scenario.start_hour + self.t - (1 if hour else 0)) % 24,
+            "spend_total": self.spent,
+            "gmv_total": self.gmv_total,
+            "remaining_budget": self.budget - self.spent,
+            "roi": self.gmv_total / self.spent if self.spent > 0 else 0.0,
+            "bid_cpm": bids,
+        }
+        if hour is not None:
+            info.update(hour)
+        else:
+            info.update({name: np.zeros(self.n_arms) for name in ARM_FIGURES})
+            info["opportunities"] = np.zeros(self.n_arms, dtype=np.int64)
+        return info
