@@ -185,6 +185,40 @@ class HourExpectation:
     gmv: np.ndarray
 
 
+def expected_response(
+    traffic: np.ndarray,
+    price_median: np.ndarray,
+    price_sigma: np.ndarray,
+    ctr: np.ndarray,
+    cvr: np.ndarray,
+    aov: np.ndarray,
+    saturation: np.ndarray,
+    bids_cpm: np.ndarray,
+) -> HourExpectation:
+    """Expected hourly figures for any broadcastable arrays of market parameters and bids.
+
+    The same closed form as :func:`expected_hour`, written on raw arrays so that a
+    planner can evaluate many hours, arms and candidate bids in one call. ``ctr`` must
+    already include creative wear.
+    """
+    bids = np.maximum(bids_cpm, 1e-12)
+    win, pay1, _ = lognormal_auction(bids, price_median, price_sigma)
+    lam = traffic * win
+    audience = np.maximum(saturation * traffic, 1e-9)
+    # E[A (1 - exp(-n / A))] for n ~ Poisson(lam) is A (1 - exp(lam (exp(-1/A) - 1))).
+    reach = audience * -np.expm1(lam * np.expm1(-1.0 / audience))
+    clicks = ctr * reach
+    orders = clicks * cvr
+    return HourExpectation(
+        win_rate=win,
+        impressions=lam,
+        spend=traffic * pay1 / CPM,
+        clicks=clicks,
+        orders=orders,
+        gmv=orders * aov,
+    )
+
+
 def expected_hour(
     market: EpisodeMarket, t: int, bids_cpm: np.ndarray, exposure: np.ndarray | None = None
 ) -> HourExpectation:
@@ -193,22 +227,10 @@ def expected_hour(
     Exact for the sampling model of :func:`sample_hour` (Poisson impressions make the
     expected saturated reach closed-form).
     """
-    bids = np.maximum(np.asarray(bids_cpm, dtype=float), 1e-12)
-    win, pay1, _ = lognormal_auction(bids, market.price_median[t], market.price_sigma)
-    lam = market.traffic[t] * win
-    audience = market.saturation * market.traffic[t]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reach = np.where(audience > 0, audience * -np.expm1(lam * np.expm1(-1.0 / audience)), 0.0)
-    wear = 1.0 if exposure is None else creative_wear(market, exposure)
-    clicks = market.ctr[t] * wear * reach
-    orders = clicks * market.cvr[t]
-    return HourExpectation(
-        win_rate=win,
-        impressions=lam,
-        spend=market.traffic[t] * pay1 / CPM,
-        clicks=clicks,
-        orders=orders,
-        gmv=orders * market.aov[t],
+    ctr = market.ctr[t] if exposure is None else market.ctr[t] * creative_wear(market, exposure)
+    return expected_response(
+        market.traffic[t], market.price_median[t], market.price_sigma, ctr, market.cvr[t],
+        market.aov[t], market.saturation, np.asarray(bids_cpm, dtype=float),
     )
 
 
