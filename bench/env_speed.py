@@ -1,0 +1,119 @@
+"""Environment speed: ``AdMarketEnv`` steps per second with random bids.
+
+Measures the environment class itself on one core (no vector wrapper, no policy): for each
+arm count it builds a scenario of ``ceil(arms / 5)`` products on all five channels, gives
+it a budget no bid can exhaust so that episodes end on the horizon rather than on spend,
+and steps it with uniformly random normalised bids. Episode resets (which draw a new
+market) happen inside the timed loop, so their cost is counted. Random actions are drawn
+in advance, in one block, so the figure is the environment's and not the action
+sampler's. The figure reported is the median over several repeats.
+
+Usage::
+
+    python bench/env_speed.py --json bench/results/env_speed.json
+
+The JSON file holds ``{"rows": [{"arms": N, "steps_per_s": X}, ...], "machine": {...}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Runnable as a plain script from a checkout: put the repository root on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from envs.market_env import AdMarketEnv  # noqa: E402
+from envs.presets import CHANNELS, make_arm  # noqa: E402
+from envs.scenario import Product, Scenario  # noqa: E402
+
+ARM_COUNTS: tuple[int, ...] = (10, 25, 100)
+#: Large enough that no hour of random bids can spend it: episodes run the full horizon.
+UNREACHABLE_BUDGET = 1e15
+
+
+def bench_scenario(n_arms: int) -> Scenario:
+    """A one-day scenario with exactly ``n_arms`` arms over all five channels."""
+    channels = list(CHANNELS)
+    n_products = math.ceil(n_arms / len(channels))
+    products = tuple(Product(f"product-{i}", aov=120.0 + 10.0 * i) for i in range(n_products))
+    arms = tuple(make_arm(p.name, c) for p in products for c in channels)[:n_arms]
+    return Scenario(
+        name=f"bench-{n_arms}",
+        budget=UNREACHABLE_BUDGET,
+        roi_target=3.0,
+        products=products,
+        channels=tuple(CHANNELS.values()),
+        arms=arms,
+        description="environment speed benchmark",
+    )
+
+
+def steps_per_second(n_arms: int, steps: int, seed: int) -> float:
+    """Time ``steps`` environment steps (resets included) with random bids."""
+    env = AdMarketEnv(bench_scenario(n_arms))
+    actions = np.random.default_rng(seed).uniform(-1.0, 1.0, (steps, n_arms)).astype(np.float32)
+    env.reset(seed=seed)
+    start = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - start
+    return steps / elapsed
+
+
+def machine_info() -> dict[str, object]:
+    """Enough about the machine to read the figures against."""
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, help="write the rows here as JSON")
+    parser.add_argument("--steps", type=int, default=20_000, help="steps per repeat")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats per arm count")
+    parser.add_argument(
+        "--arms", type=int, nargs="+", default=list(ARM_COUNTS), help="arm counts to measure"
+    )
+    args = parser.parse_args(argv)
+
+    # A short warm-up so the first arm count does not pay for imports and caches.
+    steps_per_second(args.arms[0], 2_000, seed=0)
+    rows = []
+    print(f"{'arms':>5} {'steps/s (median)':>17} {'min':>9} {'max':>9}")
+    for n_arms in args.arms:
+        runs = [steps_per_second(n_arms, args.steps, seed) for seed in range(args.repeats)]
+        median = statistics.median(runs)
+        rows.append({"arms": n_arms, "steps_per_s": round(median, 1)})
+        print(f"{n_arms:>5} {median:>17,.0f} {min(runs):>9,.0f} {max(runs):>9,.0f}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "rows": rows,
+            "steps_per_repeat": args.steps,
+            "repeats": args.repeats,
+            "machine": machine_info(),
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
