@@ -49,7 +49,8 @@ def _sample_shock(rng: np.random.Generator, horizon: int, products: list[str],
                   channels: list[str], ranges: SamplerRanges) -> Shock:
     kinds = [k for k in SHOCK_KINDS if k != "traffic_shift" or len(channels) > 1]
     kind = str(rng.choice(kinds))
-    start = int(rng.integers(1, max(2, horizon - 2)))
+    # Clamped so that a one-hour campaign still gets a shock inside its horizon.
+    start = min(int(rng.integers(1, max(2, horizon - 2))), horizon - 1)
     strength = float(rng.uniform(*ranges.shock_factor))
     channel = str(rng.choice(channels)) if rng.random() < 0.6 else None
     product = str(rng.choice(products)) if rng.random() < 0.4 else None
