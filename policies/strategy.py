@@ -89,3 +89,4 @@ def _load_builtin_strategies() -> None:
     # Imported for their registration side effect; late so that importing this module
     # stays cheap and free of cycles.
     import policies.baselines  # noqa: F401
+    import policies.mpc_strategy  # noqa: F401

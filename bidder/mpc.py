@@ -1,0 +1,330 @@
+"""The MPC bidder: a plan and forecasts in, per-arm bids under the budget and ROI target out.
+
+Every hour it solves one linear program over the rest of the campaign (``docs/bidder.md``):
+
+    maximise    sum_n w_n s_n - penalty * slack
+    subject to  lower_n <= s_n <= upper_n                      (pieces, bid-change limit)
+                sum_n s_n <= remaining budget                  (hard)
+                sum_n (r_n - R') s_n + slack >= R' S - G        (ROI target, soft)
+                slack >= 0
+
+where ``s_n`` is the planned spend on piece ``n`` of an arm's piecewise-linear GMV(spend)
+curve in a planning period, ``r_n`` the piece's predicted marginal ROI, ``w_n = r_n``
+shaped by the plan, ``R'`` the ROI target with its safety margin and ``S``, ``G`` the
+spend and GMV realised so far. The problem is compiled once (DPP) and re-solved with new
+Parameter values; only the first hour is applied, by inverting each arm's spend(bid) curve.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+
+from bidder.plan import Plan
+from bidder.response import PiecewiseCurves, build_curves, period_sizes, spend_to_bid
+from envs.market import EpisodeMarket, creative_wear, expected_response
+
+#: Solver statuses whose solution is used.
+_USABLE = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+
+
+@dataclass(frozen=True)
+class MPCConfig:
+    """Settings of :class:`MPCBidder`.
+
+    Attributes:
+        n_pieces: pieces per arm and planning period in the GMV(spend) curves.
+        roi_safety: the bidder's own relative ROI margin (the plan's is added).
+        max_bid_change: an arm's bid may move by at most this factor from one hour to
+            the next (once it has a bid).
+        slack_penalty: objective cost of one unit of ROI shortfall (scaled GMV); large,
+            so the ROI target is given up only when it cannot be met.
+        solvers: cvxpy solvers tried in order; then the conservative rule.
+        blocks: group distant hours into blocks of doubling length (1, 1, 2, 4, ...);
+            false plans every hour separately (larger, slower, slightly more exact).
+    """
+
+    n_pieces: int = 8
+    roi_safety: float = 0.03
+    max_bid_change: float = 3.0
+    slack_penalty: float = 50.0
+    solvers: tuple[str, ...] = ("HIGHS", "CLARABEL")
+    blocks: bool = True
+
+
+@dataclass(frozen=True)
+class CampaignState:
+    """What the campaign knows at the start of an hour.
+
+    Attributes:
+        budget, roi_target: the advertiser's settings.
+        spent, gmv: realised so far (currency).
+        previous_bids: last hour's bids in CPM (``None`` before the first hour).
+        bid_cap: the highest bid allowed per arm (CPM).
+        exposure: cumulative impressions per arm (creative wear).
+    """
+
+    budget: float
+    roi_target: float
+    spent: float
+    gmv: float
+    bid_cap: np.ndarray
+    previous_bids: np.ndarray | None = None
+    exposure: np.ndarray | None = None
+
+    @property
+    def remaining_budget(self) -> float:
+        return max(self.budget - self.spent, 0.0)
+
+
+@dataclass
+class Decision:
+    """One hour's bids and why.
+
+    Attributes:
+        bids_cpm: the bid per arm (CPM).
+        planned_spend, predicted_gmv: expected spend and GMV of this hour per arm.
+        plan_spend, plan_gmv: planned spend and predicted GMV over the rest of the campaign.
+        predicted_roi: predicted ROI of the whole campaign if the plan is followed.
+        budget_dual: marginal (plan-shaped) GMV of one more unit of budget.
+        roi_dual: shadow price of the ROI constraint; ``roi_binding`` whether it binds.
+        roi_slack: ROI shortfall the plan accepts, in GMV currency units (0 = met).
+        best_reachable_roi: the best campaign ROI any allocation reaches (set when the
+            target cannot be met, else ``None``).
+        solver: the solver that produced the plan, or ``"fallback"``.
+        fallback: why the conservative rule was used (``None`` when it was not).
+        solve_ms: wall time of the decision.
+    """
+
+    bids_cpm: np.ndarray
+    planned_spend: np.ndarray
+    predicted_gmv: np.ndarray
+    plan_spend: float
+    plan_gmv: float
+    predicted_roi: float
+    budget_dual: float
+    roi_dual: float
+    roi_binding: bool
+    roi_slack: float
+    best_reachable_roi: float | None
+    solver: str
+    fallback: str | None = None
+    solve_ms: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def explain(self) -> str:
+        """One paragraph a marketer can read."""
+        parts = [
+            f"plans {self.plan_spend:,.0f} more spend for {self.plan_gmv:,.0f} GMV "
+            f"(campaign ROI {self.predicted_roi:.2f})",
+            f"one more unit of budget is worth {self.budget_dual:.2f} GMV",
+        ]
+        if self.roi_slack > 0:
+            parts.append(f"the ROI target cannot be met: best reachable ROI "
+                         f"{self.best_reachable_roi:.2f}")
+        elif self.roi_binding:
+            parts.append(f"the ROI target binds (shadow price {self.roi_dual:.2f})")
+        else:
+            parts.append("the ROI target does not bind")
+        if self.fallback:
+            parts.append(f"conservative fallback used ({self.fallback})")
+        return "; ".join(parts) + "."
+
+
+class MPCBidder:
+    """The hourly MPC bidder for one campaign shape (number of arms and hours).
+
+    The cvxpy problem is built once in ``__init__`` and re-solved by :meth:`decide`.
+    """
+
+    def __init__(self, n_arms: int, horizon: int, config: MPCConfig | None = None):
+        self.config = config or MPCConfig()
+        self.n_arms, self.horizon = n_arms, horizon
+        self.n_periods = len(period_sizes(horizon, self.config.blocks))
+        self.shape = (n_arms, self.n_periods, self.config.n_pieces)
+        size = int(np.prod(self.shape))
+        self.spend = cp.Variable(size, name="planned_spend")
+        self.slack = cp.Variable(nonneg=True, name="roi_slack")
+        self.value = cp.Parameter(size, name="shaped_value")
+        self.roi_coef = cp.Parameter(size, name="roi_coefficient")
+        self.lower = cp.Parameter(size, nonneg=True, name="lower")
+        self.upper = cp.Parameter(size, nonneg=True, name="upper")
+        self.budget = cp.Parameter(nonneg=True, name="remaining_budget")
+        self.roi_rhs = cp.Parameter(name="roi_rhs")
+        self.budget_constraint = cp.sum(self.spend) <= self.budget
+        self.roi_constraint = self.roi_coef @ self.spend + self.slack >= self.roi_rhs
+        self.problem = cp.Problem(
+            cp.Maximize(self.value @ self.spend - self.config.slack_penalty * self.slack),
+            [self.spend >= self.lower, self.spend <= self.upper,
+             self.budget_constraint, self.roi_constraint],
+        )
+        assert self.problem.is_dpp()
+        # One Problem per solver: switching solvers on one Problem recompiles it.
+        self._problems = {self.config.solvers[0]: self.problem}
+
+    # -- the problem's data ---------------------------------------------------------------
+    def _first_hour_bounds(self, forecast: EpisodeMarket, state: CampaignState,
+                           curves: PiecewiseCurves) -> tuple[np.ndarray, np.ndarray]:
+        """Spend bounds of the current hour implied by the bid-change limit."""
+        total = curves.hour0_spend[:, -1]
+        if state.previous_bids is None:
+            return np.zeros(self.n_arms), total
+        factor = self.config.max_bid_change
+        bids = np.stack([state.previous_bids / factor,
+                         np.minimum(state.previous_bids * factor, state.bid_cap)])
+        wear = 1.0 if state.exposure is None else creative_wear(forecast, state.exposure)
+        out = expected_response(forecast.traffic[0], forecast.price_median[0],
+                                forecast.price_sigma, forecast.ctr[0] * wear, forecast.cvr[0],
+                                forecast.aov[0], forecast.saturation, bids)
+        return np.minimum(out.spend[0], total), np.minimum(out.spend[1], total)
+
+    @staticmethod
+    def _fill(widths: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        """Per-piece spend that fills each arm's pieces in order up to ``amount``."""
+        before = np.cumsum(widths, axis=-1) - widths
+        return np.clip(amount[:, None] - before, 0.0, widths)
+
+    def _data(self, forecast: EpisodeMarket, state: CampaignState, plan: Plan):
+        cfg = self.config
+        curves = build_curves(forecast, state.bid_cap, cfg.n_pieces, self.n_periods,
+                              state.exposure, cfg.blocks)
+        low0, high0 = self._first_hour_bounds(forecast, state, curves)
+        upper = curves.widths.copy()
+        lower = np.zeros_like(upper)
+        upper[:, 0, :] = self._fill(upper[:, 0, :], high0)
+        lower[:, 0, :] = self._fill(curves.widths[:, 0, :], low0)
+        remaining = state.remaining_budget
+        if lower.sum() > remaining:  # never let the bid-change limit force overspending
+            lower *= remaining / lower.sum() * (1.0 - 1e-9)
+        target = state.roi_target * (1.0 + cfg.roi_safety + plan.roi_margin)
+        shaped = curves.slopes * plan.tilt_vector(self.n_arms)[:, None, None]
+        shaped[:, 0, :] *= 2.0 ** plan.pacing
+        return curves, lower, upper, shaped, target
+
+    # -- decisions ------------------------------------------------------------------------
+    def decide(self, forecast: EpisodeMarket, state: CampaignState,
+               plan: Plan | None = None) -> Decision:
+        """Bids for the current hour (row 0 of ``forecast``)."""
+        started = time.perf_counter()
+        plan = plan or Plan.neutral()
+        curves, lower, upper, shaped, target = self._data(forecast, state, plan)
+        remaining = state.remaining_budget
+        # Scale money by the remaining budget so the solver sees numbers near 1.
+        scale = max(remaining, 1e-9 * state.budget, 1e-9)
+        self.value.value = shaped.ravel()
+        self.roi_coef.value = (curves.slopes - target).ravel()
+        self.lower.value = lower.ravel() / scale
+        self.upper.value = np.maximum(upper, lower).ravel() / scale
+        self.budget.value = remaining / scale
+        self.roi_rhs.value = (target * state.spent - state.gmv) / scale
+
+        solution, solver, failure = None, "fallback", None
+        for name in self.config.solvers:
+            try:
+                problem = self._problem_for(name)
+                problem.solve(solver=name, enforce_dpp=True)
+                if problem.status in _USABLE and self.spend.value is not None:
+                    solution, solver = np.asarray(self.spend.value) * scale, name
+                    break
+                failure = f"{name}: {problem.status}"
+            except (cp.SolverError, ValueError, ArithmeticError) as err:
+                failure = f"{name}: {type(err).__name__}"
+        if solution is None:
+            solution = self._conservative(curves, lower, upper, state, target).ravel()
+            budget_dual = roi_dual = 0.0
+        else:
+            # The Problems share their constraint objects, which hold the latest duals.
+            budget_dual = float(self.budget_constraint.dual_value or 0.0)
+            roi_dual = float(self.roi_constraint.dual_value or 0.0)
+            failure = None
+        planned = self._safe(solution.reshape(self.shape), lower, upper, remaining)
+        return self._decision(curves, planned, state, target, solver, failure,
+                              budget_dual, roi_dual, started)
+
+    def _problem_for(self, solver: str) -> cp.Problem:
+        if solver not in self._problems:
+            self._problems[solver] = cp.Problem(self.problem.objective, self.problem.constraints)
+        return self._problems[solver]
+
+    @staticmethod
+    def _safe(planned: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+              remaining: float) -> np.ndarray:
+        """Clip a solver's answer to its bounds and the budget (solvers have tolerances)."""
+        planned = np.clip(planned, 0.0, np.maximum(upper, lower))
+        total = planned.sum()
+        if total > remaining:
+            planned *= remaining / total * (1.0 - 1e-12)
+        return planned
+
+    def _conservative(self, curves: PiecewiseCurves, lower: np.ndarray, upper: np.ndarray,
+                      state: CampaignState, target: float) -> np.ndarray:
+        """The rule used when every solver fails: spend this hour at most an even share of
+        the remaining budget, only on pieces whose predicted marginal ROI meets the target,
+        best first. It cannot overspend and cannot knowingly miss the ROI target."""
+        hours_left = max(int(np.count_nonzero(curves.widths.sum(axis=(0, 2)) > 0)), 1)
+        allowance = state.remaining_budget / max(hours_left, 1)
+        planned = np.zeros_like(upper)
+        first = np.where(curves.slopes[:, 0, :] >= target, upper[:, 0, :], 0.0)
+        order = np.argsort(-curves.slopes[:, 0, :], axis=None)
+        flat = first.ravel()
+        taken = np.minimum(flat[order], np.maximum(allowance - np.cumsum(flat[order]) + flat[order], 0))
+        out = np.zeros_like(flat)
+        out[order] = taken
+        planned[:, 0, :] = out.reshape(first.shape)
+        return planned
+
+    def _decision(self, curves, planned, state, target, solver, failure, budget_dual,
+                  roi_dual, started) -> Decision:
+        hour0 = planned[:, 0, :].sum(axis=1)
+        bids = np.minimum(spend_to_bid(curves, hour0), state.bid_cap)
+        grid_spend, grid_gmv = curves.hour0_spend, curves.hour0_gmv
+        predicted_gmv = np.array([np.interp(s, grid_spend[k], grid_gmv[k])
+                                  for k, s in enumerate(hour0)])
+        plan_spend = float(planned.sum())
+        plan_gmv = float((planned * curves.slopes).sum())
+        total_spend = state.spent + plan_spend
+        predicted_roi = (state.gmv + plan_gmv) / total_spend if total_spend > 0 else 0.0
+        shortfall = max(target * total_spend - state.gmv - plan_gmv, 0.0)
+        best = None
+        if predicted_roi < state.roi_target * (1 - 1e-6) and total_spend > 0:
+            best = self.best_reachable_roi(curves, state)
+        return Decision(
+            bids_cpm=bids,
+            planned_spend=hour0,
+            predicted_gmv=predicted_gmv,
+            plan_spend=plan_spend,
+            plan_gmv=plan_gmv,
+            predicted_roi=predicted_roi,
+            budget_dual=budget_dual,
+            roi_dual=roi_dual,
+            roi_binding=roi_dual > 1e-6 or shortfall > 1e-6 * max(state.budget, 1.0),
+            roi_slack=shortfall if predicted_roi < target * (1 - 1e-6) else 0.0,
+            best_reachable_roi=best,
+            solver=solver,
+            fallback=failure,
+            solve_ms=(time.perf_counter() - started) * 1e3,
+        )
+
+    @staticmethod
+    def best_reachable_roi(curves: PiecewiseCurves, state: CampaignState) -> float:
+        """The best campaign ROI any further spending within the budget can reach."""
+        slopes, widths = curves.slopes.ravel(), curves.widths.ravel()
+        order = np.argsort(-slopes)
+        spend = np.cumsum(widths[order])
+        gmv = np.cumsum(widths[order] * slopes[order])
+        within = spend <= state.remaining_budget
+        total_spend = np.concatenate([[state.spent], state.spent + spend[within]])
+        total_gmv = np.concatenate([[state.gmv], state.gmv + gmv[within]])
+        if not within.all():
+            # Part of the next piece fits: its ROI is between the neighbours', include it.
+            total_spend = np.append(total_spend, state.spent + state.remaining_budget)
+            partial = state.remaining_budget - (spend[within][-1] if within.any() else 0.0)
+            last_gmv = total_gmv[-1] + partial * slopes[order][int(within.sum())]
+            total_gmv = np.append(total_gmv, last_gmv)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            roi = np.where(total_spend > 0, total_gmv / total_spend, 0.0)
+        return float(roi.max()) if roi.size else math.nan

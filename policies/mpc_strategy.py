@@ -1,0 +1,107 @@
+"""Strategies built on the MPC bidder: MPC alone (neutral plan) and the clairvoyant oracle."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from bidder.exact import exact_plan
+from bidder.forecast import Forecaster
+from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
+from bidder.plan import Plan
+from bidder.response import spend_to_bid
+from envs import AdMarketEnv
+from envs.market import EpisodeMarket, build_episode
+from envs.market_env import BID_LOG_RANGE
+from policies.strategy import Strategy, register_strategy
+
+
+class _MPCBase(Strategy):
+    """Shared bookkeeping: campaign state, the bidder, the decisions taken."""
+
+    def __init__(self, config: MPCConfig | None = None):
+        self.config = config or MPCConfig()
+
+    def reset(self, env: AdMarketEnv) -> None:
+        super().reset(env)
+        self.bidder = MPCBidder(env.n_arms, env.horizon, self.config)
+        self.bid_cap = env.price_cpm * np.exp(BID_LOG_RANGE)
+        self.t = 0
+        self.spent = self.gmv = 0.0
+        self.exposure = np.zeros(env.n_arms)
+        self.previous_bids: np.ndarray | None = None
+        self.decisions: list[Decision] = []
+
+    def state(self) -> CampaignState:
+        return CampaignState(
+            budget=self.env.budget, roi_target=self.env.roi_target, spent=self.spent,
+            gmv=self.gmv, bid_cap=self.bid_cap, previous_bids=self.previous_bids,
+            exposure=self.exposure.copy(),
+        )
+
+    def plan(self, observation: np.ndarray) -> Plan:
+        return Plan.neutral()
+
+    def forecast(self):
+        raise NotImplementedError
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        decision = self.bidder.decide(self.forecast(), self.state(), self.plan(observation))
+        self.decisions.append(decision)
+        self.previous_bids = decision.bids_cpm
+        return decision.bids_cpm
+
+    def observe(self, info: dict[str, Any]) -> None:
+        self.spent += float(np.sum(info["spend"]))
+        self.gmv += float(np.sum(info["gmv"]))
+        self.exposure += info["impressions"]
+        self.t += 1
+
+
+@register_strategy("mpc")
+class MPCStrategy(_MPCBase):
+    """MPC alone: the neutral plan, forecasts learned online from a shock-free prior.
+
+    The prior is the scenario's typical day (its daypart, prices and rates without the
+    scheduled shocks and without noise), what an advertiser knows from past campaigns.
+    """
+
+    def reset(self, env: AdMarketEnv) -> None:
+        super().reset(env)
+        self.forecaster = Forecaster(build_episode(env.scenario.replace(shocks=())))
+
+    def forecast(self):
+        return self.forecaster.forecast(self.t)
+
+    def observe(self, info: dict[str, Any]) -> None:
+        self.forecaster.update(self.t, info["bid_cpm"], info, self.exposure.copy())
+        super().observe(info)
+
+
+@register_strategy("oracle")
+class OracleStrategy(_MPCBase):
+    """The clairvoyant planner: it reads the episode's true market (traffic noise and
+    shocks included), allocates the rest of the budget exactly over every remaining hour
+    to maximise the expected score, and re-plans each hour as outcomes arrive. No real
+    strategy can know as much, so its score is the 100% of ``pct_of_oracle``."""
+
+    def __init__(self, n_pieces: int = 48):
+        super().__init__()
+        self.n_pieces = n_pieces
+
+    def forecast(self) -> EpisodeMarket:
+        market, t = self.env.market, self.t
+        return dataclasses.replace(
+            market, traffic=market.traffic[t:], price_median=market.price_median[t:],
+            ctr=market.ctr[t:], cvr=market.cvr[t:], aov=market.aov[t:],
+            hour_of_day=market.hour_of_day[t:],
+        )
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        plan = exact_plan(self.forecast(), self.bid_cap, self.env.budget - self.spent,
+                          self.env.roi_target, self.spent, self.gmv, self.exposure,
+                          n_pieces=self.n_pieces, objective="score")
+        bids = spend_to_bid(plan.curves, plan.planned[:, 0, :].sum(axis=1))
+        return np.minimum(bids, self.bid_cap)
