@@ -49,11 +49,14 @@ MIN_BASELINE_ORDERS = 20.0
 #: Drops smaller than 10% are not worth a marketer's morning, however significant.
 MIN_LOG_DROP = -math.log(0.9)
 #: A drop must exceed this many standard deviations of the baseline's noise.
-Z_SCORE = 3.0
+Z_SCORE = 3.5
 #: Variance of log GMV per order: 1 + CV^2 of the order value, with CV ~ 0.45.
 ORDER_VALUE_NOISE = 1.2
 #: A unit that spent less than this share of its baseline spend on the date is not judged.
 MIN_SPEND_SHARE = 0.1
+
+#: Causes behind a smaller part of a drop are left out of the ranking (still in the JSON).
+MIN_CAUSE_SHARE = 0.05
 
 #: Cause -> (what it means, the action proposed).
 CAUSES: dict[str, tuple[str, str]] = {
@@ -204,9 +207,22 @@ class Diagnosis:
 
 
 def _unit_dict(unit: UnitResult) -> dict[str, Any]:
-    data = asdict(unit)
+    data = _finite(asdict(unit))
     data["name"] = unit.name
     return data
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no infinity or NaN: they become ``None`` (e.g. an unjudged unit's threshold)."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -272,13 +288,33 @@ def diagnose(
     for product in products:
         members = arms[arms.get_level_values("product") == product]
         if len(members) > 1:
-            units.append(_judge("product", product, None, base_arms.loc[members],
-                                day_arms.loc[members], per_day, len(earlier)))
+            units.append(
+                _judge(
+                    "product",
+                    product,
+                    None,
+                    base_arms.loc[members],
+                    day_arms.loc[members],
+                    per_day,
+                    len(earlier),
+                )
+            )
     for product, channel in arms:
-        members = arms[(arms.get_level_values("product") == product)
-                       & (arms.get_level_values("channel") == channel)]
-        units.append(_judge("arm", product, channel, base_arms.loc[members],
-                            day_arms.loc[members], per_day, len(earlier)))
+        members = arms[
+            (arms.get_level_values("product") == product)
+            & (arms.get_level_values("channel") == channel)
+        ]
+        units.append(
+            _judge(
+                "arm",
+                product,
+                channel,
+                base_arms.loc[members],
+                day_arms.loc[members],
+                per_day,
+                len(earlier),
+            )
+        )
     return Diagnosis(
         date=f"{day:%Y-%m-%d}",
         baseline_dates=[f"{d:%Y-%m-%d}" for d in earlier],
@@ -293,9 +329,13 @@ def _arm_table(rows: pd.DataFrame, has_win_rate: bool) -> pd.DataFrame:
         # Impression-weighted bid: the bid that bought the day's impressions.
         bid_x_impressions=rows["bid"] * rows["impressions"],
         opportunities=(
-            np.where(rows["win_rate"] > 0, rows["impressions"] / rows["win_rate"].where(
-                rows["win_rate"] > 0, 1.0), 0.0)
-            if has_win_rate else rows["impressions"].astype(float)
+            np.where(
+                rows["win_rate"] > 0,
+                rows["impressions"] / rows["win_rate"].where(rows["win_rate"] > 0, 1.0),
+                0.0,
+            )
+            if has_win_rate
+            else rows["impressions"].astype(float)
         ),
         win_rate_known=float(has_win_rate),
     )
@@ -317,16 +357,29 @@ def _judge(
     base_orders, day_orders = base["orders"].sum(), day["orders"].sum()
     base_roi = base["gmv"].sum() / base_spend if base_spend > 0 else 0.0
     roi = day["gmv"].sum() / day_spend if day_spend > 0 else 0.0
-    result = UnitResult(scope=scope, product=product, channel=channel, roi=roi,
-                        baseline_roi=base_roi, change=0.0, log_change=0.0, threshold=math.inf,
-                        dropped=False, judged=False)
+    result = UnitResult(
+        scope=scope,
+        product=product,
+        channel=channel,
+        roi=roi,
+        baseline_roi=base_roi,
+        change=0.0,
+        log_change=0.0,
+        threshold=math.inf,
+        dropped=False,
+        judged=False,
+    )
     if base_orders < MIN_BASELINE_ORDERS:
-        result.note = (f"too little volume to judge: {base_orders:.0f} orders per baseline "
-                       f"day, fewer than {MIN_BASELINE_ORDERS:.0f}")
+        result.note = (
+            f"too little volume to judge: {base_orders:.0f} orders per baseline "
+            f"day, fewer than {MIN_BASELINE_ORDERS:.0f}"
+        )
         return result
     if day_spend < MIN_SPEND_SHARE * base_spend:
-        result.note = (f"spent {day_spend:,.0f} against {base_spend:,.0f} per baseline day: "
-                       "too little to judge its ROI")
+        result.note = (
+            f"spent {day_spend:,.0f} against {base_spend:,.0f} per baseline day: "
+            "too little to judge its ROI"
+        )
         return result
 
     contributions = _decompose(base, day)
@@ -346,8 +399,9 @@ def _judge(
     daily = daily[(daily["spend"] > 0) & (daily["gmv"] > 0)]
     spread = float(np.log(daily["gmv"] / daily["spend"]).std(ddof=1)) if len(daily) > 1 else 0.0
     spread_sigma = spread * math.sqrt(1.0 + 1.0 / n_days)
-    count_sigma = math.sqrt(ORDER_VALUE_NOISE * (1.0 / max(day_orders, 1.0)
-                                                 + 1.0 / (n_days * base_orders)))
+    count_sigma = math.sqrt(
+        ORDER_VALUE_NOISE * (1.0 / max(day_orders, 1.0) + 1.0 / (n_days * base_orders))
+    )
     result.threshold = max(MIN_LOG_DROP, Z_SCORE * max(spread_sigma, count_sigma))
     result.dropped = log_change < -result.threshold
     if result.dropped:
@@ -385,15 +439,22 @@ def _decompose(base: pd.DataFrame, day: pd.DataFrame) -> dict[str, float]:
     aov_fallback = (base["gmv"].sum() + day["gmv"].sum()) / max(total_orders, 1.0)
     f0, f1 = _factors(base, aov_fallback), _factors(day, aov_fallback)
     spend0, spend1 = base["spend"].to_numpy(), day["spend"].to_numpy()
-    active = (spend0 > 0) & (spend1 > 0) & (base["impressions"].to_numpy() > 0) \
+    active = (
+        (spend0 > 0)
+        & (spend1 > 0)
+        & (base["impressions"].to_numpy() > 0)
         & (day["impressions"].to_numpy() > 0)
+    )
     roi0 = np.where(spend0 > 0, f0["ctr"] * f0["cvr"] * f0["aov"] * 1000.0 / f0["cpm"], 0.0)
     roi0 = np.nan_to_num(roi0)
     roi1 = np.where(active, f1["ctr"] * f1["cvr"] * f1["aov"] * 1000.0 / f1["cpm"], roi0)
     roi1 = np.nan_to_num(roi1)
     # An arm that only spent on the date has no baseline ROI; its own ROI stands in.
-    roi1 = np.where((spend0 <= 0) & (spend1 > 0), day["gmv"].to_numpy() / np.where(
-        spend1 > 0, spend1, 1.0), roi1)
+    roi1 = np.where(
+        (spend0 <= 0) & (spend1 > 0),
+        day["gmv"].to_numpy() / np.where(spend1 > 0, spend1, 1.0),
+        roi1,
+    )
     share0, share1 = spend0 / spend0.sum(), spend1 / spend1.sum()
 
     level0 = float(share0 @ roi0)  # baseline ROI
@@ -405,9 +466,11 @@ def _decompose(base: pd.DataFrame, day: pd.DataFrame) -> dict[str, float]:
     changes = {name: np.where(active, np.log(f1[name] / f0[name]), 0.0) for name in f0}
     bid0 = _mean_bid(base)
     bid1 = _mean_bid(day)
-    bid_change = np.where(active & (bid0 > 0) & (bid1 > 0),
-                          np.log(np.where(bid1 > 0, bid1, 1.0) / np.where(bid0 > 0, bid0, 1.0)),
-                          0.0)
+    bid_change = np.where(
+        active & (bid0 > 0) & (bid1 > 0),
+        np.log(np.where(bid1 > 0, bid1, 1.0) / np.where(bid0 > 0, bid0, 1.0)),
+        0.0,
+    )
     price_rise = np.maximum(changes["cpm"], 0.0)
     # The part of a price rise matched by our own bid rising is self-inflicted.
     own = np.minimum(price_rise, np.maximum(bid_change, 0.0))
@@ -433,8 +496,11 @@ def _decompose(base: pd.DataFrame, day: pd.DataFrame) -> dict[str, float]:
 
 def _mean_bid(fig: pd.DataFrame) -> np.ndarray:
     impressions = fig["impressions"].to_numpy()
-    return np.where(impressions > 0, fig["bid_x_impressions"].to_numpy()
-                    / np.where(impressions > 0, impressions, 1.0), 0.0)
+    return np.where(
+        impressions > 0,
+        fig["bid_x_impressions"].to_numpy() / np.where(impressions > 0, impressions, 1.0),
+        0.0,
+    )
 
 
 def _rank_causes(
@@ -442,11 +508,18 @@ def _rank_causes(
 ) -> list[CauseShare]:
     harmful = {cause: value for cause, value in contributions.items() if value < 0}
     total = sum(-value for value in harmful.values())
+    # Causes behind less than MIN_CAUSE_SHARE of the drop are noise; the first is kept.
     ranked = sorted(harmful.items(), key=lambda item: item[1])
+    ranked = ranked[:1] + [item for item in ranked[1:] if -item[1] >= MIN_CAUSE_SHARE * total]
     return [
-        CauseShare(cause=cause, contribution=value, share=-value / total,
-                   explanation=CAUSES[cause][0], evidence=_evidence(cause, base, day),
-                   action=CAUSES[cause][1])
+        CauseShare(
+            cause=cause,
+            contribution=value,
+            share=-value / total,
+            explanation=CAUSES[cause][0],
+            evidence=_evidence(cause, base, day),
+            action=CAUSES[cause][1],
+        )
         for cause, value in ranked
     ]
 
@@ -477,12 +550,16 @@ def _evidence(cause: str, base: pd.DataFrame, day: pd.DataFrame) -> str:
         a = _ratio("spend", "impressions", base, 1000.0)
         b = _ratio("spend", "impressions", day, 1000.0)
         text = f"CPM {a:,.2f} -> {b:,.2f} ({_pct(a, b)})"
-        w0, w1 = _ratio("impressions", "opportunities", base), _ratio(
-            "impressions", "opportunities", day)
+        w0, w1 = (
+            _ratio("impressions", "opportunities", base),
+            _ratio("impressions", "opportunities", day),
+        )
         if base["opportunities"].sum() != base["impressions"].sum():
             text += f", win rate {w0:.0%} -> {w1:.0%}"
-        bid0, bid1 = _ratio("bid_x_impressions", "impressions", base), _ratio(
-            "bid_x_impressions", "impressions", day)
+        bid0, bid1 = (
+            _ratio("bid_x_impressions", "impressions", base),
+            _ratio("bid_x_impressions", "impressions", day),
+        )
         return text + f", bid {bid0:,.2f} -> {bid1:,.2f} ({_pct(bid0, bid1)})"
     # Mix causes: where the traffic (or the spend) went, by channel.
     column = "opportunities" if cause == "traffic_shift" else "spend"
@@ -491,8 +568,11 @@ def _evidence(cause: str, base: pd.DataFrame, day: pd.DataFrame) -> str:
     shares1 = day.groupby(level="channel")[column].sum()
     shares0, shares1 = shares0 / shares0.sum(), shares1 / shares1.sum()
     moves = (shares1 - shares0).sort_values()
-    parts = [f"{channel} {shares0[channel]:.0%} -> {shares1[channel]:.0%}"
-             for channel in moves.index if abs(moves[channel]) >= 0.01]
+    parts = [
+        f"{channel} {shares0[channel]:.0%} -> {shares1[channel]:.0%}"
+        for channel in moves.index
+        if abs(moves[channel]) >= 0.01
+    ]
     return f"{label}: " + (", ".join(parts) if parts else "little change")
 
 
@@ -505,16 +585,21 @@ def format_report(diagnosis: Diagnosis) -> str:
         f"hours {diagnosis.hours[0]}-{diagnosis.hours[-1]}",
     ]
     campaign = diagnosis.units[0]
-    lines.append(f"campaign ROI {campaign.roi:.2f} vs baseline {campaign.baseline_roi:.2f} "
-                 f"({campaign.change:+.0%})")
+    lines.append(
+        f"campaign ROI {campaign.roi:.2f} vs baseline {campaign.baseline_roi:.2f} "
+        f"({campaign.change:+.0%})"
+    )
     drops = diagnosis.drops
     if not drops:
-        lines.append("no significant ROI drop: every change is within the baseline's "
-                     "day-to-day variability")
+        lines.append(
+            "no significant ROI drop: every change is within the baseline's day-to-day variability"
+        )
     for unit in drops:
         lines.append("")
-        lines.append(f"DROP {unit.name}: ROI {unit.roi:.2f} vs {unit.baseline_roi:.2f} "
-                     f"({unit.change:+.0%}; alarm below {math.expm1(-unit.threshold):+.0%})")
+        lines.append(
+            f"DROP {unit.name}: ROI {unit.roi:.2f} vs {unit.baseline_roi:.2f} "
+            f"({unit.change:+.0%}; alarm below {math.expm1(-unit.threshold):+.0%})"
+        )
         for rank, cause in enumerate(unit.causes, start=1):
             lines.append(f"  {rank}. {cause.cause} {cause.share:.0%}: {cause.explanation}")
             lines.append(f"     evidence: {cause.evidence}")

@@ -174,10 +174,18 @@ def _validate(raw: pd.DataFrame, source: str, row_label: RowLabel) -> pd.DataFra
         if name in raw.columns:
             clean[name] = checker.text(name, allow_blank=True)
 
-    checker.not_above(clean, "clicks", "impressions",
-                      "a click needs an impression; check that the columns are not swapped")
-    checker.not_above(clean, "orders", "clicks",
-                      "an attributed order needs a click; check that the columns are not swapped")
+    checker.not_above(
+        clean,
+        "clicks",
+        "impressions",
+        "a click needs an impression; check that the columns are not swapped",
+    )
+    checker.not_above(
+        clean,
+        "orders",
+        "clicks",
+        "an attributed order needs a click; check that the columns are not swapped",
+    )
     checker.unique_keys(clean)
 
     clean.insert(0, "timestamp", clean["date"] + pd.to_timedelta(clean["hour"], unit="h"))
@@ -208,8 +216,9 @@ def _check_columns(raw: pd.DataFrame, source: str) -> None:
 
 
 def _close_name(name: str, candidates: Sequence[str]) -> str | None:
-    lowered = {candidate.lower().replace(" ", "_").replace("-", "_"): candidate
-               for candidate in candidates}
+    lowered = {
+        candidate.lower().replace(" ", "_").replace("-", "_"): candidate for candidate in candidates
+    }
     if name in lowered:
         return lowered[name]
     match = difflib.get_close_matches(name, list(lowered), n=1, cutoff=0.75)
@@ -254,30 +263,50 @@ class _ColumnChecker:
         high_fix: str = "give a share between 0 and 1 (0.35, not 35%)",
     ) -> pd.Series:
         values = self.raw[column]
-        self.fail(self.missing(column), column, lambda v: "missing value (blank or NaN)",
-                  "fill in every row; write 0 for an hour with no activity")
+        self.fail(
+            self.missing(column),
+            column,
+            lambda v: "missing value (blank or NaN)",
+            "fill in every row; write 0 for an hour with no activity",
+        )
         if pd.api.types.is_bool_dtype(values):
-            self.fail(np.ones(len(values), bool), column,
-                      lambda v: f"true/false value {v!r} where a number belongs",
-                      "write plain numbers")
+            self.fail(
+                np.ones(len(values), bool),
+                column,
+                lambda v: f"true/false value {v!r} where a number belongs",
+                "write plain numbers",
+            )
         if pd.api.types.is_numeric_dtype(values):
             numbers = values.astype(np.float64)
         else:
             text = values.astype(str).str.strip()
             numbers = pd.to_numeric(text, errors="coerce").astype(np.float64)
-            self.fail(numbers.isna().to_numpy(), column,
-                      lambda v: f"{v!r} is not a number",
-                      "write plain numbers such as 1250 or 33.5, without units or "
-                      "thousands separators")
+            self.fail(
+                numbers.isna().to_numpy(),
+                column,
+                lambda v: f"{v!r} is not a number",
+                "write plain numbers such as 1250 or 33.5, without units or thousands separators",
+            )
         array = numbers.to_numpy()
-        self.fail(~np.isfinite(array), column, lambda v: f"{v!r} is not a finite number",
-                  "write a finite number")
-        self.fail(array < 0, column, lambda v: f"negative value {v!r}",
-                  "counts and amounts are never negative; fix the export or drop the row")
+        self.fail(
+            ~np.isfinite(array),
+            column,
+            lambda v: f"{v!r} is not a finite number",
+            "write a finite number",
+        )
+        self.fail(
+            array < 0,
+            column,
+            lambda v: f"negative value {v!r}",
+            "counts and amounts are never negative; fix the export or drop the row",
+        )
         if whole:
-            self.fail(array != np.round(array), column,
-                      lambda v: f"{v!r} is not a whole number",
-                      "counts are whole numbers; do not average or scale them")
+            self.fail(
+                array != np.round(array),
+                column,
+                lambda v: f"{v!r} is not a whole number",
+                "counts are whole numbers; do not average or scale them",
+            )
         if np.isfinite(high):
             self.fail(array > high, column, lambda v: f"{v!r} is above {high:g}", high_fix)
         return numbers
@@ -286,8 +315,7 @@ class _ColumnChecker:
         values = self.raw[column]
         blank = self.missing(column)
         if not allow_blank:
-            self.fail(blank, column, lambda v: "missing value",
-                      f"give every row its {column} name")
+            self.fail(blank, column, lambda v: "missing value", f"give every row its {column} name")
         text = values.astype(str).str.strip()
         return text.where(~blank, "").astype(object)
 
@@ -307,46 +335,68 @@ class _ColumnChecker:
         """``date`` (midnight) and ``hour`` from date and hour, or from timestamp."""
         if {"date", "hour"} <= set(self.raw.columns):
             date = self._date()
-            hour = self.number("hour", whole=True, high=23.0,
-                               high_fix="hours of the day run from 0 to 23")
+            hour = self.number(
+                "hour", whole=True, high=23.0, high_fix="hours of the day run from 0 to 23"
+            )
             return date, hour.astype(np.int64)
         stamp = self._timestamp()
         return stamp.dt.normalize(), stamp.dt.hour.astype(np.int64)
 
     def _date(self) -> pd.Series:
         values = self.raw["date"]
-        self.fail(self.missing("date"), "date", lambda v: "missing date",
-                  "give every row its date as YYYY-MM-DD")
+        self.fail(
+            self.missing("date"),
+            "date",
+            lambda v: "missing date",
+            "give every row its date as YYYY-MM-DD",
+        )
         if pd.api.types.is_datetime64_any_dtype(values):
             dates = values.dt.tz_localize(None) if values.dt.tz is not None else values
-            self.fail((dates != dates.dt.normalize()).to_numpy(), "date",
-                      lambda v: f"{v!r} has a time of day",
-                      "put the hour in the 'hour' column and the bare date here")
+            self.fail(
+                (dates != dates.dt.normalize()).to_numpy(),
+                "date",
+                lambda v: f"{v!r} has a time of day",
+                "put the hour in the 'hour' column and the bare date here",
+            )
             return dates.astype("datetime64[ns]")
         text = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else str(v).strip())
         dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-        self.fail(dates.isna().to_numpy(), "date", lambda v: f"{v!r} is not a date",
-                  "write dates as YYYY-MM-DD, e.g. 2026-01-05")
+        self.fail(
+            dates.isna().to_numpy(),
+            "date",
+            lambda v: f"{v!r} is not a date",
+            "write dates as YYYY-MM-DD, e.g. 2026-01-05",
+        )
         return dates.astype("datetime64[ns]")
 
     def _timestamp(self) -> pd.Series:
         values = self.raw["timestamp"]
-        self.fail(self.missing("timestamp"), "timestamp", lambda v: "missing timestamp",
-                  "give every row the start of its hour, e.g. 2026-01-05 13:00")
+        self.fail(
+            self.missing("timestamp"),
+            "timestamp",
+            lambda v: "missing timestamp",
+            "give every row the start of its hour, e.g. 2026-01-05 13:00",
+        )
         if pd.api.types.is_datetime64_any_dtype(values):
             stamps = values
         else:
             text = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else str(v).strip())
             stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
-            self.fail(stamps.isna().to_numpy(), "timestamp",
-                      lambda v: f"{v!r} is not a timestamp",
-                      "write the start of the hour as YYYY-MM-DD HH:00")
+            self.fail(
+                stamps.isna().to_numpy(),
+                "timestamp",
+                lambda v: f"{v!r} is not a timestamp",
+                "write the start of the hour as YYYY-MM-DD HH:00",
+            )
         if stamps.dt.tz is not None:
             # Local wall-clock hours are what dayparts follow; drop the zone, keep the clock.
             stamps = stamps.dt.tz_localize(None)
-        self.fail((stamps != stamps.dt.floor("h")).to_numpy(), "timestamp",
-                  lambda v: f"{v!r} is not the start of an hour",
-                  "one row covers one whole hour; write its start, e.g. 2026-01-05 13:00")
+        self.fail(
+            (stamps != stamps.dt.floor("h")).to_numpy(),
+            "timestamp",
+            lambda v: f"{v!r} is not the start of an hour",
+            "one row covers one whole hour; write its start, e.g. 2026-01-05 13:00",
+        )
         return stamps.astype("datetime64[ns]")
 
     def not_above(self, clean: pd.DataFrame, column: str, limit: str, fix: str) -> None:
@@ -354,10 +404,15 @@ class _ColumnChecker:
         positions = np.flatnonzero(over)
         if positions.size:
             first = int(positions[0])
-            self.fail(over, column,
-                      lambda v: f"{clean[column].iloc[first]} {column} exceed "
-                                f"{clean[limit].iloc[first]} {limit}",
-                      fix)
+            self.fail(
+                over,
+                column,
+                lambda v: (
+                    f"{clean[column].iloc[first]} {column} exceed "
+                    f"{clean[limit].iloc[first]} {limit}"
+                ),
+                fix,
+            )
 
     def unique_keys(self, clean: pd.DataFrame) -> None:
         repeated = clean.duplicated(list(KEY_COLUMNS), keep=False).to_numpy()
@@ -431,21 +486,23 @@ def episode_to_logs(
     def per_row(name: str) -> np.ndarray:
         return np.asarray(trace[name]).reshape(-1)
 
-    return pd.DataFrame({
-        "date": date.isoformat(),
-        "hour": np.repeat(np.asarray(hour_of_day, dtype=np.int64), n_arms),
-        "product": np.tile([arm.product for arm in arms], hours),
-        "channel": np.tile([arm.channel for arm in arms], hours),
-        "impressions": per_row("impressions").astype(np.int64),
-        "clicks": per_row("clicks").astype(np.int64),
-        "orders": per_row("orders").astype(np.int64),
-        "spend": np.round(per_row("spend"), 2),
-        "gmv": np.round(per_row("gmv"), 2),
-        "bid": np.round(per_row("bid_cpm"), 4),
-        "win_rate": np.round(per_row("win_rate"), 6),
-        "clearing_cpm": np.round(per_row("clearing_cpm"), 4),
-        "creative_type": np.tile([arm.creative for arm in arms], hours),
-    })
+    return pd.DataFrame(
+        {
+            "date": date.isoformat(),
+            "hour": np.repeat(np.asarray(hour_of_day, dtype=np.int64), n_arms),
+            "product": np.tile([arm.product for arm in arms], hours),
+            "channel": np.tile([arm.channel for arm in arms], hours),
+            "impressions": per_row("impressions").astype(np.int64),
+            "clicks": per_row("clicks").astype(np.int64),
+            "orders": per_row("orders").astype(np.int64),
+            "spend": np.round(per_row("spend"), 2),
+            "gmv": np.round(per_row("gmv"), 2),
+            "bid": np.round(per_row("bid_cpm"), 4),
+            "win_rate": np.round(per_row("win_rate"), 6),
+            "clearing_cpm": np.round(per_row("clearing_cpm"), 4),
+            "creative_type": np.tile([arm.creative for arm in arms], hours),
+        }
+    )
 
 
 __all__ = [

@@ -1,0 +1,183 @@
+"""Hourly performance logs from the simulator, where the true market is known.
+
+This is how the nightly job (``recommend``, ``diagnose``) is tested, and how a user tries
+it before feeding real data: play a strategy in a scenario for several days and write the
+hourly rows a real ad platform would export (``docs/logs.md``).
+
+Multi-day rule (also in ``docs/logs.md``):
+
+* The scenario's ``budget`` is the **daily** budget. Every day is one episode of
+  :class:`~envs.AdMarketEnv` from 00:00 to 23:00, so a strategy starts each day with the
+  full daily budget.
+* Day ``d`` (0-based) covers campaign hours ``24 d`` to ``24 d + 23`` and falls on weekday
+  ``(start_weekday + d) % 7``; the weekday factors of the scenario apply.
+* A one-day scenario (``horizon_hours = 24``) is a typical day: it is replayed every day,
+  its shocks included.
+* A scenario with ``horizon_hours = 24 D`` is a D-day campaign whose shocks sit on
+  campaign hours: each day receives the part of every shock that falls within it, so a
+  shock on day 13 only (hours 312 to 335) is expressible. A shock that runs past midnight
+  continues the next day; a ramp that crosses midnight starts again with the ramp hours
+  it has left (an approximation, because one day's scenario cannot start a ramp midway).
+* Day ``d`` is seeded from ``(seed, d)``: a seed fixes the whole history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bidder.logs import LogError, episode_to_logs, validate_logs
+from envs.errors import InputError
+from envs.market_env import resolve_scenario
+from envs.scenario import Scenario, Shock
+from policies.evaluate import run_episode
+from policies.strategy import make_strategy
+
+HOURS_PER_DAY = 24
+#: Longest simulated history: a year of hourly rows is already ~9,000 rows per arm.
+MAX_DAYS = 366
+#: Default first date when none is given: the first day of 2026 that falls on the
+#: scenario's start weekday (2026-01-05 is a Monday).
+DEFAULT_FIRST_MONDAY = dt.date(2026, 1, 5)
+
+
+class SimulationError(InputError):
+    """A simulation request that cannot be played (days, dates, scenario shape)."""
+
+
+def campaign_days(scenario: Scenario) -> int:
+    """Number of days a scenario's own horizon covers (1 for a one-day scenario).
+
+    Raises:
+        SimulationError: the horizon is not a whole number of days, or the scenario does
+            not start at midnight.
+    """
+    if scenario.horizon_hours % HOURS_PER_DAY:
+        raise SimulationError(
+            f"scenario {scenario.name!r}: horizon_hours = {scenario.horizon_hours} is not a "
+            "whole number of days; simulate plays whole days, set it to 24 or a multiple of 24"
+        )
+    if scenario.start_hour != 0:
+        raise SimulationError(
+            f"scenario {scenario.name!r}: start_hour = {scenario.start_hour}; simulated days "
+            "run from 00:00, set start_hour = 0 and place shocks on campaign hours"
+        )
+    return scenario.horizon_hours // HOURS_PER_DAY
+
+
+def _slice_shock(shock: Shock, day: int) -> Shock | None:
+    """The part of a campaign-hour shock that falls on ``day``, in that day's hours."""
+    day_start = day * HOURS_PER_DAY
+    day_end = day_start + HOURS_PER_DAY
+    shock_end = day_end if shock.end_hour is None else shock.end_hour
+    if shock.start_hour >= day_end or shock_end <= day_start:
+        return None
+    start = max(shock.start_hour, day_start) - day_start
+    end = min(shock_end, day_end) - day_start
+    # Hours of ramp already behind us at midnight are not replayed.
+    ramp_done = max(0, day_start - shock.start_hour)
+    return dataclasses.replace(
+        shock,
+        start_hour=start,
+        end_hour=None if end == HOURS_PER_DAY else end,
+        ramp_hours=max(0, shock.ramp_hours - ramp_done),
+    )
+
+
+def day_scenario(scenario: Scenario, day: int) -> Scenario:
+    """The one-day scenario of campaign day ``day`` (0-based), following the module's rule."""
+    n_days = campaign_days(scenario)
+    if n_days == 1:
+        shocks = scenario.shocks
+    else:
+        sliced = (_slice_shock(shock, day) for shock in scenario.shocks)
+        shocks = tuple(shock for shock in sliced if shock is not None)
+    return scenario.replace(
+        horizon_hours=HOURS_PER_DAY,
+        shocks=shocks,
+        start_weekday=(scenario.start_weekday + day) % 7,
+    )
+
+
+def _day_seed(seed: int, day: int) -> int:
+    # Independent streams per day, yet one seed fixes the whole history.
+    return int(np.random.SeedSequence([seed, day]).generate_state(1)[0])
+
+
+def default_start_date(scenario: Scenario) -> dt.date:
+    """The first date on or after 2026-01-05 that falls on the scenario's start weekday."""
+    return DEFAULT_FIRST_MONDAY + dt.timedelta(days=scenario.start_weekday)
+
+
+def simulate_logs(
+    scenario: Scenario | str,
+    strategy_name: str,
+    days: int,
+    seed: int,
+    start_date: dt.date | None = None,
+    strategy_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Play ``strategy_name`` for ``days`` days of ``scenario`` and return the hourly logs.
+
+    Args:
+        scenario: a Scenario, a preset name or a path to a scenario TOML file; its
+            ``budget`` is the daily budget.
+        strategy_name: a registered strategy (``even``, ...); one instance plays every day,
+            so a strategy that learns from earlier days may do so.
+        days: number of days to simulate (1 to 366); at most the scenario's own number of
+            days when its horizon covers several.
+        seed: fixes the market of every day.
+        start_date: date of the first day. Its weekday overrides the scenario's
+            ``start_weekday``. Default: the first date on or after 2026-01-05 that falls
+            on the scenario's start weekday.
+        strategy_options: keyword arguments for the strategy's constructor (for example
+            ``{"bid_multiplier": 2.0}`` for ``even``).
+
+    Returns:
+        A validated log frame (``bidder.logs.validate_logs``), one row per hour, product
+        and channel.
+
+    Raises:
+        SimulationError: bad ``days``, or a scenario whose shape cannot be played by day.
+        InputError: an unknown scenario or strategy (its own subclass).
+    """
+    scenario = resolve_scenario(scenario)
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise SimulationError(
+            f"days = {days!r}: give a whole number of days between 1 and {MAX_DAYS}"
+        )
+    n_days = campaign_days(scenario)
+    if n_days > 1 and days > n_days:
+        raise SimulationError(
+            f"days = {days}: scenario {scenario.name!r} covers {n_days} days "
+            f"(horizon_hours = {scenario.horizon_hours}); ask for at most {n_days} days or "
+            "lengthen horizon_hours"
+        )
+    if start_date is None:
+        start_date = default_start_date(scenario)
+    else:
+        scenario = scenario.replace(start_weekday=start_date.weekday())
+
+    strategy = make_strategy(strategy_name, **dict(strategy_options or {}))
+    frames = []
+    for day in range(days):
+        one_day = day_scenario(scenario, day)
+        result = run_episode(strategy, one_day, _day_seed(seed, day))
+        frames.append(
+            episode_to_logs(
+                trace=result.trace,
+                hour_of_day=result.hour_of_day,
+                arms=one_day.arms,
+                date=start_date + dt.timedelta(days=day),
+            )
+        )
+    logs = pd.concat(frames, ignore_index=True)
+    try:
+        return validate_logs(logs, source=f"simulated {scenario.name}")
+    except LogError as err:  # pragma: no cover - the simulator always writes valid rows
+        raise RuntimeError(f"the simulator wrote invalid logs: {err}") from err
