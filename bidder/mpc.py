@@ -25,7 +25,7 @@ import cvxpy as cp
 import numpy as np
 
 from bidder.plan import Plan
-from bidder.response import PiecewiseCurves, build_curves, period_sizes, spend_to_bid
+from bidder.response import PiecewiseCurves, build_curves, period_bids, period_sizes, spend_to_bid
 from envs.market import EpisodeMarket, creative_wear, expected_response
 
 #: Solver statuses whose solution is used.
@@ -46,14 +46,17 @@ class MPCConfig:
         solvers: cvxpy solvers tried in order; then the conservative rule.
         blocks: group distant hours into blocks of doubling length (1, 1, 2, 4, ...);
             false plans every hour separately (larger, slower, slightly more exact).
+        max_periods: at most this many planning periods; the last one takes every
+            remaining hour (``None``: no limit).
     """
 
     n_pieces: int = 8
     roi_safety: float = 0.03
     max_bid_change: float = 3.0
     slack_penalty: float = 50.0
-    solvers: tuple[str, ...] = ("HIGHS", "CLARABEL")
+    solvers: tuple[str, ...] = ("CLARABEL", "ECOS")
     blocks: bool = True
+    max_periods: int | None = 3
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,8 @@ class MPCBidder:
         self.config = config or MPCConfig()
         self.n_arms, self.horizon = n_arms, horizon
         self.n_periods = len(period_sizes(horizon, self.config.blocks))
+        if self.config.max_periods is not None:
+            self.n_periods = min(self.n_periods, self.config.max_periods)
         self.shape = (n_arms, self.n_periods, self.config.n_pieces)
         size = int(np.prod(self.shape))
         self.spend = cp.Variable(size, name="planned_spend")
@@ -165,6 +170,12 @@ class MPCBidder:
         assert self.problem.is_dpp()
         # One Problem per solver: switching solvers on one Problem recompiles it.
         self._problems = {self.config.solvers[0]: self.problem}
+        # Grid centres per arm and period: the last solution's bids (None: a broad grid).
+        self.centres: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the last solution (a new campaign of the same shape)."""
+        self.centres = None
 
     # -- the problem's data ---------------------------------------------------------------
     def _first_hour_bounds(self, forecast: EpisodeMarket, state: CampaignState,
@@ -191,7 +202,7 @@ class MPCBidder:
     def _data(self, forecast: EpisodeMarket, state: CampaignState, plan: Plan):
         cfg = self.config
         curves = build_curves(forecast, state.bid_cap, cfg.n_pieces, self.n_periods,
-                              state.exposure, cfg.blocks)
+                              state.exposure, cfg.blocks, self.centres)
         low0, high0 = self._first_hour_bounds(forecast, state, curves)
         upper = curves.widths.copy()
         lower = np.zeros_like(upper)
@@ -208,9 +219,19 @@ class MPCBidder:
     # -- decisions ------------------------------------------------------------------------
     def decide(self, forecast: EpisodeMarket, state: CampaignState,
                plan: Plan | None = None) -> Decision:
-        """Bids for the current hour (row 0 of ``forecast``)."""
+        """Bids for the current hour (row 0 of ``forecast``).
+
+        The bid grid is centred on the previous solution; the first decision of a
+        campaign solves once on a broad grid and once more on a grid centred on that.
+        """
         started = time.perf_counter()
         plan = plan or Plan.neutral()
+        if self.centres is None:
+            self._solve(forecast, state, plan, started)
+        return self._solve(forecast, state, plan, started)
+
+    def _solve(self, forecast: EpisodeMarket, state: CampaignState, plan: Plan,
+               started: float) -> Decision:
         curves, lower, upper, shaped, target = self._data(forecast, state, plan)
         remaining = state.remaining_budget
         # Scale money by the remaining budget so the solver sees numbers near 1.
@@ -242,6 +263,7 @@ class MPCBidder:
             roi_dual = float(self.roi_constraint.dual_value or 0.0)
             failure = None
         planned = self._safe(solution.reshape(self.shape), lower, upper, remaining)
+        self.centres = period_bids(curves, planned.sum(axis=-1))
         return self._decision(curves, planned, state, target, solver, failure,
                               budget_dual, roi_dual, started)
 

@@ -43,25 +43,55 @@ class PiecewiseCurves:
     Attributes:
         widths: spend width of each piece, shape (K, periods, P).
         slopes: GMV per unit spend of each piece (marginal ROI), shape (K, periods, P).
-        bids: the bid grid per arm in CPM, shape (K, P + 1); column 0 is a zero bid.
-        hour0_spend, hour0_gmv: expected spend and GMV of the current hour at each grid
-            bid, shape (K, P + 1), increasing in the bid.
+        bids: the bid grid in CPM, shape (K, periods, P + 1); column 0 is a zero bid.
+        period_spend, period_gmv: expected spend and GMV of each period at each grid bid,
+            shape (K, periods, P + 1), increasing in the bid.
     """
 
     widths: np.ndarray
     slopes: np.ndarray
     bids: np.ndarray
-    hour0_spend: np.ndarray
-    hour0_gmv: np.ndarray
+    period_spend: np.ndarray
+    period_gmv: np.ndarray
+
+    @property
+    def hour0_spend(self) -> np.ndarray:
+        return self.period_spend[:, 0, :]
+
+    @property
+    def hour0_gmv(self) -> np.ndarray:
+        return self.period_gmv[:, 0, :]
 
 
-def bid_grid(forecast: EpisodeMarket, bid_cap: np.ndarray, n_pieces: int) -> np.ndarray:
-    """Per-arm geometric bid grid from where the arm wins almost nothing up to the cap."""
+#: Half-width (as a factor) of the fine part of a bid grid centred on a previous solution.
+CENTRED_SPAN = 1.6
+
+
+def bid_grid(forecast: EpisodeMarket, bid_cap: np.ndarray, n_pieces: int,
+             n_planning_periods: int, centres: np.ndarray | None = None) -> np.ndarray:
+    """Bid grids per arm and planning period, shape (K, periods, P + 1); column 0 is 0.
+
+    Without ``centres`` the grid is geometric from where the arm wins almost nothing up
+    to the cap. With ``centres`` (K, periods), typically the previous hour's solution, most
+    points sit within a factor ``CENTRED_SPAN`` of the centre, where the new solution will
+    be, plus coarse pieces down to almost nothing and up to the cap: the same number of
+    pieces resolves the optimum several times more finely.
+    """
+    n_arms = len(bid_cap)
     low = (forecast.price_median * np.exp(-2.5 * forecast.price_sigma)).min(axis=0)
     low = np.minimum(low, bid_cap / 50.0)
-    ramp = np.linspace(0.0, 1.0, n_pieces)
-    grid = low[:, None] * (bid_cap / low)[:, None] ** ramp[None, :]
-    return np.concatenate([np.zeros((len(bid_cap), 1)), grid], axis=1)
+    if centres is None:
+        ramp = np.linspace(0.0, 1.0, n_pieces)
+        grid = low[:, None] * (bid_cap / low)[:, None] ** ramp[None, :]
+        grid = np.broadcast_to(grid[:, None, :], (n_arms, n_planning_periods, n_pieces))
+    else:
+        c = np.clip(centres, (low * CENTRED_SPAN)[:, None], (bid_cap / CENTRED_SPAN)[:, None])
+        ramp = np.linspace(-1.0, 1.0, n_pieces - 2)
+        inner = c[..., None] * CENTRED_SPAN ** ramp
+        floor = np.minimum(low[:, None], inner[..., 0] / 2.0)[..., None]
+        grid = np.concatenate([floor, inner, np.broadcast_to(bid_cap[:, None, None], floor.shape)],
+                              axis=-1)
+    return np.concatenate([np.zeros((n_arms, n_planning_periods, 1)), grid], axis=-1)
 
 
 def build_curves(
@@ -71,15 +101,19 @@ def build_curves(
     n_planning_periods: int,
     exposure: np.ndarray | None = None,
     blocks: bool = True,
+    centres: np.ndarray | None = None,
 ) -> PiecewiseCurves:
     """Piecewise-linear curves of the forecast hours, grouped into planning periods.
 
     Periods beyond the forecast's hours get zero-width pieces, so a problem compiled for
-    the whole campaign keeps its shape as the campaign runs out of hours.
+    the whole campaign keeps its shape as the campaign runs out of hours. A period's
+    curve sums its hours' curves at a common bid.
     """
-    bids = bid_grid(forecast, bid_cap, n_pieces)  # (K, P+1)
+    bids = bid_grid(forecast, bid_cap, n_pieces, n_planning_periods, centres)  # (K, periods, P+1)
     wear = 1.0 if exposure is None else creative_wear(forecast, exposure)
     hours = forecast.horizon
+    sizes = period_sizes(hours, blocks)
+    period_of_hour = np.minimum(np.repeat(np.arange(len(sizes)), sizes), n_planning_periods - 1)
     # Axes: (hour, grid point, arm).
     outcome = expected_response(
         forecast.traffic[:, None, :],
@@ -89,20 +123,14 @@ def build_curves(
         forecast.cvr[:, None, :],
         forecast.aov[:, None, :],
         forecast.saturation,
-        bids.T[None, :, :],
+        bids[:, period_of_hour, :].transpose(1, 2, 0),
     )
     spend, gmv = outcome.spend, outcome.gmv
     n_arms = len(bid_cap)
     period_spend = np.zeros((n_planning_periods, n_pieces + 1, n_arms))
     period_gmv = np.zeros_like(period_spend)
-    start = 0
-    for p, size in enumerate(period_sizes(hours, blocks)[:n_planning_periods]):
-        period_spend[p] = spend[start:start + size].sum(axis=0)
-        period_gmv[p] = gmv[start:start + size].sum(axis=0)
-        start += size
-    if start < hours:  # more hours than periods: the last period takes the rest
-        period_spend[-1] += spend[start:].sum(axis=0)
-        period_gmv[-1] += gmv[start:].sum(axis=0)
+    np.add.at(period_spend, period_of_hour, spend)
+    np.add.at(period_gmv, period_of_hour, gmv)
     widths = np.diff(period_spend, axis=1)
     gains = np.diff(period_gmv, axis=1)
     slopes = np.divide(gains, widths, out=np.zeros_like(gains), where=widths > 1e-12)
@@ -110,26 +138,32 @@ def build_curves(
         widths=np.maximum(widths, 0.0).transpose(2, 0, 1),
         slopes=np.maximum(slopes, 0.0).transpose(2, 0, 1),
         bids=bids,
-        hour0_spend=spend[0].T,
-        hour0_gmv=gmv[0].T,
+        period_spend=period_spend.transpose(2, 0, 1),
+        period_gmv=period_gmv.transpose(2, 0, 1),
     )
 
 
-def spend_to_bid(curves: PiecewiseCurves, spend: np.ndarray) -> np.ndarray:
-    """Invert each arm's current-hour spend(bid) curve: the bid expected to spend ``spend``.
-
-    Interpolates log-linearly between grid bids (linearly below the first grid bid).
-    """
-    grid_spend, bids = curves.hour0_spend, curves.bids
-    n_arms, n_points = grid_spend.shape
-    target = np.clip(spend, 0.0, grid_spend[:, -1])
-    upper = np.clip((grid_spend < target[:, None]).sum(axis=1), 1, n_points - 1)
-    rows = np.arange(n_arms)
-    s0, s1 = grid_spend[rows, upper - 1], grid_spend[rows, upper]
-    b0, b1 = bids[rows, upper - 1], bids[rows, upper]
-    frac = np.clip(np.divide(target - s0, s1 - s0, out=np.zeros(n_arms), where=s1 > s0), 0, 1)
+def period_bids(curves: PiecewiseCurves, spend: np.ndarray) -> np.ndarray:
+    """Invert every arm's and period's spend(bid) curve: the common bid that spends
+    ``spend`` (K, periods). Log-linear between grid bids, linear below the first one."""
+    grid_spend, bids = curves.period_spend, curves.bids
+    n_points = grid_spend.shape[-1]
+    target = np.clip(spend, 0.0, grid_spend[..., -1])
+    upper = np.clip((grid_spend < target[..., None]).sum(axis=-1), 1, n_points - 1)[..., None]
+    s0 = np.take_along_axis(grid_spend, upper - 1, -1)[..., 0]
+    s1 = np.take_along_axis(grid_spend, upper, -1)[..., 0]
+    b0 = np.take_along_axis(bids, upper - 1, -1)[..., 0]
+    b1 = np.take_along_axis(bids, upper, -1)[..., 0]
+    frac = np.clip(np.divide(target - s0, s1 - s0, out=np.zeros_like(s0), where=s1 > s0), 0, 1)
     geometric = np.exp(np.log(np.maximum(b0, 1e-300)) * (1 - frac) + np.log(b1) * frac)
-    return np.where(upper == 1, b1 * frac, geometric)
+    return np.where(upper[..., 0] == 1, b1 * frac, geometric)
+
+
+def spend_to_bid(curves: PiecewiseCurves, spend: np.ndarray) -> np.ndarray:
+    """The current hour's bid per arm expected to spend ``spend`` (period 0's curve)."""
+    full = np.zeros(curves.widths.shape[:2])
+    full[:, 0] = spend
+    return period_bids(curves, full)[:, 0]
 
 
 def gmv_of_spend(spend: cp.Expression, curve_spend: np.ndarray, curve_gmv: np.ndarray) -> cp.Expression:
