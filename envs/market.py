@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.scenario import Scenario
-from envs.stats import lognormal_auction
+from envs.stats import lognormal_auction, normal_cdf
 
 #: Hour-of-day traffic shape of Chinese e-commerce content platforms (mean 1): a night
 #: trough around 4:00, a lunch bump and the evening peak around 21:00.
@@ -75,6 +75,15 @@ class EpisodeMarket:
         object.__setattr__(self, "cv2", cv2)
         object.__setattr__(self, "inv_cv2", 1.0 / cv2)
         object.__setattr__(self, "wears_out", bool(np.isfinite(self.fatigue_impressions).any()))
+        # The sigma-only factors of lognormal_auction, hoisted out of the hourly step; the
+        # products are formed in the same order, so results are bit-for-bit identical.
+        s2 = self.price_sigma * self.price_sigma
+        shifts = np.array([[0.0], [1.0], [2.0]])  # z, z - sigma, z - 2 sigma
+        object.__setattr__(self, "_sigma_shifts", shifts * self.price_sigma)
+        object.__setattr__(self, "_pay1_scale", self.price_median * np.exp(0.5 * s2))
+        object.__setattr__(
+            self, "_pay2_scale", self.price_median * self.price_median * np.exp(2.0 * s2)
+        )
 
 
 def _shock_profile(shock, horizon: int) -> np.ndarray:
@@ -249,7 +258,11 @@ def sample_hour(
     clearing price paid, CPM; 0 where nothing was won).
     """
     bids = np.maximum(bids_cpm, 1e-12)
-    win, pay1, pay2 = lognormal_auction(bids, market.price_median[t], market.price_sigma)
+    # lognormal_auction with the episode's precomputed constants: this is the hottest line
+    # of an environment step. Bids are positive, so the log needs no error-state guard.
+    z = np.log(bids / market.price_median[t]) / market.price_sigma
+    cdf = normal_cdf(z - market._sigma_shifts)
+    win, pay1, pay2 = cdf[0], market._pay1_scale[t] * cdf[1], market._pay2_scale[t] * cdf[2]
     traffic = market.traffic[t]
     opportunities = rng.poisson(traffic)
     impressions = rng.binomial(opportunities, win)

@@ -106,7 +106,9 @@ class AdMarketEnv(gym.Env):
     # -- conversions ----------------------------------------------------------------------
     def action_to_bids(self, action: np.ndarray) -> np.ndarray:
         """Bids in CPM for a normalised action (clipped to [-1, 1])."""
-        a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
+        # minimum/maximum rather than np.clip: the same values at a third of the call cost,
+        # and this runs on every environment step.
+        a = np.minimum(np.maximum(np.asarray(action, dtype=float), -1.0), 1.0)
         return self.price_cpm * np.exp(BID_LOG_RANGE * a)
 
     def bids_to_action(self, bids_cpm: np.ndarray) -> np.ndarray:

@@ -578,6 +578,22 @@ def test_expected_hour_matches_the_mean_of_sampled_hours(
     np.testing.assert_allclose(samples["opportunities"].mean(0), market.traffic[t], rtol=0.01)
 
 
+def test_the_steps_hoisted_auction_constants_match_the_closed_form() -> None:
+    """``sample_hour`` reuses per-episode constants; they must equal ``lognormal_auction``."""
+    from envs.stats import lognormal_auction, normal_cdf
+
+    market = build_episode(get_scenario("bid-war"), np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    for t in (0, 13, 23):
+        bids = market.price_median[t] * np.exp(rng.uniform(-3, 3, market.price_sigma.shape))
+        win, pay1, pay2 = lognormal_auction(bids, market.price_median[t], market.price_sigma)
+        z = np.log(bids / market.price_median[t]) / market.price_sigma
+        cdf = normal_cdf(z - market._sigma_shifts)
+        np.testing.assert_array_equal(cdf[0], win)
+        np.testing.assert_array_equal(market._pay1_scale[t] * cdf[1], pay1)
+        np.testing.assert_array_equal(market._pay2_scale[t] * cdf[2], pay2)
+
+
 def test_higher_bids_buy_costlier_impressions() -> None:
     """Diminishing returns: spend per impression rises with the bid, GMV per spend falls."""
     market = build_episode(get_scenario("default"))
