@@ -75,3 +75,99 @@ def run_episode(strategy: Strategy, scenario: Scenario | str, seed: int) -> Epis
         arm_names=env.arm_names,
         hour_of_day=np.array(hours),
     )
+
+
+@dataclass
+class StrategySummary:
+    """One strategy's figures on one scenario over the evaluated episodes."""
+
+    episodes: list[EpisodeResult]
+
+    def as_dict(self, oracle_score: float | None) -> dict[str, float | int | None]:
+        scores = np.array([e.score for e in self.episodes])
+        gmv = np.array([e.gmv for e in self.episodes])
+        spend = np.array([e.spend for e in self.episodes])
+        roi = np.array([e.roi for e in self.episodes])
+        score_mean = float(scores.mean())
+        return {
+            "episodes": len(self.episodes),
+            "score_mean": score_mean,
+            "score_std": float(scores.std()),
+            "gmv_mean": float(gmv.mean()),
+            "spend_mean": float(spend.mean()),
+            "roi_mean": float(roi.mean()),
+            "budget_violations": int(sum(e.budget_violated for e in self.episodes)),
+            "roi_violation_rate": float(np.mean([e.roi_missed for e in self.episodes])),
+            "pct_of_oracle": (100.0 * score_mean / oracle_score) if oracle_score else None,
+        }
+
+
+def evaluate_many(
+    strategies: list[str],
+    scenarios: list[Scenario | str],
+    episodes: int,
+    seed: int = 0,
+    progress: bool = False,
+    strategy_kwargs: dict[str, dict] | None = None,
+) -> dict:
+    """Every strategy on every scenario over the same seeds (common random numbers).
+
+    The oracle is always run, so that ``pct_of_oracle`` exists whether or not it was
+    asked for; it appears among the strategies only when asked for.
+
+    Returns:
+        ``{"seed", "episodes", "scenarios": {NAME: {"strategies": {S: summary}}}}`` and,
+        under the private key ``"_results"``, the episode results for plots.
+    """
+    from tqdm import tqdm
+
+    from policies.strategy import make_strategy
+
+    strategy_kwargs = strategy_kwargs or {}
+    to_run = list(dict.fromkeys(list(strategies) + ["oracle"]))
+    scenario_objects = [resolve_scenario(s) for s in scenarios]
+    # Build every strategy first so that a bad name fails before any long run.
+    runners = {name: make_strategy(name, **strategy_kwargs.get(name, {})) for name in to_run}
+    total = len(scenario_objects) * episodes * len(to_run)
+    bar = tqdm(total=total, disable=not progress, desc="evaluating", unit="episode")
+    report: dict = {"seed": seed, "episodes": episodes, "scenarios": {}}
+    results: dict[str, dict[str, list[EpisodeResult]]] = {}
+    for scenario in scenario_objects:
+        per_strategy: dict[str, list[EpisodeResult]] = {name: [] for name in to_run}
+        for episode in range(episodes):
+            for name, strategy in runners.items():
+                bar.set_postfix_str(f"{scenario.name} / {name}")
+                per_strategy[name].append(run_episode(strategy, scenario, seed + episode))
+                bar.update()
+        oracle_score = float(np.mean([e.score for e in per_strategy["oracle"]]))
+        report["scenarios"][scenario.name] = {
+            "budget": scenario.budget,
+            "roi_target": scenario.roi_target,
+            "strategies": {
+                name: StrategySummary(per_strategy[name]).as_dict(oracle_score)
+                for name in strategies
+            },
+        }
+        results[scenario.name] = per_strategy
+    bar.close()
+    report["_results"] = results
+    return report
+
+
+def format_table(report: dict) -> str:
+    """The evaluation as a plain-text table, one block per scenario."""
+    lines = []
+    for name, block in report["scenarios"].items():
+        lines.append(f"{name}  (budget {block['budget']:,.0f}, ROI target {block['roi_target']:g})")
+        lines.append(f"  {'strategy':<14}{'score':>12}{'% oracle':>10}{'GMV':>12}{'spend':>11}"
+                     f"{'ROI':>7}{'ROI missed':>12}{'overspent':>11}")
+        for strategy, row in block["strategies"].items():
+            pct = row["pct_of_oracle"]
+            lines.append(
+                f"  {strategy:<14}{row['score_mean']:>12,.0f}"
+                f"{(f'{pct:.1f}%' if pct is not None else '-'):>10}"
+                f"{row['gmv_mean']:>12,.0f}{row['spend_mean']:>11,.0f}{row['roi_mean']:>7.2f}"
+                f"{100 * row['roi_violation_rate']:>11.0f}%{row['budget_violations']:>11d}"
+            )
+        lines.append("")
+    return "\n".join(lines)
