@@ -38,7 +38,7 @@ class ForecastConfig:
             as one well-measured hour; fewer events count proportionally less.
     """
 
-    half_life_hours: float = 4.0
+    half_life_hours: float = 3.0
     prior_weight: float = 1.0
     events_for_full_weight: float = 30.0
 
@@ -85,9 +85,11 @@ class Forecaster:
             self._add("traffic", opportunities / prior.traffic[t],
                       np.where(informative, self._weight(impressions), 0.0))
             # Price level: the win rate at a known bid pins the median clearing price.
-            q = np.clip(win_rate, 0.02, 0.98)
+            # With thousands of impressions even a 5% win rate pins the quantile well; only
+            # the extremes (a bid far outside the price range) say little.
+            q = np.clip(win_rate, 0.005, 0.995)
             median = bids_cpm * np.exp(-prior.price_sigma * normal_ppf(q))
-            price_weight = np.where(informative, self._weight(impressions) * 4 * q * (1 - q), 0.0)
+            price_weight = np.where(informative & (win_rate < 0.99), self._weight(impressions), 0.0)
             self._add("price", median / prior.price_median[t], price_weight)
             # CTR against the prior's expected clicks for the impressions actually bought.
             audience = np.maximum(prior.saturation * prior.traffic[t] * self.factor("traffic"), 1e-9)

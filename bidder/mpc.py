@@ -96,8 +96,8 @@ class Decision:
         budget_dual: marginal (plan-shaped) GMV of one more unit of budget.
         roi_dual: shadow price of the ROI constraint; ``roi_binding`` whether it binds.
         roi_slack: ROI shortfall the plan accepts, in GMV currency units (0 = met).
-        best_reachable_roi: the best campaign ROI any allocation reaches (set when the
-            target cannot be met, else ``None``).
+        best_reachable_roi: the best campaign ROI any further spending reaches.
+        roi_target_reachable: whether ``best_reachable_roi`` meets the ROI target.
         solver: the solver that produced the plan, or ``"fallback"``.
         fallback: why the conservative rule was used (``None`` when it was not).
         solve_ms: wall time of the decision.
@@ -113,7 +113,8 @@ class Decision:
     roi_dual: float
     roi_binding: bool
     roi_slack: float
-    best_reachable_roi: float | None
+    best_reachable_roi: float
+    roi_target_reachable: bool
     solver: str
     fallback: str | None = None
     solve_ms: float = 0.0
@@ -126,9 +127,11 @@ class Decision:
             f"(campaign ROI {self.predicted_roi:.2f})",
             f"one more unit of budget is worth {self.budget_dual:.2f} GMV",
         ]
-        if self.roi_slack > 0:
+        if not self.roi_target_reachable:
             parts.append(f"the ROI target cannot be met: best reachable ROI "
                          f"{self.best_reachable_roi:.2f}")
+        elif self.roi_slack > 0:
+            parts.append(f"the plan falls short of the ROI target by {self.roi_slack:,.0f} GMV")
         elif self.roi_binding:
             parts.append(f"the ROI target binds (shadow price {self.roi_dual:.2f})")
         else:
@@ -311,9 +314,7 @@ class MPCBidder:
         total_spend = state.spent + plan_spend
         predicted_roi = (state.gmv + plan_gmv) / total_spend if total_spend > 0 else 0.0
         shortfall = max(target * total_spend - state.gmv - plan_gmv, 0.0)
-        best = None
-        if predicted_roi < state.roi_target * (1 - 1e-6) and total_spend > 0:
-            best = self.best_reachable_roi(curves, state)
+        best = self.best_reachable_roi(curves, state)
         return Decision(
             bids_cpm=bids,
             planned_spend=hour0,
@@ -326,6 +327,7 @@ class MPCBidder:
             roi_binding=roi_dual > 1e-6 or shortfall > 1e-6 * max(state.budget, 1.0),
             roi_slack=shortfall if predicted_roi < target * (1 - 1e-6) else 0.0,
             best_reachable_roi=best,
+            roi_target_reachable=best >= state.roi_target * (1 - 1e-9),
             solver=solver,
             fallback=failure,
             solve_ms=(time.perf_counter() - started) * 1e3,
