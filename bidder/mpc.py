@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
@@ -101,6 +101,9 @@ class Decision:
         solver: the solver that produced the plan, or ``"fallback"``.
         fallback: why the conservative rule was used (``None`` when it was not).
         solve_ms: wall time of the decision.
+        spend_by_period, gmv_by_period, bids_by_period: the whole plan per arm and
+            planning period (K, periods): planned spend, predicted GMV and the common bid
+            of the period (see ``bidder.response.period_sizes`` for the periods' hours).
     """
 
     bids_cpm: np.ndarray
@@ -118,7 +121,9 @@ class Decision:
     solver: str
     fallback: str | None = None
     solve_ms: float = 0.0
-    extra: dict = field(default_factory=dict)
+    spend_by_period: np.ndarray | None = None
+    gmv_by_period: np.ndarray | None = None
+    bids_by_period: np.ndarray | None = None
 
     def explain(self) -> str:
         """One paragraph a marketer can read."""
@@ -267,8 +272,12 @@ class MPCBidder:
             failure = None
         planned = self._safe(solution.reshape(self.shape), lower, upper, remaining)
         self.centres = period_bids(curves, planned.sum(axis=-1))
-        return self._decision(curves, planned, state, target, solver, failure,
-                              budget_dual, roi_dual, started)
+        decision = self._decision(curves, planned, state, target, solver, failure,
+                                  budget_dual, roi_dual, started)
+        decision.spend_by_period = planned.sum(axis=-1)
+        decision.gmv_by_period = (planned * curves.slopes).sum(axis=-1)
+        decision.bids_by_period = np.minimum(self.centres, state.bid_cap[:, None])
+        return decision
 
     def _problem_for(self, solver: str) -> cp.Problem:
         if solver not in self._problems:
