@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -54,7 +55,7 @@ class MPCConfig:
     roi_safety: float = 0.03
     max_bid_change: float = 3.0
     slack_penalty: float = 50.0
-    solvers: tuple[str, ...] = ("CLARABEL", "ECOS")
+    solvers: tuple[str, ...] = ("ECOS", "CLARABEL")
     blocks: bool = True
     max_periods: int | None = 3
 
@@ -255,7 +256,10 @@ class MPCBidder:
         for name in self.config.solvers:
             try:
                 problem = self._problem_for(name)
-                problem.solve(solver=name, enforce_dpp=True)
+                with warnings.catch_warnings():
+                    # "optimal_inaccurate" is reported in the decision, not as a warning.
+                    warnings.simplefilter("ignore", UserWarning)
+                    problem.solve(solver=name, enforce_dpp=True)
                 if problem.status in _USABLE and self.spend.value is not None:
                     solution, solver = np.asarray(self.spend.value) * scale, name
                     break

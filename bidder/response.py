@@ -64,7 +64,7 @@ class PiecewiseCurves:
 
 
 #: Half-width (as a factor) of the fine part of a bid grid centred on a previous solution.
-CENTRED_SPAN = 1.6
+CENTRED_SPAN = 1.3
 
 
 def bid_grid(forecast: EpisodeMarket, bid_cap: np.ndarray, n_pieces: int,

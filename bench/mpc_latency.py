@@ -1,0 +1,149 @@
+"""Latency and accuracy of the MPC bidder's hourly decision.
+
+For 20 and 100 arms over a 24-hour campaign, plays a full simulated day with the MPC
+strategy and times every hourly decision (forecast update excluded, bid conversion
+included). In the same run, a straightforward formulation is rebuilt from scratch every
+hour (a new cvxpy problem over every hour separately, broad bid grid, Clarabel) on the
+same states. Accuracy: the compiled plan's predicted GMV over the exact optimum's
+(``bidder.exact.exact_plan``, same budget and ROI target, every hour separate, a fine
+grid), at every decision.
+
+    python bench/mpc_latency.py --json bench/results/mpc_latency.json
+
+Rows: ``{"arms", "horizon", "median_ms", "p95_ms", "rebuilt_median_ms", ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import cvxpy as cp
+import numpy as np
+
+from bidder.exact import exact_plan
+from bidder.mpc import CampaignState, MPCConfig
+from bidder.response import build_curves
+from envs import AdMarketEnv
+from envs.io import atomic_write_text
+from envs.presets import CHANNELS, make_arm
+from envs.scenario import Product, Scenario
+from policies.mpc_strategy import MPCStrategy
+
+
+def campaign(n_arms: int) -> Scenario:
+    """``n_arms / 5`` products in all five channels, budget and ROI target both binding."""
+    products = tuple(Product(f"product-{i}", aov=80.0 + 15.0 * i) for i in range(n_arms // 5))
+    arms = tuple(make_arm(p.name, c) for p in products for c in CHANNELS)
+    return Scenario(name=f"bench-{n_arms}", budget=4_000.0 * n_arms, roi_target=4.0,
+                    products=products, channels=tuple(CHANNELS.values()), arms=arms)
+
+
+def rebuilt_decision(forecast, state: CampaignState, n_pieces: int = 8) -> float:
+    """The straightforward way: a fresh problem over every remaining hour, every hour."""
+    started = time.perf_counter()
+    curves = build_curves(forecast, state.bid_cap, n_pieces, forecast.horizon, state.exposure,
+                          blocks=False)
+    spend = cp.Variable(curves.widths.size, nonneg=True)
+    slack = cp.Variable(nonneg=True)
+    slopes = curves.slopes.ravel()
+    target = state.roi_target
+    problem = cp.Problem(
+        cp.Maximize(slopes @ spend - 50.0 * slack),
+        [spend <= curves.widths.ravel(), cp.sum(spend) <= state.remaining_budget,
+         (slopes - target) @ spend + slack >= target * state.spent - state.gmv],
+    )
+    problem.solve(solver="CLARABEL")
+    return (time.perf_counter() - started) * 1e3
+
+
+class TimedMPC(MPCStrategy):
+    """The MPC strategy, recording each decision's wall time, the rebuilt formulation's
+    time and the accuracy against the exact optimum on the same state."""
+
+    def reset(self, env: AdMarketEnv) -> None:
+        super().reset(env)
+        self.timings, self.rebuilt, self.accuracy = [], [], []
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        forecast, state = self.forecast(), self.state()
+        started = time.perf_counter()
+        decision = self.bidder.decide(forecast, state, self.plan(observation))
+        self.timings.append((time.perf_counter() - started) * 1e3)
+        self.decisions.append(decision)
+        self.previous_bids = decision.bids_cpm
+        self.rebuilt.append(rebuilt_decision(forecast, state))
+        target = state.roi_target * (1.0 + self.config.roi_safety)
+        exact = exact_plan(forecast, state.bid_cap, state.remaining_budget, target,
+                           state.spent, state.gmv, state.exposure, n_pieces=96)
+        if exact.gmv > 0:
+            self.accuracy.append(decision.plan_gmv / exact.gmv)
+        return decision.bids_cpm
+
+
+def measure(n_arms: int, episodes: int, config: MPCConfig) -> dict:
+    scenario = campaign(n_arms)
+    timings, rebuilt, accuracy, first = [], [], [], []
+    for seed in range(episodes):
+        env = AdMarketEnv(scenario)
+        observation, _ = env.reset(seed=seed)
+        strategy = TimedMPC(config)
+        strategy.reset(env)
+        done = False
+        while not done:
+            action, _ = strategy.predict(observation)
+            observation, _, done, _, info = env.step(action)
+            strategy.observe(info)
+        # The first decision compiles the problem and solves twice to centre the grid.
+        first.append(strategy.timings[0])
+        timings += strategy.timings[1:]
+        rebuilt += strategy.rebuilt[1:]
+        accuracy += strategy.accuracy
+        assert info["spend_total"] <= scenario.budget
+    return {
+        "arms": n_arms,
+        "horizon": scenario.horizon_hours,
+        "median_ms": float(np.median(timings)),
+        "p95_ms": float(np.percentile(timings, 95)),
+        "rebuilt_median_ms": float(np.median(rebuilt)),
+        "speedup_vs_rebuilt": float(np.median(rebuilt) / np.median(timings)),
+        "first_decision_ms": float(np.median(first)),
+        "gmv_vs_exact_median": float(np.median(accuracy)),
+        "gmv_vs_exact_p5": float(np.percentile(accuracy, 5)),
+        "decisions": len(timings),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, default=None, help="write the rows here")
+    parser.add_argument("--arms", type=int, nargs="+", default=[20, 100])
+    parser.add_argument("--episodes", type=int, default=3, help="simulated days per size")
+    parser.add_argument("--pieces", type=int, default=MPCConfig.n_pieces,
+                        help="pieces per arm and period")
+    parser.add_argument("--solvers", default=",".join(MPCConfig.solvers),
+                        help="cvxpy solvers in order")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    config = MPCConfig(n_pieces=args.pieces, solvers=tuple(args.solvers.split(",")))
+    rows = [measure(n, args.episodes, config) for n in args.arms]
+    print(f"{'arms':>5} {'hours':>5} {'median ms':>10} {'p95 ms':>8} {'rebuilt ms':>11} "
+          f"{'speed-up':>9} {'first ms':>9} {'GMV/exact':>10} {'p5':>7}")
+    for r in rows:
+        print(f"{r['arms']:>5} {r['horizon']:>5} {r['median_ms']:>10.2f} {r['p95_ms']:>8.2f} "
+              f"{r['rebuilt_median_ms']:>11.1f} {r['speedup_vs_rebuilt']:>8.1f}x "
+              f"{r['first_decision_ms']:>9.0f} {r['gmv_vs_exact_median']:>10.4f} "
+              f"{r['gmv_vs_exact_p5']:>7.4f}")
+    if args.json:
+        payload = {"benchmark": "mpc_latency", "machine": platform.machine(),
+                   "python": platform.python_version(), "cvxpy": cp.__version__, "rows": rows}
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
