@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from envs.errors import InputError
-from policies.cli import demo, diagnose, evaluate, scenario, simulate
+from policies.cli import demo, diagnose, evaluate, recommend, scenario, simulate, train
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = [demo, evaluate, scenario, simulate, diagnose]
+COMMANDS = [demo, evaluate, scenario, simulate, diagnose, recommend, train]
 
 
 def build_parser() -> argparse.ArgumentParser:

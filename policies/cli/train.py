@@ -1,0 +1,78 @@
+"""``autopilot train``: train the PPO planner that sets the MPC bidder's plan."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from policies.train import TrainConfig, train
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    defaults = TrainConfig()
+    parser = subparsers.add_parser(
+        "train",
+        help="train the PPO planner (ppo-mpc) on simulated markets",
+        description="Train a PPO policy that chooses the MPC bidder's plan (pacing, ROI "
+        "margin, trend gain) every hour, over presets and randomised markets. Writes the "
+        "policy .zip, a .json with the config and learning curve beside it, checkpoints, "
+        "and TensorBoard logs under runs/.",
+    )
+    parser.add_argument(
+        "--scenario",
+        default=defaults.scenario,
+        help="mixed (presets + randomised), sampled, or a preset name / TOML "
+        f"path (default: {defaults.scenario})",
+    )
+    parser.add_argument(
+        "--timesteps",
+        type=int,
+        default=defaults.timesteps,
+        help=f"environment steps in total (default: {defaults.timesteps})",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
+    parser.add_argument("--out", default=defaults.out, help="policy .zip to write")
+    parser.add_argument(
+        "--n-envs",
+        type=int,
+        default=defaults.n_envs,
+        help="parallel environments, one process each (default: 2)",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=defaults.eval_every,
+        help="evaluate and checkpoint every N steps (0: never)",
+    )
+    parser.add_argument(
+        "--runs-dir",
+        default=defaults.runs_dir,
+        help="TensorBoard log folder ('' turns logging off)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint beside --out"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = dataclasses.replace(
+        TrainConfig(),
+        scenario=args.scenario,
+        timesteps=args.timesteps,
+        seed=args.seed,
+        out=args.out,
+        n_envs=args.n_envs,
+        eval_every=args.eval_every,
+        runs_dir=args.runs_dir,
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    summary = train(config)
+    curve = summary["learning_curve"]
+    last = f"; last evaluation {curve[-1]['pct_of_mpc']:.1f}% of MPC alone" if curve else ""
+    print(
+        f"trained {summary['timesteps']} steps in {summary['wall_s']:.0f} s{last}; wrote {args.out}"
+    )
+    return 0

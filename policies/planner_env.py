@@ -1,0 +1,276 @@
+"""The planner's view of a campaign: fixed-size features in, a plan for the MPC bidder out.
+
+RL proposes, MPC disposes: a policy never bids. Every hour it chooses a small plan vector
+(pacing, ROI margin, how strongly to follow per-arm trends) and the MPC bidder turns that
+plan into bids under the hard budget and the ROI target. The same features and the same
+action mapping serve training (:class:`PlannerEnv`) and deployment
+(:class:`PlannedMPCStrategy` and its subclass ``PPOStrategy``), so what the policy learns
+is exactly what it later sees.
+
+Why a low-dimensional plan: sampled markets have 2 to 15 arms, and one policy must serve
+all of them. The action therefore has no per-arm entries; per-arm tilts are a function of
+per-arm evidence (the forecaster's corrections) scaled by one learned gain, and the
+observation summarises the arms by means and extremes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from bidder.plan import ROI_MARGIN_RANGE, TILT_RANGE, Plan
+from envs import AdMarketEnv, Scenario
+from envs.market_env import resolve_scenario
+from envs.presets import PRESETS
+from envs.sampler import sample_scenario
+from policies.mpc_strategy import MPCStrategy
+
+#: Names of the planner's observation entries, in order (all roughly in [-3, 3]).
+FEATURE_NAMES = (
+    "remaining_budget_share",
+    "remaining_hours_share",
+    "pace_gap",
+    "roi_vs_target",
+    "hour_sin",
+    "hour_cos",
+    "remaining_opportunity_share",
+    "last_predicted_roi_vs_target",
+    "last_projected_spend_share",
+    "last_roi_binding",
+    "last_roi_slack_share",
+    "last_budget_value",
+    "last_hour_spend_share",
+    "last_hour_roi_vs_target",
+    "mean_log_price_factor",
+    "max_log_price_factor",
+    "mean_log_value_factor",
+    "min_log_value_factor",
+    "mean_log_traffic_factor",
+    "arms_scaled",
+)
+#: Names of the planner's action entries, each in [-1, 1].
+ACTION_NAMES = ("pacing", "roi_margin", "trend_gain")
+N_FEATURES = len(FEATURE_NAMES)
+N_ACTIONS = len(ACTION_NAMES)
+
+
+class PlannedMPCStrategy(MPCStrategy):
+    """MPC alone, but with a plan set from a normalised planner action each hour.
+
+    The action is held in :attr:`action` (``None`` or zeros give the neutral plan, i.e.
+    exactly MPC alone). Subclasses override :meth:`choose_action` to pick it from
+    :meth:`features`; the training environment sets it from outside instead.
+    """
+
+    def reset(self, env: AdMarketEnv) -> None:
+        super().reset(env)
+        self.action: np.ndarray | None = None
+        self.last_spend = self.last_gmv = 0.0
+        prior = self.forecaster.prior
+        # Spend available at median prices per hour: the day's shape of opportunity.
+        opportunity = (prior.traffic * prior.price_median).sum(axis=1)
+        self._opportunity_left = np.cumsum(opportunity[::-1])[::-1] / max(opportunity.sum(), 1e-12)
+
+    # -- what the planner sees ------------------------------------------------------------
+    def _log_factors(self) -> dict[str, np.ndarray]:
+        f = self.forecaster
+        value = f.factor("ctr") * f.factor("cvr") * f.factor("aov")
+        return {
+            "price": np.log(np.maximum(f.factor("price"), 1e-6)),
+            "value": np.log(np.maximum(value, 1e-6)),
+            "traffic": np.log(np.maximum(f.factor("traffic"), 1e-6)),
+        }
+
+    def features(self) -> np.ndarray:
+        """The planner's observation at the start of the current hour (past data only)."""
+        env, budget, target = self.env, self.env.budget, self.env.roi_target
+        horizon = env.horizon
+        spent_share = self.spent / budget
+        elapsed_share = self.t / horizon
+        roi = self.gmv / self.spent if self.spent > 0 else target
+        angle = 2.0 * math.pi * ((env.scenario.start_hour + self.t) % 24) / 24.0
+        last = self.decisions[-1] if self.decisions else None
+        hourly_budget = budget / horizon
+        last_roi = self.last_gmv / self.last_spend if self.last_spend > 0 else target
+        logs = self._log_factors()
+        features = [
+            1.0 - spent_share,
+            1.0 - elapsed_share,
+            spent_share - elapsed_share,
+            roi / target - 1.0,
+            math.sin(angle),
+            math.cos(angle),
+            float(self._opportunity_left[min(self.t, horizon - 1)]),
+            (last.predicted_roi / target - 1.0) if last else 0.0,
+            # Spent so far plus what the last plan meant to spend: does MPC use the budget?
+            ((self.spent - self.last_spend + last.plan_spend) / budget) if last else 1.0,
+            float(last.roi_binding) if last else 0.0,
+            (last.roi_slack / budget) if last else 0.0,
+            (math.log1p(max(last.budget_dual, 0.0) / target)) if last else 0.0,
+            self.last_spend / hourly_budget,
+            last_roi / target - 1.0,
+            float(logs["price"].mean()),
+            float(logs["price"].max()),
+            float(logs["value"].mean()),
+            float(logs["value"].min()),
+            float(logs["traffic"].mean()),
+            env.n_arms / 10.0,
+        ]
+        return np.clip(np.nan_to_num(np.array(features, dtype=np.float32)), -5.0, 5.0)
+
+    # -- what the planner decides ---------------------------------------------------------
+    def plan_from_action(self, action: np.ndarray | None) -> Plan:
+        """The MPC plan for a normalised action in [-1, 1]^3.
+
+        ``pacing`` goes straight to the plan, ``roi_margin`` moves the ROI safety margin by
+        up to +-``ROI_MARGIN_RANGE``, and ``trend_gain`` tilts each arm by
+        ``TILT_RANGE ** (gain * z)`` where ``z`` is the arm's forecast value correction
+        relative to the other arms: a positive gain bets that a trend the forecaster has
+        started to see (a wearing creative, a cheaper channel) will continue.
+        """
+        if action is None:
+            return Plan.neutral()
+        a = np.clip(np.nan_to_num(np.asarray(action, dtype=float)), -1.0, 1.0)
+        value = self._log_factors()["value"] - self._log_factors()["price"]
+        trend = np.clip(value - value.mean(), -1.0, 1.0)
+        return Plan(
+            tilts=TILT_RANGE ** (a[2] * trend),
+            pacing=float(a[0]),
+            roi_margin=ROI_MARGIN_RANGE * float(a[1]),
+        )
+
+    def choose_action(self, features: np.ndarray) -> np.ndarray | None:
+        """The planner action for ``features``; the base class keeps the one it was given."""
+        return self.action
+
+    def plan(self, observation: np.ndarray) -> Plan:
+        return self.plan_from_action(self.choose_action(self.features()))
+
+    def observe(self, info: dict[str, Any]) -> None:
+        self.last_spend = float(np.sum(info["spend"]))
+        self.last_gmv = float(np.sum(info["gmv"]))
+        super().observe(info)
+
+
+ScenarioSource = Callable[[np.random.Generator], Scenario]
+
+
+def training_scenarios(
+    presets: Sequence[str] | None = None, preset_share: float = 0.5
+) -> ScenarioSource:
+    """A scenario source for training: a preset with probability ``preset_share``, else a
+    fresh randomised market from :func:`envs.sampler.sample_scenario`."""
+    names = list(PRESETS) if presets is None else list(presets)
+    resolved = [resolve_scenario(name) for name in names]
+
+    def draw(rng: np.random.Generator) -> Scenario:
+        if resolved and rng.random() < preset_share:
+            return resolved[int(rng.integers(len(resolved)))]
+        return sample_scenario(rng)
+
+    return draw
+
+
+def fixed_scenarios(scenarios: Sequence[Scenario | str]) -> ScenarioSource:
+    """A scenario source that cycles through ``scenarios`` in order (for evaluation)."""
+    resolved = [resolve_scenario(s) for s in scenarios]
+    counter = {"next": 0}
+
+    def draw(rng: np.random.Generator) -> Scenario:
+        scenario = resolved[counter["next"] % len(resolved)]
+        counter["next"] += 1
+        return scenario
+
+    return draw
+
+
+class PlannerEnv(gym.Env):
+    """The ad market seen by the planner: it sets the MPC bidder's plan every hour.
+
+    ## Description
+    Each episode is one campaign in a scenario drawn from ``scenario_source`` (presets and
+    randomised markets by default). Every hour the agent chooses a plan; the MPC bidder
+    (forecasts learned online, as in the ``mpc`` strategy) turns it into bids, and the
+    market (:class:`~envs.AdMarketEnv`) plays the hour.
+
+    ## Action Space
+    ``Box(-1, 1, (3,), float32)``: pacing, ROI margin, trend gain (see
+    :meth:`PlannedMPCStrategy.plan_from_action`). The zero action is MPC alone.
+
+    ## Observation Space
+    ``Box(-5, 5, (20,), float32)``: :data:`FEATURE_NAMES`, the same for any number of arms.
+
+    ## Rewards
+    The market's reward divided by ``budget * roi_target``: the episode's return is the
+    campaign's score (``GMV * min(1, ROI / target) ** 2``) in units of the GMV a campaign
+    that spends its whole budget exactly at the target would make, so campaigns of any
+    size weigh alike.
+
+    ## Starting State
+    A fresh campaign in a fresh scenario and market drawn from ``self.np_random``.
+
+    ## Episode End
+    Terminated when the campaign ends (its horizon, or the budget spent).
+
+    ## Arguments
+    ``scenario_source``: a function of a numpy Generator returning a Scenario;
+    ``scenario``: a single scenario or preset name instead (every episode in it).
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self, scenario_source: ScenarioSource | None = None, scenario: Scenario | str | None = None
+    ):
+        if scenario is not None:
+            fixed = resolve_scenario(scenario)
+            scenario_source = lambda rng: fixed  # noqa: E731 - a one-line source
+        self.scenario_source = scenario_source or training_scenarios()
+        self.action_space = spaces.Box(-1.0, 1.0, (N_ACTIONS,), dtype=np.float32)
+        self.observation_space = spaces.Box(-5.0, 5.0, (N_FEATURES,), dtype=np.float32)
+        self.strategy = PlannedMPCStrategy()
+        self.market_env: AdMarketEnv | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        scenario = self.scenario_source(self.np_random)
+        self.market_env = AdMarketEnv(scenario)
+        self._market_obs, _ = self.market_env.reset(seed=int(self.np_random.integers(2**31)))
+        self.strategy.reset(self.market_env)
+        self._scale = self.market_env.budget * self.market_env.roi_target
+        return self.strategy.features(), {"scenario": scenario.name}
+
+    def step(self, action: np.ndarray):
+        if self.market_env is None:
+            raise RuntimeError("call reset() before step()")
+        market = self.market_env
+        self.strategy.action = np.asarray(action, dtype=float)
+        bids = self.strategy.act(self._market_obs)
+        self._market_obs, reward, terminated, truncated, info = market.step(
+            market.bids_to_action(bids)
+        )
+        out_info = {"scenario": market.scenario.name}
+        if not (np.isfinite(reward) and np.isfinite(market.spent)):
+            # A degenerate market draw (an auction nobody can win at any bid) can yield
+            # non-finite figures; end that training episode rather than learn from NaN.
+            out_info["score"] = out_info["normalised_score"] = 0.0
+            return self.strategy.features(), 0.0, True, truncated, out_info
+        self.strategy.observe(info)
+        if terminated:
+            out_info["score"] = info["score"]
+            out_info["normalised_score"] = info["score"] / self._scale
+        return (
+            self.strategy.features(),
+            float(reward / self._scale),
+            terminated,
+            truncated,
+            out_info,
+        )

@@ -1,0 +1,251 @@
+"""Train the PPO planner (``autopilot train``): a config, one seeding block, then the loop.
+
+The agent learns on :class:`~policies.planner_env.PlannerEnv` over presets and randomised
+markets, with one environment process per core. Every ``eval_every`` steps the current
+policy plays fixed evaluation campaigns (the presets, fixed seeds) beside MPC alone on
+the same campaigns; the learning curve, TensorBoard logs and checkpoints are written as it
+goes, and ``resume`` continues from the newest checkpoint after an interruption.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.errors import InputError
+from envs.io import atomic_write_text
+from envs.presets import PRESETS
+from policies.planner_env import PlannerEnv, training_scenarios
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (CleanRL style: every knob in one place)."""
+
+    scenario: str = "mixed"
+    """``mixed`` (presets and randomised markets), ``sampled`` (randomised markets only),
+    or one preset name / scenario TOML path (every episode in it)."""
+    timesteps: int = 100_000
+    """Environment steps (campaign hours) to train for in total."""
+    seed: int = 0
+    """Seeds the environments, the network initialisation and the PPO sampling."""
+    out: str = "ppo_mpc.zip"
+    """Where the trained policy is written; the learning curve goes beside it as .json."""
+    n_envs: int = 2
+    """Parallel environments (one process each when above 1): one per core."""
+    preset_share: float = 0.4
+    """With ``mixed``: the share of training campaigns drawn from the presets."""
+    learning_rate: float = 3e-4
+    n_steps: int = 240
+    """Steps per environment between updates (ten 24-hour campaigns)."""
+    batch_size: int = 120
+    n_epochs: int = 10
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    log_std_init: float = -1.0
+    """Initial log standard deviation of the actions: a cautious start near MPC alone."""
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    eval_every: int = 5_000
+    """Evaluate (and checkpoint) every this many steps; 0 turns both off."""
+    eval_seeds: int = 2
+    """Evaluation campaigns per preset."""
+    runs_dir: str = "runs"
+    """TensorBoard logs go to ``runs_dir/<run name>``; empty turns them off."""
+    resume: bool = False
+    """Continue from the newest checkpoint beside ``out`` instead of starting afresh."""
+    progress: bool = True
+
+
+def make_env(config: TrainConfig, rank: int):
+    """A factory of one training environment (importable, for subprocess workers)."""
+
+    def build() -> PlannerEnv:
+        if config.scenario == "mixed":
+            return PlannerEnv(training_scenarios(preset_share=config.preset_share))
+        if config.scenario == "sampled":
+            return PlannerEnv(training_scenarios(presets=[], preset_share=0.0))
+        return PlannerEnv(scenario=config.scenario)
+
+    return build
+
+
+def evaluate_plans(choose_action, scenarios: list[str], seeds: int) -> float:
+    """Mean normalised score (score / (budget * ROI target)) of a plan-choosing function
+    over ``scenarios`` x ``seeds`` fixed campaigns; ``choose_action(features)``."""
+    scores = []
+    for i, name in enumerate(scenarios):
+        for s in range(seeds):
+            env = PlannerEnv(scenario=name)
+            features, _ = env.reset(seed=10_000 + 100 * i + s)
+            done, info = False, {}
+            while not done:
+                features, _, done, _, info = env.step(choose_action(features))
+            scores.append(info["normalised_score"])
+    return float(np.mean(scores))
+
+
+def _checkpoint_dir(config: TrainConfig) -> Path:
+    out = Path(config.out)
+    return out.with_name(out.stem + "_checkpoints")
+
+
+def latest_checkpoint(config: TrainConfig) -> Path | None:
+    """The newest checkpoint of this run, or ``None``."""
+    found = []
+    for path in _checkpoint_dir(config).glob("ppo_mpc_*_steps.zip"):
+        match = re.fullmatch(r"ppo_mpc_(\d+)_steps\.zip", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train a policy as ``config`` says; returns the summary also written as JSON."""
+    if config.timesteps < 1:
+        raise InputError(f"--timesteps {config.timesteps}: give at least 1 step")
+    if config.scenario not in ("mixed", "sampled"):
+        from envs.market_env import resolve_scenario
+
+        resolve_scenario(config.scenario)  # fail fast, with the scenario error's message
+    # Heavy imports here so that the CLI's --help stays fast.
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+    from stable_baselines3.common.utils import set_random_seed
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    # -- seeding: everything random below derives from config.seed ------------------------
+    set_random_seed(config.seed)
+    # One thread: as fast for a network this small, and summation order stays fixed.
+    torch.set_num_threads(1)
+
+    factories = [make_env(config, rank) for rank in range(config.n_envs)]
+    if config.n_envs > 1:
+        vec_env = SubprocVecEnv(factories, start_method="forkserver")
+    else:
+        vec_env = DummyVecEnv(factories)
+    vec_env.seed(config.seed)
+
+    eval_scenarios = list(PRESETS)
+    started = time.perf_counter()
+    curve: list[dict[str, float]] = []
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    checkpoints = _checkpoint_dir(config)
+    mpc_alone = None
+    if config.eval_every > 0:
+        mpc_alone = evaluate_plans(
+            lambda f: np.zeros(3, dtype=np.float32), eval_scenarios, config.eval_seeds
+        )
+
+    class Monitor(BaseCallback):
+        """Periodic evaluation, checkpoint and progress bar in one callback."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bar = None
+            self.next_eval = 0
+
+        def _on_training_start(self) -> None:
+            self.next_eval = (
+                (self.num_timesteps // config.eval_every + 1) * config.eval_every
+                if config.eval_every > 0
+                else 0
+            )
+            if config.progress:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(
+                    total=config.timesteps,
+                    initial=self.num_timesteps,
+                    unit="step",
+                    desc="train ppo-mpc",
+                )
+
+        def _evaluate(self) -> None:
+            score = evaluate_plans(
+                lambda f: self.model.predict(f, deterministic=True)[0],
+                eval_scenarios,
+                config.eval_seeds,
+            )
+            point = {
+                "timesteps": int(self.num_timesteps),
+                "eval_score": score,
+                "pct_of_mpc": 100.0 * score / mpc_alone,
+                "wall_s": time.perf_counter() - started,
+            }
+            curve.append(point)
+            self.logger.record("eval/normalised_score", score)
+            self.logger.record("eval/pct_of_mpc", point["pct_of_mpc"])
+            checkpoints.mkdir(parents=True, exist_ok=True)
+            self.model.save(checkpoints / f"ppo_mpc_{self.num_timesteps}_steps.zip")
+            if self.bar is not None:
+                self.bar.set_postfix(pct_of_mpc=f"{point['pct_of_mpc']:.1f}")
+
+        def _on_step(self) -> bool:
+            if self.bar is not None:
+                self.bar.update(self.training_env.num_envs)
+            if config.eval_every > 0 and self.num_timesteps >= self.next_eval:
+                self._evaluate()
+                self.next_eval += config.eval_every
+            return True
+
+        def _on_training_end(self) -> None:
+            if self.bar is not None:
+                self.bar.close()
+
+    resume_from = latest_checkpoint(config) if config.resume else None
+    run_name = f"{Path(config.scenario).stem}__ppo_mpc__{config.seed}__{int(time.time())}"
+    tensorboard = config.runs_dir or None
+    if resume_from is not None:
+        model = PPO.load(resume_from, env=vec_env, device="cpu", tensorboard_log=tensorboard)
+        previous = Path(config.out).with_suffix(".json")
+        if previous.is_file():
+            curve.extend(json.loads(previous.read_text()).get("learning_curve", []))
+    else:
+        model = PPO(
+            "MlpPolicy",
+            vec_env,
+            learning_rate=config.learning_rate,
+            n_steps=config.n_steps,
+            batch_size=config.batch_size,
+            n_epochs=config.n_epochs,
+            gamma=config.gamma,
+            gae_lambda=config.gae_lambda,
+            clip_range=config.clip_range,
+            ent_coef=config.ent_coef,
+            seed=config.seed,
+            device="cpu",
+            verbose=0,
+            tensorboard_log=tensorboard,
+            policy_kwargs={"net_arch": list(config.net_arch), "log_std_init": config.log_std_init},
+        )
+    remaining = config.timesteps - model.num_timesteps
+    if remaining > 0:
+        model.learn(
+            remaining,
+            callback=CallbackList([Monitor()]),
+            tb_log_name=run_name,
+            reset_num_timesteps=resume_from is None,
+        )
+    vec_env.close()
+    model.save(out)
+
+    summary = {
+        "config": asdict(config) | {"resumed_from": str(resume_from) if resume_from else None},
+        "timesteps": int(model.num_timesteps),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "eval_scenarios": eval_scenarios,
+        "mpc_alone_eval_score": mpc_alone,
+        "learning_curve": curve,
+    }
+    atomic_write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
+    return summary
