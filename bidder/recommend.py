@@ -1,0 +1,785 @@
+"""Tomorrow's bids from hourly performance logs: fit every arm's response, plan with the MPC.
+
+This is the nightly job (``autopilot recommend``, ``docs/recommend.md``). It reads the
+clean log frame of :func:`bidder.logs.read_logs` and
+
+1. fits, per arm (product, channel), the market model of ``docs/market.md`` for the
+   24 hours of the target date: hourly auction opportunities (daypart and weekday), the
+   log-normal clearing-price distribution (hourly median and log-spread), CTR, CVR and
+   order value, shrinking thin arms towards their channel's and product's averages;
+2. plans the day with :class:`bidder.mpc.MPCBidder`, one planning period per hour, under
+   the budget (a hard limit) and the ROI target;
+3. returns one row per product, channel and hour (bid, planned spend, expected GMV and
+   ROI) and a summary (binding constraints, shadow prices, thin arms and what was done).
+
+How the auction is identified. A bid ``b`` against log-normal clearing prices
+``LogNormal(ln m, sigma)`` wins with probability ``q = Phi(z)``, ``z = ln(b / m) / sigma``,
+and the mean price paid per won impression is
+``b * exp(-sigma z + sigma^2 / 2) * Phi(z - sigma) / Phi(z)``. A log row gives ``q``
+(``win_rate``) and the mean price paid (``1000 spend / impressions``): two equations
+per row, so every row with a mid-range win rate yields its own ``sigma``; the channel's
+``sigma`` is their weighted median. Then ``ln m = ln b - sigma z`` per row, and the hourly
+medians are averaged per channel and hour, shrunk towards a line in the log of the
+channel's traffic daypart (competition follows traffic). Without ``win_rate`` the
+spread cannot be separated from the median by one row, so ``DEFAULT_PRICE_SIGMA`` is
+used and ``z`` is solved from the price paid alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
+from bidder.plan import Plan
+from envs.errors import InputError
+from envs.market import EpisodeMarket, expected_response
+from envs.stats import normal_cdf, normal_ppf
+
+HOURS_PER_DAY = 24
+#: Fewest distinct dates a history needs: every hour of the day is then seen at least
+#: three times, enough to average out one unusual day.
+MIN_HISTORY_DAYS = 3
+#: Every weekday must be seen this often before weekday traffic factors are fitted
+#: (two weeks of history); with less, tomorrow's traffic is the weekday-blind average.
+MIN_DAYS_PER_WEEKDAY = 2
+#: Log-spread of clearing prices assumed when the log has no ``win_rate`` column.
+DEFAULT_PRICE_SIGMA = 0.5
+#: Audience size as a multiple of the hour's opportunities (the market model's default):
+#: the share of impressions that reach new viewers falls as more of the hour is won, so
+#: the base CTR is clicks over saturated reach, not over raw impressions.
+DEFAULT_SATURATION = 3.0
+#: Coefficient of variation of one order's value; the expected plan does not depend on it.
+DEFAULT_AOV_CV = 0.4
+#: Bids are capped at this multiple of the arm's typical median clearing price (the
+#: simulator's action range), so a thin arm's noisy fit cannot produce an absurd bid.
+BID_CAP_FACTOR = 8.0
+#: Rows with fewer impressions or a win rate outside these bounds say too little about
+#: the auction (a near-zero or near-one win rate hardly moves with the price).
+MIN_ROW_IMPRESSIONS = 20
+WIN_RATE_RANGE = (0.02, 0.98)
+#: Shrinkage strengths: the channel-and-product prior counts as this many clicks (CTR)
+#: or orders (CVR, order value).
+PRIOR_CLICKS = 50.0
+PRIOR_ORDERS = 20.0
+#: An arm has enough data for trustworthy rates with at least this many orders and
+#: clicks over the history (counting noise of CVR below ~7%).
+ENOUGH_ORDERS = 200
+ENOUGH_CLICKS = 2_000
+#: Rows (weighted) a channel-hour's price mean counts against the daypart line.
+PRICE_PRIOR_ROWS = 3.0
+#: Recency: a day's rows weigh half as much as those of the day ``HALF_LIFE_DAYS`` later,
+#: so creative wear or price drift show up without discarding older days.
+HALF_LIFE_DAYS = 14.0
+
+
+class RecommendError(InputError):
+    """A recommendation request that cannot be answered; the message names the fix."""
+
+
+@dataclass
+class ArmFit:
+    """What the history says about one arm, and how much of it was trusted.
+
+    Attributes:
+        product, channel: the arm.
+        impressions, clicks, orders: totals over the history.
+        ctr, cvr, aov: the fitted base rates (after shrinkage).
+        data_weight: share of the fitted CVR that comes from the arm's own data (0-1);
+            the rest is the channel and product prior.
+        enough_data: whether the arm has at least ``ENOUGH_ORDERS`` orders and
+            ``ENOUGH_CLICKS`` clicks.
+        action: what was done about thin data, in words (empty when nothing was needed).
+    """
+
+    product: str
+    channel: str
+    impressions: int
+    clicks: int
+    orders: int
+    ctr: float
+    cvr: float
+    aov: float
+    data_weight: float
+    enough_data: bool
+    action: str = ""
+
+
+@dataclass
+class FittedMarket:
+    """The fitted market of the target date.
+
+    Attributes:
+        date: the day the market describes.
+        arms: ``(product, channel)`` per arm, in the market's column order.
+        market: the fitted :class:`~envs.market.EpisodeMarket`, 24 hours from 00:00.
+        bid_cap: the highest bid allowed per arm (CPM).
+        price_sigma_by_channel: fitted log-spread of clearing prices per channel.
+        weekday_factors: fitted traffic factor per weekday (Monday first), or ``None``
+            when the history is too short to fit them.
+        arm_fits: per-arm rates and data sufficiency.
+        history_days, first_date, last_date: the history that was used.
+        untradeable: arms with no impressions in the history (never bid).
+    """
+
+    date: dt.date
+    arms: list[tuple[str, str]]
+    market: EpisodeMarket
+    bid_cap: np.ndarray
+    price_sigma_by_channel: dict[str, float]
+    weekday_factors: np.ndarray | None
+    arm_fits: list[ArmFit]
+    history_days: int
+    first_date: dt.date
+    last_date: dt.date
+    untradeable: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+
+@dataclass
+class Recommendation:
+    """Tomorrow's plan: the per-hour rows, the summary and the objects behind them."""
+
+    table: pd.DataFrame
+    summary: dict[str, Any]
+    fitted: FittedMarket
+    decision: Decision
+
+
+#: Columns of the recommendation file, in order.
+RECOMMENDATION_COLUMNS: tuple[str, ...] = (
+    "date",
+    "hour",
+    "product",
+    "channel",
+    "bid",
+    "planned_spend",
+    "expected_gmv",
+    "expected_roi",
+)
+
+
+# -- checks of the request ----------------------------------------------------------------
+def check_settings(budget: float, roi_target: float) -> None:
+    """Refuse a budget or ROI target that no plan can honour.
+
+    Raises:
+        RecommendError: a negative, zero, NaN or infinite budget, or a negative, NaN or
+            infinite ROI target.
+    """
+    if not isinstance(budget, (int, float)) or not math.isfinite(budget) or budget <= 0:
+        raise RecommendError(
+            f"budget {budget!r} is not a positive amount; give tomorrow's total budget in "
+            "currency, e.g. --budget 120000"
+        )
+    if not isinstance(roi_target, (int, float)) or not math.isfinite(roi_target) or roi_target < 0:
+        raise RecommendError(
+            f"ROI target {roi_target!r} is not a non-negative number; give GMV / spend, "
+            "e.g. --roi-target 4 (0 for no ROI target)"
+        )
+
+
+def check_history(logs: pd.DataFrame, date: dt.date, source: str = "history") -> None:
+    """Refuse a history that is too short or a date that is not after it.
+
+    Raises:
+        RecommendError: fewer than ``MIN_HISTORY_DAYS`` dates, or ``date`` on or before
+            the history's last date.
+    """
+    dates = pd.to_datetime(logs["date"]).dt.date
+    first, last = dates.min(), dates.max()
+    n_days = dates.nunique()
+    if n_days < MIN_HISTORY_DAYS:
+        raise RecommendError(
+            f"{source}: column 'date' covers {n_days} day{'s' if n_days != 1 else ''} "
+            f"({first} to {last}); fitting dayparts needs at least {MIN_HISTORY_DAYS} days "
+            f"of hourly rows (14 or more also fits weekday factors); export a longer history"
+        )
+    if date <= last:
+        raise RecommendError(
+            f"date {date.isoformat()} is not after the history's last date {last.isoformat()} "
+            f"(column 'date' of {source}); recommend for a later day, e.g. "
+            f"{(last + dt.timedelta(days=1)).isoformat()}"
+        )
+
+
+# -- fitting ------------------------------------------------------------------------------
+def _price_paid_ratio(z: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Mean clearing price paid per won impression, as a share of the bid."""
+    win = np.maximum(normal_cdf(z), 1e-300)
+    return np.exp(-sigma * z + 0.5 * sigma * sigma) * normal_cdf(z - sigma) / win
+
+
+def _bisect_decreasing(
+    func, target: np.ndarray, low: float, high: float, iterations: int = 50
+) -> np.ndarray:
+    """Solve ``func(x) = target`` for a function decreasing in ``x``, clipped to the range."""
+    lo = np.full(target.shape, low)
+    hi = np.full(target.shape, high)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        above = func(mid) > target
+        lo = np.where(above, mid, lo)
+        hi = np.where(above, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def _group_mean(
+    index: np.ndarray, values: np.ndarray, weights: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean of ``values`` per group (NaN for empty groups) and the weight sums."""
+    total = np.bincount(index, weights * values, minlength=size)
+    weight = np.bincount(index, weights, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(weight > 0, total / weight, np.nan), weight
+
+
+def _fill_daypart(
+    cells: np.ndarray, arm_channel: np.ndarray, n_channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Complete an (arm, hour) table of mean opportunities with missing cells.
+
+    Fits ``cells[k, h] ~ level[k] * shape[channel(k), h]`` by alternating means over the
+    known cells, then fills the unknown ones from the fit: an arm paused at night still
+    gets its channel's night traffic in proportion to its own daytime level.
+
+    Returns:
+        The completed table and the channel daypart shapes (n_channels, 24), mean 1.
+    """
+    known = np.isfinite(cells) & (cells > 0)
+    log_cells = np.log(np.where(known, cells, 1.0))
+    log_shape = np.zeros((n_channels, HOURS_PER_DAY))
+    log_level = np.zeros(len(cells))
+    for _ in range(8):
+        resid = np.where(known, log_cells - log_shape[arm_channel], 0.0)
+        count = known.sum(axis=1)
+        log_level = np.where(count > 0, resid.sum(axis=1) / np.maximum(count, 1), np.nan)
+        for c in range(n_channels):
+            rows = (arm_channel == c) & np.isfinite(log_level)
+            if not rows.any():
+                continue
+            part = np.where(known[rows], log_cells[rows] - log_level[rows, None], 0.0)
+            hours = known[rows].sum(axis=0)
+            shape = np.where(hours > 0, part.sum(axis=0) / np.maximum(hours, 1), np.nan)
+            log_shape[c] = shape
+        # Hours a channel never saw take the other channels' shape at that hour.
+        overall = (
+            np.nanmean(np.where(np.isfinite(log_shape), log_shape, np.nan), axis=0)
+            if np.isfinite(log_shape).any()
+            else np.zeros(HOURS_PER_DAY)
+        )
+        overall = np.where(np.isfinite(overall), overall, 0.0)
+        log_shape = np.where(np.isfinite(log_shape), log_shape, overall[None, :])
+        log_shape -= np.log(np.exp(log_shape).mean(axis=1, keepdims=True))
+    level = np.exp(np.where(np.isfinite(log_level), log_level, -np.inf))
+    fitted = level[:, None] * np.exp(log_shape[arm_channel])
+    return np.where(known, cells, fitted), np.exp(log_shape)
+
+
+def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> FittedMarket:
+    """Fit every arm's hourly response for ``date`` from a clean log frame.
+
+    Args:
+        logs: the frame of :func:`bidder.logs.read_logs` (or ``validate_logs``).
+        date: the day to plan; after the history's last date.
+        source: what to call the history in messages.
+
+    Returns:
+        The fitted market and the per-arm diagnostics.
+
+    Raises:
+        RecommendError: history too short, or ``date`` not after it.
+    """
+    check_history(logs, date, source)
+    arm_keys = (
+        logs[["product", "channel"]]
+        .drop_duplicates()
+        .sort_values(["product", "channel"])
+        .itertuples(index=False, name=None)
+    )
+    arms = [tuple(key) for key in arm_keys]
+    arm_index = {arm: k for k, arm in enumerate(arms)}
+    channels = sorted({channel for _, channel in arms})
+    products = sorted({product for product, _ in arms})
+    channel_of_arm = np.array([channels.index(c) for _, c in arms])
+    product_of_arm = np.array([products.index(p) for p, _ in arms])
+    n_arms, n_channels = len(arms), len(channels)
+
+    k = np.array([arm_index[key] for key in zip(logs["product"], logs["channel"], strict=True)])
+    c = channel_of_arm[k]
+    hour = logs["hour"].to_numpy(np.int64)
+    row_dates = pd.to_datetime(logs["date"]).dt.date.to_numpy()
+    last = max(row_dates)
+    age = np.array([(last - d).days for d in row_dates], dtype=float)
+    recency = 0.5 ** (age / HALF_LIFE_DAYS)
+    impressions = logs["impressions"].to_numpy(float)
+    clicks = logs["clicks"].to_numpy(float)
+    orders = logs["orders"].to_numpy(float)
+    spend = logs["spend"].to_numpy(float)
+    gmv = logs["gmv"].to_numpy(float)
+    bid = logs["bid"].to_numpy(float)
+    has_win_rate = "win_rate" in logs.columns
+    win_rate = logs["win_rate"].to_numpy(float) if has_win_rate else np.full(len(logs), np.nan)
+
+    # Mean price paid per won impression, as a share of the bid (second price: below 1).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        paid_ratio = np.where(
+            (impressions > 0) & (bid > 0), 1000.0 * spend / impressions / bid, np.nan
+        )
+    priced = (impressions >= MIN_ROW_IMPRESSIONS) & (paid_ratio > 0) & (paid_ratio < 1)
+    mid_win = priced & (win_rate >= WIN_RATE_RANGE[0]) & (win_rate <= WIN_RATE_RANGE[1])
+
+    # 1. The log-spread of clearing prices per channel, from rows that give both equations.
+    z_observed = normal_ppf(np.where(mid_win, win_rate, 0.5))
+    row_sigma = _bisect_decreasing(
+        lambda s: _price_paid_ratio(z_observed, s), np.where(mid_win, paid_ratio, 0.5), 0.02, 3.0
+    )
+    sigma_by_channel: dict[str, float] = {}
+    for ci, name in enumerate(channels):
+        rows = mid_win & (c == ci)
+        sigma_by_channel[name] = (
+            _weighted_median(row_sigma[rows], (impressions * recency)[rows])
+            if rows.sum() >= 10
+            else DEFAULT_PRICE_SIGMA
+        )
+    sigma_row = np.array([sigma_by_channel[name] for name in channels])[c]
+
+    # 2. Where the bid stood against the median in every priced row: from the win rate
+    # when it is informative, else from the price paid alone at the channel's spread.
+    z_from_paid = _bisect_decreasing(
+        lambda z: _price_paid_ratio(z, sigma_row), np.where(priced, paid_ratio, 0.5), -6.0, 6.0
+    )
+    z_row = np.where(mid_win, z_observed, z_from_paid)
+    log_median = np.where(priced, np.log(np.maximum(bid, 1e-12)) - sigma_row * z_row, np.nan)
+
+    # 3. Opportunities per row: impressions / win rate (measured where given).
+    win_used = np.where(
+        has_win_rate & (win_rate >= WIN_RATE_RANGE[0]),
+        win_rate,
+        np.where(priced, normal_cdf(z_row), np.nan),
+    )
+    counted = (impressions >= MIN_ROW_IMPRESSIONS) & np.isfinite(win_used) & (win_used > 0)
+    opportunities = np.where(counted, impressions / np.where(counted, win_used, 1.0), np.nan)
+
+    cell = k * HOURS_PER_DAY + hour
+    weekday = np.array([d.weekday() for d in row_dates])
+    weekday_factors = _fit_weekday_factors(
+        opportunities, counted, cell, recency, weekday, row_dates, n_arms
+    )
+    day_factor = np.ones(len(logs)) if weekday_factors is None else weekday_factors[weekday]
+    traffic_cells, _ = _group_mean(
+        cell[counted],
+        (opportunities / day_factor)[counted],
+        recency[counted],
+        n_arms * HOURS_PER_DAY,
+    )
+    traffic_cells = traffic_cells.reshape(n_arms, HOURS_PER_DAY)
+    untradeable = ~np.isfinite(traffic_cells).any(axis=1)
+    traffic_by_hour, shape = _fill_daypart(traffic_cells, channel_of_arm, n_channels)
+    traffic_by_hour = np.where(np.isfinite(traffic_by_hour), traffic_by_hour, 0.0)
+    if weekday_factors is not None:
+        traffic_by_hour = traffic_by_hour * weekday_factors[date.weekday()]
+
+    # 4. Hourly median clearing prices: channel-hour means shrunk towards a line in the
+    # channel's log daypart, plus a shrunk per-arm offset.
+    price_median = _fit_price_medians(
+        log_median, priced, recency, c, k, hour, shape, channel_of_arm, n_channels, n_arms
+    )
+
+    # 5. CTR over saturated reach, CVR and order value, shrunk towards priors.
+    audience = DEFAULT_SATURATION * np.where(counted, opportunities, np.inf)
+    with np.errstate(invalid="ignore", over="ignore"):
+        reach = np.where(
+            np.isfinite(audience) & (impressions > 0),
+            audience * -np.expm1(-impressions / np.where(np.isfinite(audience), audience, 1.0)),
+            impressions,
+        )
+    arm_fits, ctr, cvr, aov = _fit_rates(
+        arms,
+        k,
+        reach,
+        impressions,
+        clicks,
+        orders,
+        gmv,
+        recency,
+        channel_of_arm,
+        product_of_arm,
+        n_arms,
+    )
+    for fit, no_auction in zip(arm_fits, untradeable, strict=True):
+        if no_auction:
+            fit.action = (
+                "no impressions in the history: not bid tomorrow; give it a test "
+                "budget and bid to learn its auction"
+            )
+
+    typical_median = np.exp(np.log(price_median).mean(axis=0))
+    sigma_by_arm = np.array([sigma_by_channel[channels[ci]] for ci in channel_of_arm])
+    market = EpisodeMarket(
+        traffic=np.where(untradeable[None, :], 0.0, traffic_by_hour.T),
+        price_median=price_median,
+        price_sigma=sigma_by_arm,
+        ctr=np.tile(ctr, (HOURS_PER_DAY, 1)),
+        cvr=np.tile(cvr, (HOURS_PER_DAY, 1)),
+        aov=np.tile(aov, (HOURS_PER_DAY, 1)),
+        aov_cv=np.full(n_arms, DEFAULT_AOV_CV),
+        saturation=np.full(n_arms, DEFAULT_SATURATION),
+        fatigue_impressions=np.full(n_arms, np.inf),
+        fatigue_floor=np.full(n_arms, 0.5),
+        hour_of_day=np.arange(HOURS_PER_DAY),
+    )
+    return FittedMarket(
+        date=date,
+        arms=arms,
+        market=market,
+        bid_cap=BID_CAP_FACTOR * typical_median,
+        price_sigma_by_channel=sigma_by_channel,
+        weekday_factors=weekday_factors,
+        arm_fits=arm_fits,
+        history_days=len(set(row_dates)),
+        first_date=min(row_dates),
+        last_date=last,
+        untradeable=untradeable,
+    )
+
+
+def _fit_weekday_factors(
+    opportunities: np.ndarray,
+    counted: np.ndarray,
+    cell: np.ndarray,
+    recency: np.ndarray,
+    weekday: np.ndarray,
+    row_dates: np.ndarray,
+    n_arms: int,
+) -> np.ndarray | None:
+    """Traffic factor per weekday (mean 1 over the weekdays), or ``None`` without two
+    full weeks of history."""
+    days_per_weekday = np.bincount([d.weekday() for d in set(row_dates)], minlength=7)
+    if days_per_weekday.min() < MIN_DAYS_PER_WEEKDAY or not counted.any():
+        return None
+    cell_mean, _ = _group_mean(
+        cell[counted], opportunities[counted], recency[counted], n_arms * HOURS_PER_DAY
+    )
+    ratio = opportunities[counted] / cell_mean[cell[counted]]
+    # Opportunity-weighted so that busy hours, whose counts are precise, dominate.
+    factors, _ = _group_mean(weekday[counted], ratio, opportunities[counted], 7)
+    factors = np.where(np.isfinite(factors), factors, 1.0)
+    return factors / factors.mean()
+
+
+def _fit_price_medians(
+    log_median: np.ndarray,
+    priced: np.ndarray,
+    recency: np.ndarray,
+    c: np.ndarray,
+    k: np.ndarray,
+    hour: np.ndarray,
+    shape: np.ndarray,
+    channel_of_arm: np.ndarray,
+    n_channels: int,
+    n_arms: int,
+) -> np.ndarray:
+    """Median clearing price per hour and arm (24, K) in CPM."""
+    cells, weight = _group_mean(
+        (c * HOURS_PER_DAY + hour)[priced],
+        log_median[priced],
+        recency[priced],
+        n_channels * HOURS_PER_DAY,
+    )
+    cells = cells.reshape(n_channels, HOURS_PER_DAY)
+    weight = weight.reshape(n_channels, HOURS_PER_DAY)
+    log_channel = np.zeros((n_channels, HOURS_PER_DAY))
+    for ci in range(n_channels):
+        seen = weight[ci] > 0
+        if not seen.any():
+            # No priced row at all in this channel: its arms are not tradeable anyway.
+            log_channel[ci] = 0.0
+            continue
+        x, y, w = np.log(shape[ci][seen]), cells[ci][seen], weight[ci][seen]
+        mean_y = np.average(y, weights=w)
+        slope = 0.0
+        if seen.sum() >= 4 and np.ptp(x) > 1e-6:
+            mean_x = np.average(x, weights=w)
+            slope = np.average((x - mean_x) * (y - mean_y), weights=w) / np.average(
+                (x - mean_x) ** 2, weights=w
+            )
+            slope = float(np.clip(slope, 0.0, 1.5))
+            line = mean_y + slope * (np.log(shape[ci]) - mean_x)
+        else:
+            line = np.full(HOURS_PER_DAY, mean_y)
+        observed = np.where(seen, cells[ci], 0.0)
+        log_channel[ci] = (weight[ci] * observed + PRICE_PRIOR_ROWS * line) / (
+            weight[ci] + PRICE_PRIOR_ROWS
+        )
+    # An arm's own price level can differ from its channel's (targeting, creative
+    # quality score): a per-arm offset, shrunk towards 0 when the arm has few rows.
+    resid = log_median[priced] - log_channel[c[priced], hour[priced]]
+    offset, arm_weight = _group_mean(k[priced], resid, recency[priced], n_arms)
+    offset = np.where(np.isfinite(offset), offset * arm_weight / (arm_weight + 10.0), 0.0)
+    return np.exp(log_channel[channel_of_arm].T + offset[None, :])
+
+
+def _fit_rates(
+    arms: Sequence[tuple[str, str]],
+    k: np.ndarray,
+    reach: np.ndarray,
+    impressions: np.ndarray,
+    clicks: np.ndarray,
+    orders: np.ndarray,
+    gmv: np.ndarray,
+    recency: np.ndarray,
+    channel_of_arm: np.ndarray,
+    product_of_arm: np.ndarray,
+    n_arms: int,
+):
+    """CTR, CVR and order value per arm, shrunk towards channel x product priors."""
+
+    def arm_sum(values: np.ndarray) -> np.ndarray:
+        return np.bincount(k, values * recency, minlength=n_arms)
+
+    s_reach, s_clicks, s_orders, s_gmv = (arm_sum(v) for v in (reach, clicks, orders, gmv))
+
+    def prior(
+        numerator: np.ndarray, denominator: np.ndarray, by_product: bool = True
+    ) -> np.ndarray:
+        overall = numerator.sum() / max(denominator.sum(), 1e-12)
+        channel = np.bincount(channel_of_arm, numerator) / np.maximum(
+            np.bincount(channel_of_arm, denominator), 1e-12
+        )
+        product = np.bincount(product_of_arm, numerator) / np.maximum(
+            np.bincount(product_of_arm, denominator), 1e-12
+        )
+        if not by_product:
+            return product[product_of_arm]
+        if overall <= 0:
+            return np.zeros(n_arms)
+        # Channel and product effects multiply, as CTR and CVR do in the market.
+        return channel[channel_of_arm] * product[product_of_arm] / overall
+
+    ctr_prior = prior(s_clicks, s_reach)
+    cvr_prior = prior(s_orders, s_clicks)
+    aov_prior = prior(s_gmv, s_orders, by_product=False)
+    ctr_strength = PRIOR_CLICKS / np.maximum(ctr_prior, 1e-9)
+    cvr_strength = PRIOR_ORDERS / np.maximum(cvr_prior, 1e-9)
+    ctr = (s_clicks + ctr_strength * ctr_prior) / (s_reach + ctr_strength)
+    cvr = (s_orders + cvr_strength * cvr_prior) / (s_clicks + cvr_strength)
+    aov = (s_gmv + PRIOR_ORDERS * aov_prior) / (s_orders + PRIOR_ORDERS)
+    cvr_weight = s_clicks / (s_clicks + cvr_strength)
+
+    totals = {
+        name: np.bincount(k, values, minlength=n_arms)
+        for name, values in (("impressions", impressions), ("clicks", clicks), ("orders", orders))
+    }
+    fits = []
+    for a, (product, channel) in enumerate(arms):
+        enough = totals["orders"][a] >= ENOUGH_ORDERS and totals["clicks"][a] >= ENOUGH_CLICKS
+        action = (
+            ""
+            if enough
+            else (
+                f"rates shrunk towards the {channel} channel and {product} product averages "
+                f"({100 * cvr_weight[a]:.0f}% own data in CVR)"
+            )
+        )
+        fits.append(
+            ArmFit(
+                product=product,
+                channel=channel,
+                impressions=int(totals["impressions"][a]),
+                clicks=int(totals["clicks"][a]),
+                orders=int(totals["orders"][a]),
+                ctr=float(ctr[a]),
+                cvr=float(cvr[a]),
+                aov=float(aov[a]),
+                data_weight=float(cvr_weight[a]),
+                enough_data=bool(enough),
+                action=action,
+            )
+        )
+    return fits, ctr, cvr, aov
+
+
+# -- planning -----------------------------------------------------------------------------
+#: One planning period per hour and no hour-to-hour bid limit: a day-ahead plan sets
+#: every hour's bid at once.
+DAY_AHEAD_CONFIG = MPCConfig(blocks=False, max_periods=None, max_bid_change=1e9)
+
+
+def _expected(market: EpisodeMarket, bids: np.ndarray):
+    return expected_response(
+        market.traffic,
+        market.price_median,
+        market.price_sigma,
+        market.ctr,
+        market.cvr,
+        market.aov,
+        market.saturation,
+        bids,
+    )
+
+
+def plan_day(
+    fitted: FittedMarket, budget: float, roi_target: float, plan: Plan | None = None
+) -> tuple[np.ndarray, Decision]:
+    """Per-hour bids (24, K) for the fitted day, and the MPC decision behind them.
+
+    The expected spend of the bids never exceeds ``budget``: the hourly bids are read off
+    the plan's spend, and if interpolation on the bid grid overshoots, all bids are
+    lowered by one common factor until the expected spend fits.
+    """
+    market = fitted.market
+    bidder = MPCBidder(len(fitted.arms), HOURS_PER_DAY, DAY_AHEAD_CONFIG)
+    state = CampaignState(
+        budget=budget, roi_target=roi_target, spent=0.0, gmv=0.0, bid_cap=fitted.bid_cap
+    )
+    # A fresh bidder solves twice: on a broad bid grid, then on a grid refined around
+    # that solution (a third solve moved the score by less than 0.5% in tests).
+    decision = bidder.decide(market, state, plan)
+    bids = np.asarray(decision.bids_by_period, dtype=float).T.copy()
+    bids[:, fitted.untradeable] = 0.0
+    spend = _expected(market, bids).spend.sum()
+    if spend > budget:
+        low, high = 0.0, 1.0
+        for _ in range(60):
+            mid = 0.5 * (low + high)
+            if _expected(market, bids * mid).spend.sum() > budget:
+                high = mid
+            else:
+                low = mid
+        bids = bids * low
+    return bids, decision
+
+
+def recommend(
+    logs: pd.DataFrame,
+    budget: float,
+    roi_target: float,
+    date: dt.date,
+    plan: Plan | None = None,
+    source: str = "history",
+    plan_note: str = "neutral plan (MPC alone)",
+) -> Recommendation:
+    """Fit the history and plan ``date``: per-hour bids, spend and GMV per arm.
+
+    Args:
+        logs: the clean log frame of :func:`bidder.logs.read_logs`.
+        budget: the day's total budget (currency); a hard limit on planned spend.
+        roi_target: the day's ROI target (GMV / spend).
+        date: the day to plan; after the history's last date.
+        plan: the MPC plan (default: neutral).
+        source: what to call the history in messages.
+        plan_note: how the plan was chosen, for the summary.
+
+    Returns:
+        The recommendation rows (``RECOMMENDATION_COLUMNS``), the summary and the fit.
+
+    Raises:
+        RecommendError: bad budget or ROI target, history too short, date not after the
+            history, or an ROI target that no allocation of the budget reaches.
+    """
+    check_settings(budget, roi_target)
+    fitted = fit_market(logs, date, source)
+    bids, decision = plan_day(fitted, float(budget), float(roi_target), plan)
+    if not decision.roi_target_reachable:
+        raise RecommendError(
+            f"ROI target {roi_target:g} cannot be reached tomorrow: the best reachable ROI at "
+            f"budget {budget:,.0f} is {decision.best_reachable_roi:.2f} on this history; "
+            f"lower --roi-target to at most {math.floor(decision.best_reachable_roi * 100) / 100:.2f}"
+        )
+    outcome = _expected(fitted.market, bids)
+    n_arms = len(fitted.arms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        roi = np.where(outcome.spend > 0, outcome.gmv / outcome.spend, 0.0)
+    table = pd.DataFrame(
+        {
+            "date": date.isoformat(),
+            "hour": np.repeat(np.arange(HOURS_PER_DAY), n_arms),
+            "product": [p for p, _ in fitted.arms] * HOURS_PER_DAY,
+            "channel": [ch for _, ch in fitted.arms] * HOURS_PER_DAY,
+            "bid": np.round(bids.ravel(), 4),
+            "planned_spend": np.round(outcome.spend.ravel(), 2),
+            "expected_gmv": np.round(outcome.gmv.ravel(), 2),
+            "expected_roi": np.round(roi.ravel(), 4),
+        }
+    )
+    table = table.sort_values(["product", "channel", "hour"], kind="stable").reset_index(drop=True)
+    # Rounding to cents must not lift the total above the budget.
+    while table["planned_spend"].sum() > budget:
+        worst = table["planned_spend"].idxmax()
+        table.loc[worst, "planned_spend"] = round(table.loc[worst, "planned_spend"] - 0.01, 2)
+    summary = _summary(fitted, decision, table, float(budget), float(roi_target), plan_note)
+    return Recommendation(table=table, summary=summary, fitted=fitted, decision=decision)
+
+
+def _summary(
+    fitted: FittedMarket,
+    decision: Decision,
+    table: pd.DataFrame,
+    budget: float,
+    roi_target: float,
+    plan_note: str,
+) -> dict[str, Any]:
+    total_spend = float(table["planned_spend"].sum())
+    total_gmv = float(table["expected_gmv"].sum())
+    budget_binds = total_spend >= budget * 0.995
+    thin = [fit for fit in fitted.arm_fits if fit.action]
+    return {
+        "date": fitted.date.isoformat(),
+        "budget": budget,
+        "roi_target": roi_target,
+        "planned_spend": round(total_spend, 2),
+        "expected_gmv": round(total_gmv, 2),
+        "expected_roi": round(total_gmv / total_spend, 4) if total_spend > 0 else 0.0,
+        "best_reachable_roi": round(float(decision.best_reachable_roi), 4),
+        "constraints": {
+            "budget": {
+                "binds": bool(budget_binds),
+                "shadow_price": round(float(decision.budget_dual), 4),
+                "meaning": "expected GMV of one more unit of budget",
+            },
+            "roi_target": {
+                "binds": bool(decision.roi_binding),
+                "shadow_price": round(float(decision.roi_dual), 4),
+                "shortfall_gmv": round(float(decision.roi_slack), 2),
+                "meaning": "GMV given up per unit of ROI-constraint tightening",
+            },
+        },
+        "plan": plan_note,
+        "solver": decision.solver,
+        "explanation": decision.explain(),
+        "history": {
+            "days": fitted.history_days,
+            "first_date": fitted.first_date.isoformat(),
+            "last_date": fitted.last_date.isoformat(),
+            "weekday_factors": None
+            if fitted.weekday_factors is None
+            else [round(float(f), 4) for f in fitted.weekday_factors],
+            "price_sigma_by_channel": {
+                name: round(value, 4) for name, value in fitted.price_sigma_by_channel.items()
+            },
+        },
+        "arms": len(fitted.arms),
+        "thin_arms": [
+            {
+                "product": fit.product,
+                "channel": fit.channel,
+                "clicks": fit.clicks,
+                "orders": fit.orders,
+                "own_data_share": round(fit.data_weight, 3),
+                "action": fit.action,
+            }
+            for fit in thin
+        ],
+    }
