@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
+from bidder.errors import BidderInputError
 from bidder.plan import Plan
 from bidder.response import PiecewiseCurves, build_curves, period_bids, period_sizes, spend_to_bid
 from envs.market import EpisodeMarket, creative_wear, expected_response
@@ -79,6 +80,21 @@ class CampaignState:
     bid_cap: np.ndarray
     previous_bids: np.ndarray | None = None
     exposure: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name, low in (("budget", 0.0), ("roi_target", 0.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > low):
+                raise BidderInputError(f"{name} = {value!r}: must be a positive finite number; "
+                                       f"give the campaign's {name.replace('_', ' ')}")
+        for name in ("spent", "gmv"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise BidderInputError(f"{name} = {value!r}: must be a finite number >= 0; "
+                                       "pass what the campaign has realised so far")
+        cap = np.asarray(self.bid_cap, dtype=float)
+        if not (np.all(np.isfinite(cap)) and np.all(cap > 0)):
+            raise BidderInputError("bid_cap: every arm needs a positive finite bid cap (CPM)")
 
     @property
     def remaining_budget(self) -> float:

@@ -269,9 +269,11 @@ def sample_hour(
 
     # Sum of the won clearing prices: a Gamma with the truncated log-normal's mean and
     # variance per impression (exact in the first two moments).
-    safe_win = np.maximum(win, 1e-300)
-    mean_pay = np.maximum(pay1 / safe_win, 1e-300)
-    var_pay = np.maximum(pay2 / safe_win - mean_pay * mean_pay, 1e-9 * mean_pay * mean_pay)
+    # A bid far below the price range wins with a probability that underflows; such an
+    # impression would cost about the bid, and any other choice risks 0 / 0 here.
+    safe_win = np.maximum(win, 1e-12)
+    mean_pay = np.maximum(np.where(win > 1e-12, pay1 / safe_win, bids), 1e-12)
+    var_pay = np.maximum(pay2 / safe_win - mean_pay * mean_pay, 1e-6 * mean_pay * mean_pay)
     spend = rng.gamma(impressions * (mean_pay * mean_pay / var_pay), var_pay / mean_pay) / CPM
 
     # The platform stops delivering when the budget runs out within the hour: every arm

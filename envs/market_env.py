@@ -136,6 +136,9 @@ class AdMarketEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if self.t >= self.horizon:
             raise RuntimeError("the episode has ended; call reset()")
+        action = np.asarray(action, dtype=float)
+        if np.isnan(action).any():
+            raise ValueError("the action contains NaN; give one finite number per arm in [-1, 1]")
         bids = self.action_to_bids(action)
         hour = sample_hour(
             self.market, self.t, bids, self.exposure, self.budget - self.spent, self.np_random

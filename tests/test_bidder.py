@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bidder.errors import BidderInputError
 from bidder.exact import exact_plan
 from bidder.forecast import Forecaster
 from bidder.mpc import CampaignState, MPCBidder, MPCConfig
@@ -213,3 +214,13 @@ def test_plan_validation_and_action_mapping():
         Plan(pacing=2.0)
     with pytest.raises(ValueError, match="tilts"):
         Plan(tilts=np.array([1.0, -1.0]))
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"budget": -5.0}, "budget"), ({"budget": float("nan")}, "budget"),
+    ({"roi_target": 0.0}, "roi_target"), ({"spent": float("inf")}, "spent"),
+])
+def test_bad_campaign_settings_get_a_typed_error_naming_the_field(change, field):
+    _, _, state = _campaign()
+    with pytest.raises(BidderInputError, match=field):
+        CampaignState(**{**state.__dict__, **change})
