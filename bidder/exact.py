@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bidder.response import PiecewiseCurves, build_curves
+from bidder.response import PiecewiseCurves, build_curves, period_bids
 from envs.market import EpisodeMarket
 
 
@@ -43,6 +43,7 @@ def exact_plan(
     exposure: np.ndarray | None = None,
     n_pieces: int = 48,
     objective: str = "gmv",
+    refinements: int = 1,
 ) -> ExactPlan:
     """Solve the allocation over every remaining hour (no blocks) on a fine grid.
 
@@ -56,8 +57,23 @@ def exact_plan(
         n_pieces: grid pieces per arm-hour.
         objective: ``"gmv"`` (ROI as a constraint; if no spending meets it, spend only
             what raises ROI) or ``"score"`` (the constrained-bidding score).
+        refinements: times to solve again on grids centred on the last solution; each
+            pass makes the pieces around the optimum much finer (a broad grid rounds
+            every arm-hour to a coarse bid, which costs several % on some markets).
     """
-    curves = build_curves(forecast, bid_cap, n_pieces, forecast.horizon, exposure, blocks=False)
+    plan = _solve(forecast, bid_cap, remaining_budget, roi_target, spent, gmv, exposure,
+                  n_pieces, objective, centres=None)
+    for _ in range(refinements):
+        centres = period_bids(plan.curves, plan.planned.sum(axis=-1))
+        plan = _solve(forecast, bid_cap, remaining_budget, roi_target, spent, gmv, exposure,
+                      n_pieces, objective, centres)
+    return plan
+
+
+def _solve(forecast, bid_cap, remaining_budget, roi_target, spent, gmv, exposure, n_pieces,
+           objective, centres) -> ExactPlan:
+    curves = build_curves(forecast, bid_cap, n_pieces, forecast.horizon, exposure, blocks=False,
+                          centres=centres)
     slopes, widths = curves.slopes.ravel(), curves.widths.ravel()
     order = np.argsort(-slopes, kind="stable")
     w, r = widths[order], slopes[order]
