@@ -39,23 +39,33 @@ def campaign(n_arms: int) -> Scenario:
     """``n_arms / 5`` products in all five channels, budget and ROI target both binding."""
     products = tuple(Product(f"product-{i}", aov=80.0 + 15.0 * i) for i in range(n_arms // 5))
     arms = tuple(make_arm(p.name, c) for p in products for c in CHANNELS)
-    return Scenario(name=f"bench-{n_arms}", budget=4_000.0 * n_arms, roi_target=4.0,
-                    products=products, channels=tuple(CHANNELS.values()), arms=arms)
+    return Scenario(
+        name=f"bench-{n_arms}",
+        budget=4_000.0 * n_arms,
+        roi_target=4.0,
+        products=products,
+        channels=tuple(CHANNELS.values()),
+        arms=arms,
+    )
 
 
 def rebuilt_decision(forecast, state: CampaignState, n_pieces: int = 8) -> float:
     """The straightforward way: a fresh problem over every remaining hour, every hour."""
     started = time.perf_counter()
-    curves = build_curves(forecast, state.bid_cap, n_pieces, forecast.horizon, state.exposure,
-                          blocks=False)
+    curves = build_curves(
+        forecast, state.bid_cap, n_pieces, forecast.horizon, state.exposure, blocks=False
+    )
     spend = cp.Variable(curves.widths.size, nonneg=True)
     slack = cp.Variable(nonneg=True)
     slopes = curves.slopes.ravel()
     target = state.roi_target
     problem = cp.Problem(
         cp.Maximize(slopes @ spend - 50.0 * slack),
-        [spend <= curves.widths.ravel(), cp.sum(spend) <= state.remaining_budget,
-         (slopes - target) @ spend + slack >= target * state.spent - state.gmv],
+        [
+            spend <= curves.widths.ravel(),
+            cp.sum(spend) <= state.remaining_budget,
+            (slopes - target) @ spend + slack >= target * state.spent - state.gmv,
+        ],
     )
     problem.solve(solver="CLARABEL")
     return (time.perf_counter() - started) * 1e3
@@ -78,8 +88,16 @@ class TimedMPC(MPCStrategy):
         self.previous_bids = decision.bids_cpm
         self.rebuilt.append(rebuilt_decision(forecast, state))
         target = state.roi_target * (1.0 + self.config.roi_safety)
-        exact = exact_plan(forecast, state.bid_cap, state.remaining_budget, target,
-                           state.spent, state.gmv, state.exposure, n_pieces=96)
+        exact = exact_plan(
+            forecast,
+            state.bid_cap,
+            state.remaining_budget,
+            target,
+            state.spent,
+            state.gmv,
+            state.exposure,
+            n_pieces=96,
+        )
         if exact.gmv > 0:
             self.accuracy.append(decision.plan_gmv / exact.gmv)
         return decision.bids_cpm
@@ -123,25 +141,36 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the rows here")
     parser.add_argument("--arms", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--episodes", type=int, default=3, help="simulated days per size")
-    parser.add_argument("--pieces", type=int, default=MPCConfig.n_pieces,
-                        help="pieces per arm and period")
-    parser.add_argument("--solvers", default=",".join(MPCConfig.solvers),
-                        help="cvxpy solvers in order")
+    parser.add_argument(
+        "--pieces", type=int, default=MPCConfig.n_pieces, help="pieces per arm and period"
+    )
+    parser.add_argument(
+        "--solvers", default=",".join(MPCConfig.solvers), help="cvxpy solvers in order"
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     config = MPCConfig(n_pieces=args.pieces, solvers=tuple(args.solvers.split(",")))
     rows = [measure(n, args.episodes, config) for n in args.arms]
-    print(f"{'arms':>5} {'hours':>5} {'median ms':>10} {'p95 ms':>8} {'rebuilt ms':>11} "
-          f"{'speed-up':>9} {'first ms':>9} {'GMV/exact':>10} {'p5':>7}")
+    print(
+        f"{'arms':>5} {'hours':>5} {'median ms':>10} {'p95 ms':>8} {'rebuilt ms':>11} "
+        f"{'speed-up':>9} {'first ms':>9} {'GMV/exact':>10} {'p5':>7}"
+    )
     for r in rows:
-        print(f"{r['arms']:>5} {r['horizon']:>5} {r['median_ms']:>10.2f} {r['p95_ms']:>8.2f} "
-              f"{r['rebuilt_median_ms']:>11.1f} {r['speedup_vs_rebuilt']:>8.1f}x "
-              f"{r['first_decision_ms']:>9.0f} {r['gmv_vs_exact_median']:>10.4f} "
-              f"{r['gmv_vs_exact_p5']:>7.4f}")
+        print(
+            f"{r['arms']:>5} {r['horizon']:>5} {r['median_ms']:>10.2f} {r['p95_ms']:>8.2f} "
+            f"{r['rebuilt_median_ms']:>11.1f} {r['speedup_vs_rebuilt']:>8.1f}x "
+            f"{r['first_decision_ms']:>9.0f} {r['gmv_vs_exact_median']:>10.4f} "
+            f"{r['gmv_vs_exact_p5']:>7.4f}"
+        )
     if args.json:
-        payload = {"benchmark": "mpc_latency", "machine": platform.machine(),
-                   "python": platform.python_version(), "cvxpy": cp.__version__, "rows": rows}
+        payload = {
+            "benchmark": "mpc_latency",
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "cvxpy": cp.__version__,
+            "rows": rows,
+        }
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
 
 

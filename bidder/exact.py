@@ -61,19 +61,50 @@ def exact_plan(
             pass makes the pieces around the optimum much finer (a broad grid rounds
             every arm-hour to a coarse bid, which costs several % on some markets).
     """
-    plan = _solve(forecast, bid_cap, remaining_budget, roi_target, spent, gmv, exposure,
-                  n_pieces, objective, centres=None)
+    plan = _solve(
+        forecast,
+        bid_cap,
+        remaining_budget,
+        roi_target,
+        spent,
+        gmv,
+        exposure,
+        n_pieces,
+        objective,
+        centres=None,
+    )
     for _ in range(refinements):
         centres = period_bids(plan.curves, plan.planned.sum(axis=-1))
-        plan = _solve(forecast, bid_cap, remaining_budget, roi_target, spent, gmv, exposure,
-                      n_pieces, objective, centres)
+        plan = _solve(
+            forecast,
+            bid_cap,
+            remaining_budget,
+            roi_target,
+            spent,
+            gmv,
+            exposure,
+            n_pieces,
+            objective,
+            centres,
+        )
     return plan
 
 
-def _solve(forecast, bid_cap, remaining_budget, roi_target, spent, gmv, exposure, n_pieces,
-           objective, centres) -> ExactPlan:
-    curves = build_curves(forecast, bid_cap, n_pieces, forecast.horizon, exposure, blocks=False,
-                          centres=centres)
+def _solve(
+    forecast,
+    bid_cap,
+    remaining_budget,
+    roi_target,
+    spent,
+    gmv,
+    exposure,
+    n_pieces,
+    objective,
+    centres,
+) -> ExactPlan:
+    curves = build_curves(
+        forecast, bid_cap, n_pieces, forecast.horizon, exposure, blocks=False, centres=centres
+    )
     slopes, widths = curves.slopes.ravel(), curves.widths.ravel()
     order = np.argsort(-slopes, kind="stable")
     w, r = widths[order], slopes[order]

@@ -64,8 +64,13 @@ class Forecaster:
         events = np.asarray(events, dtype=float)
         return events / (events + self.config.events_for_full_weight)
 
-    def update(self, t: int, bids_cpm: np.ndarray, figures: dict[str, np.ndarray],
-               exposure: np.ndarray | None = None) -> None:
+    def update(
+        self,
+        t: int,
+        bids_cpm: np.ndarray,
+        figures: dict[str, np.ndarray],
+        exposure: np.ndarray | None = None,
+    ) -> None:
         """Learn from hour ``t``'s observed per-arm figures.
 
         ``figures`` holds ``impressions``, ``clicks``, ``orders``, ``gmv`` and
@@ -81,9 +86,14 @@ class Forecaster:
         with np.errstate(divide="ignore", invalid="ignore"):
             # Traffic: opportunities seen = impressions / win rate.
             informative = (win_rate > 0.01) & (impressions > 0)
-            opportunities = np.where(informative, impressions / np.where(informative, win_rate, 1), 0)
-            self._add("traffic", opportunities / prior.traffic[t],
-                      np.where(informative, self._weight(impressions), 0.0))
+            opportunities = np.where(
+                informative, impressions / np.where(informative, win_rate, 1), 0
+            )
+            self._add(
+                "traffic",
+                opportunities / prior.traffic[t],
+                np.where(informative, self._weight(impressions), 0.0),
+            )
             # Price level: the win rate at a known bid pins the median clearing price.
             # With thousands of impressions even a 5% win rate pins the quantile well; only
             # the extremes (a bid far outside the price range) say little.
@@ -92,7 +102,9 @@ class Forecaster:
             price_weight = np.where(informative & (win_rate < 0.99), self._weight(impressions), 0.0)
             self._add("price", median / prior.price_median[t], price_weight)
             # CTR against the prior's expected clicks for the impressions actually bought.
-            audience = np.maximum(prior.saturation * prior.traffic[t] * self.factor("traffic"), 1e-9)
+            audience = np.maximum(
+                prior.saturation * prior.traffic[t] * self.factor("traffic"), 1e-9
+            )
             reach = audience * -np.expm1(-impressions / audience)
             wear = 1.0 if exposure is None else creative_wear(prior, exposure)
             expected_clicks = prior.ctr[t] * wear * reach

@@ -85,13 +85,17 @@ class CampaignState:
         for name, low in (("budget", 0.0), ("roi_target", 0.0)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > low):
-                raise BidderInputError(f"{name} = {value!r}: must be a positive finite number; "
-                                       f"give the campaign's {name.replace('_', ' ')}")
+                raise BidderInputError(
+                    f"{name} = {value!r}: must be a positive finite number; "
+                    f"give the campaign's {name.replace('_', ' ')}"
+                )
         for name in ("spent", "gmv"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise BidderInputError(f"{name} = {value!r}: must be a finite number >= 0; "
-                                       "pass what the campaign has realised so far")
+                raise BidderInputError(
+                    f"{name} = {value!r}: must be a finite number >= 0; "
+                    "pass what the campaign has realised so far"
+                )
         cap = np.asarray(self.bid_cap, dtype=float)
         if not (np.all(np.isfinite(cap)) and np.all(cap > 0)):
             raise BidderInputError("bid_cap: every arm needs a positive finite bid cap (CPM)")
@@ -150,8 +154,9 @@ class Decision:
             f"one more unit of budget is worth {self.budget_dual:.2f} GMV",
         ]
         if not self.roi_target_reachable:
-            parts.append(f"the ROI target cannot be met: best reachable ROI "
-                         f"{self.best_reachable_roi:.2f}")
+            parts.append(
+                f"the ROI target cannot be met: best reachable ROI {self.best_reachable_roi:.2f}"
+            )
         elif self.roi_slack > 0:
             parts.append(f"the plan falls short of the ROI target by {self.roi_slack:,.0f} GMV")
         elif self.roi_binding:
@@ -189,8 +194,12 @@ class MPCBidder:
         self.roi_constraint = self.roi_coef @ self.spend + self.slack >= self.roi_rhs
         self.problem = cp.Problem(
             cp.Maximize(self.value @ self.spend - self.config.slack_penalty * self.slack),
-            [self.spend >= self.lower, self.spend <= self.upper,
-             self.budget_constraint, self.roi_constraint],
+            [
+                self.spend >= self.lower,
+                self.spend <= self.upper,
+                self.budget_constraint,
+                self.roi_constraint,
+            ],
         )
         assert self.problem.is_dpp()
         # One Problem per solver: switching solvers on one Problem recompiles it.
@@ -203,19 +212,28 @@ class MPCBidder:
         self.centres = None
 
     # -- the problem's data ---------------------------------------------------------------
-    def _first_hour_bounds(self, forecast: EpisodeMarket, state: CampaignState,
-                           curves: PiecewiseCurves) -> tuple[np.ndarray, np.ndarray]:
+    def _first_hour_bounds(
+        self, forecast: EpisodeMarket, state: CampaignState, curves: PiecewiseCurves
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Spend bounds of the current hour implied by the bid-change limit."""
         total = curves.hour0_spend[:, -1]
         if state.previous_bids is None:
             return np.zeros(self.n_arms), total
         factor = self.config.max_bid_change
-        bids = np.stack([state.previous_bids / factor,
-                         np.minimum(state.previous_bids * factor, state.bid_cap)])
+        bids = np.stack(
+            [state.previous_bids / factor, np.minimum(state.previous_bids * factor, state.bid_cap)]
+        )
         wear = 1.0 if state.exposure is None else creative_wear(forecast, state.exposure)
-        out = expected_response(forecast.traffic[0], forecast.price_median[0],
-                                forecast.price_sigma, forecast.ctr[0] * wear, forecast.cvr[0],
-                                forecast.aov[0], forecast.saturation, bids)
+        out = expected_response(
+            forecast.traffic[0],
+            forecast.price_median[0],
+            forecast.price_sigma,
+            forecast.ctr[0] * wear,
+            forecast.cvr[0],
+            forecast.aov[0],
+            forecast.saturation,
+            bids,
+        )
         return np.minimum(out.spend[0], total), np.minimum(out.spend[1], total)
 
     @staticmethod
@@ -226,8 +244,15 @@ class MPCBidder:
 
     def _data(self, forecast: EpisodeMarket, state: CampaignState, plan: Plan):
         cfg = self.config
-        curves = build_curves(forecast, state.bid_cap, cfg.n_pieces, self.n_periods,
-                              state.exposure, cfg.blocks, self.centres)
+        curves = build_curves(
+            forecast,
+            state.bid_cap,
+            cfg.n_pieces,
+            self.n_periods,
+            state.exposure,
+            cfg.blocks,
+            self.centres,
+        )
         low0, high0 = self._first_hour_bounds(forecast, state, curves)
         upper = curves.widths.copy()
         lower = np.zeros_like(upper)
@@ -238,12 +263,13 @@ class MPCBidder:
             lower *= remaining / lower.sum() * (1.0 - 1e-9)
         target = state.roi_target * (1.0 + cfg.roi_safety + plan.roi_margin)
         shaped = curves.slopes * plan.tilt_vector(self.n_arms)[:, None, None]
-        shaped[:, 0, :] *= 2.0 ** plan.pacing
+        shaped[:, 0, :] *= 2.0**plan.pacing
         return curves, lower, upper, shaped, target
 
     # -- decisions ------------------------------------------------------------------------
-    def decide(self, forecast: EpisodeMarket, state: CampaignState,
-               plan: Plan | None = None) -> Decision:
+    def decide(
+        self, forecast: EpisodeMarket, state: CampaignState, plan: Plan | None = None
+    ) -> Decision:
         """Bids for the current hour (row 0 of ``forecast``).
 
         The bid grid is centred on the previous solution; the first decision of a
@@ -255,8 +281,9 @@ class MPCBidder:
             self._solve(forecast, state, plan, started)
         return self._solve(forecast, state, plan, started)
 
-    def _solve(self, forecast: EpisodeMarket, state: CampaignState, plan: Plan,
-               started: float) -> Decision:
+    def _solve(
+        self, forecast: EpisodeMarket, state: CampaignState, plan: Plan, started: float
+    ) -> Decision:
         curves, lower, upper, shaped, target = self._data(forecast, state, plan)
         remaining = state.remaining_budget
         # Scale money by the remaining budget so the solver sees numbers near 1.
@@ -292,8 +319,9 @@ class MPCBidder:
             failure = None
         planned = self._safe(solution.reshape(self.shape), lower, upper, remaining)
         self.centres = period_bids(curves, planned.sum(axis=-1))
-        decision = self._decision(curves, planned, state, target, solver, failure,
-                                  budget_dual, roi_dual, started)
+        decision = self._decision(
+            curves, planned, state, target, solver, failure, budget_dual, roi_dual, started
+        )
         decision.spend_by_period = planned.sum(axis=-1)
         decision.gmv_by_period = (planned * curves.slopes).sum(axis=-1)
         decision.bids_by_period = np.minimum(self.centres, state.bid_cap[:, None])
@@ -305,8 +333,9 @@ class MPCBidder:
         return self._problems[solver]
 
     @staticmethod
-    def _safe(planned: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-              remaining: float) -> np.ndarray:
+    def _safe(
+        planned: np.ndarray, lower: np.ndarray, upper: np.ndarray, remaining: float
+    ) -> np.ndarray:
         """Clip a solver's answer to its bounds and the budget (solvers have tolerances)."""
         planned = np.clip(planned, 0.0, np.maximum(upper, lower))
         total = planned.sum()
@@ -314,8 +343,14 @@ class MPCBidder:
             planned *= remaining / total * (1.0 - 1e-12)
         return planned
 
-    def _conservative(self, curves: PiecewiseCurves, lower: np.ndarray, upper: np.ndarray,
-                      state: CampaignState, target: float) -> np.ndarray:
+    def _conservative(
+        self,
+        curves: PiecewiseCurves,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        state: CampaignState,
+        target: float,
+    ) -> np.ndarray:
         """The rule used when every solver fails: spend this hour at most an even share of
         the remaining budget, only on pieces whose predicted marginal ROI meets the target,
         best first. It cannot overspend and cannot knowingly miss the ROI target."""
@@ -325,19 +360,23 @@ class MPCBidder:
         first = np.where(curves.slopes[:, 0, :] >= target, upper[:, 0, :], 0.0)
         order = np.argsort(-curves.slopes[:, 0, :], axis=None)
         flat = first.ravel()
-        taken = np.minimum(flat[order], np.maximum(allowance - np.cumsum(flat[order]) + flat[order], 0))
+        taken = np.minimum(
+            flat[order], np.maximum(allowance - np.cumsum(flat[order]) + flat[order], 0)
+        )
         out = np.zeros_like(flat)
         out[order] = taken
         planned[:, 0, :] = out.reshape(first.shape)
         return planned
 
-    def _decision(self, curves, planned, state, target, solver, failure, budget_dual,
-                  roi_dual, started) -> Decision:
+    def _decision(
+        self, curves, planned, state, target, solver, failure, budget_dual, roi_dual, started
+    ) -> Decision:
         hour0 = planned[:, 0, :].sum(axis=1)
         bids = np.minimum(spend_to_bid(curves, hour0), state.bid_cap)
         grid_spend, grid_gmv = curves.hour0_spend, curves.hour0_gmv
-        predicted_gmv = np.array([np.interp(s, grid_spend[k], grid_gmv[k])
-                                  for k, s in enumerate(hour0)])
+        predicted_gmv = np.array(
+            [np.interp(s, grid_spend[k], grid_gmv[k]) for k, s in enumerate(hour0)]
+        )
         plan_spend = float(planned.sum())
         plan_gmv = float((planned * curves.slopes).sum())
         total_spend = state.spent + plan_spend

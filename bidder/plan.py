@@ -59,8 +59,11 @@ class Plan:
     def from_action(cls, action: np.ndarray) -> Plan:
         """The plan for a normalised action in [-1, 1]^(K + 2): K tilts, pacing, margin."""
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=float)), -1.0, 1.0)
-        return cls(tilts=TILT_RANGE ** a[:-2], pacing=float(a[-2]),
-                   roi_margin=ROI_MARGIN_RANGE * float(a[-1]))
+        return cls(
+            tilts=TILT_RANGE ** a[:-2],
+            pacing=float(a[-2]),
+            roi_margin=ROI_MARGIN_RANGE * float(a[-1]),
+        )
 
     def tilt_vector(self, n_arms: int) -> np.ndarray:
         return np.ones(n_arms) if self.tilts is None else self.tilts

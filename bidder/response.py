@@ -67,8 +67,13 @@ class PiecewiseCurves:
 CENTRED_SPAN = 1.3
 
 
-def bid_grid(forecast: EpisodeMarket, bid_cap: np.ndarray, n_pieces: int,
-             n_planning_periods: int, centres: np.ndarray | None = None) -> np.ndarray:
+def bid_grid(
+    forecast: EpisodeMarket,
+    bid_cap: np.ndarray,
+    n_pieces: int,
+    n_planning_periods: int,
+    centres: np.ndarray | None = None,
+) -> np.ndarray:
     """Bid grids per arm and planning period, shape (K, periods, P + 1); column 0 is 0.
 
     Without ``centres`` the grid is geometric from where the arm wins almost nothing up
@@ -87,10 +92,11 @@ def bid_grid(forecast: EpisodeMarket, bid_cap: np.ndarray, n_pieces: int,
     else:
         c = np.clip(centres, (low * CENTRED_SPAN)[:, None], (bid_cap / CENTRED_SPAN)[:, None])
         ramp = np.linspace(-1.0, 1.0, n_pieces - 2)
-        inner = c[..., None] * CENTRED_SPAN ** ramp
+        inner = c[..., None] * CENTRED_SPAN**ramp
         floor = np.minimum(low[:, None], inner[..., 0] / 2.0)[..., None]
-        grid = np.concatenate([floor, inner, np.broadcast_to(bid_cap[:, None, None], floor.shape)],
-                              axis=-1)
+        grid = np.concatenate(
+            [floor, inner, np.broadcast_to(bid_cap[:, None, None], floor.shape)], axis=-1
+        )
     return np.concatenate([np.zeros((n_arms, n_planning_periods, 1)), grid], axis=-1)
 
 
@@ -166,7 +172,9 @@ def spend_to_bid(curves: PiecewiseCurves, spend: np.ndarray) -> np.ndarray:
     return period_bids(curves, full)[:, 0]
 
 
-def gmv_of_spend(spend: cp.Expression, curve_spend: np.ndarray, curve_gmv: np.ndarray) -> cp.Expression:
+def gmv_of_spend(
+    spend: cp.Expression, curve_spend: np.ndarray, curve_gmv: np.ndarray
+) -> cp.Expression:
     """cvxpy twin of one arm-hour's GMV(spend): the concave hull of the curve's points.
 
     ``min_j (gmv_j + slope_j (spend - spend_j))`` over the pieces is concave in ``spend``

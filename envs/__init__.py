@@ -12,8 +12,9 @@ from envs.scenario import Arm, Channel, Product, Scenario, ScenarioError, Shock
 
 for _name in PRESETS:
     if env_id(_name) not in registry:
-        register(id=env_id(_name), entry_point="envs.market_env:AdMarketEnv",
-                 kwargs={"scenario": _name})
+        register(
+            id=env_id(_name), entry_point="envs.market_env:AdMarketEnv", kwargs={"scenario": _name}
+        )
 
 __all__ = [
     "AdMarketEnv",

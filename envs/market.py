@@ -24,8 +24,32 @@ from envs.stats import lognormal_auction, normal_cdf
 #: Hour-of-day traffic shape of Chinese e-commerce content platforms (mean 1): a night
 #: trough around 4:00, a lunch bump and the evening peak around 21:00.
 DAYPART_SHAPE: np.ndarray = np.array(
-    [0.75, 0.50, 0.32, 0.22, 0.18, 0.20, 0.33, 0.55, 0.75, 0.88, 0.95, 1.00,
-     1.15, 1.10, 0.98, 0.95, 0.98, 1.05, 1.20, 1.45, 1.75, 1.90, 1.70, 1.25]
+    [
+        0.75,
+        0.50,
+        0.32,
+        0.22,
+        0.18,
+        0.20,
+        0.33,
+        0.55,
+        0.75,
+        0.88,
+        0.95,
+        1.00,
+        1.15,
+        1.10,
+        0.98,
+        0.95,
+        0.98,
+        1.05,
+        1.20,
+        1.45,
+        1.75,
+        1.90,
+        1.70,
+        1.25,
+    ]
 )
 DAYPART_SHAPE = DAYPART_SHAPE / DAYPART_SHAPE.mean()
 
@@ -111,7 +135,9 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
     weekday = (scenario.start_weekday + clock // 24) % 7
     week = np.asarray(scenario.weekday_factors)[weekday]
 
-    dayparts = np.stack([daypart(channels[c].daypart_strength)[hour_of_day] for c in arm_channel], 1)
+    dayparts = np.stack(
+        [daypart(channels[c].daypart_strength)[hour_of_day] for c in arm_channel], 1
+    )
     elasticity = np.array([channels[c].competition_elasticity for c in arm_channel])
     base_traffic = np.array([a.traffic for a in arms]) * dayparts * week[:, None]
     price_median = np.array([channels[c].price_cpm for c in arm_channel]) * dayparts**elasticity
@@ -124,11 +150,13 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
 
     for shock in scenario.shocks:
         profile = _shock_profile(shock, T)[:, None]
-        target = np.array([
-            (shock.channel is None or a.channel == shock.channel)
-            and (shock.product is None or a.product == shock.product)
-            for a in arms
-        ])
+        target = np.array(
+            [
+                (shock.channel is None or a.channel == shock.channel)
+                and (shock.product is None or a.product == shock.product)
+                for a in arms
+            ]
+        )
         mult = 1.0 + (shock.factor - 1.0) * profile * target
         if shock.kind == "bid_war":
             price_median = price_median * mult
@@ -141,7 +169,9 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
             cvr = cvr * (1.0 + (np.sqrt(shock.factor) - 1.0) * profile * target)
             price_median = price_median * (1.0 + (shock.factor**0.25 - 1.0) * profile * target)
         elif shock.kind == "aigc_throttle":
-            traffic_mult = traffic_mult * (1.0 + (shock.factor - 1.0) * profile * (target & is_aigc))
+            traffic_mult = traffic_mult * (
+                1.0 + (shock.factor - 1.0) * profile * (target & is_aigc)
+            )
         elif shock.kind == "traffic_shift":
             # A fraction of each product's opportunities on the source channel moves to the
             # same product's arm on the destination channel (lost if it has none there).
@@ -238,8 +268,14 @@ def expected_hour(
     """
     ctr = market.ctr[t] if exposure is None else market.ctr[t] * creative_wear(market, exposure)
     return expected_response(
-        market.traffic[t], market.price_median[t], market.price_sigma, ctr, market.cvr[t],
-        market.aov[t], market.saturation, np.asarray(bids_cpm, dtype=float),
+        market.traffic[t],
+        market.price_median[t],
+        market.price_sigma,
+        ctr,
+        market.cvr[t],
+        market.aov[t],
+        market.saturation,
+        np.asarray(bids_cpm, dtype=float),
     )
 
 

@@ -14,16 +14,25 @@ from pathlib import Path
 from envs.scenario import Arm, Channel, Product, Scenario, ScenarioError, Shock
 
 CHANNELS: dict[str, Channel] = {
-    "feed": Channel("feed", price_cpm=28.0, price_sigma=0.55, daypart_strength=1.0,
-                    competition_elasticity=0.4),
-    "live": Channel("live", price_cpm=36.0, price_sigma=0.6, daypart_strength=1.3,
-                    competition_elasticity=0.5),
-    "search": Channel("search", price_cpm=45.0, price_sigma=0.45, daypart_strength=0.7,
-                      competition_elasticity=0.3),
-    "mall": Channel("mall", price_cpm=22.0, price_sigma=0.5, daypart_strength=0.8,
-                    competition_elasticity=0.3),
-    "affiliate": Channel("affiliate", price_cpm=30.0, price_sigma=0.6, daypart_strength=1.1,
-                         competition_elasticity=0.4),
+    "feed": Channel(
+        "feed", price_cpm=28.0, price_sigma=0.55, daypart_strength=1.0, competition_elasticity=0.4
+    ),
+    "live": Channel(
+        "live", price_cpm=36.0, price_sigma=0.6, daypart_strength=1.3, competition_elasticity=0.5
+    ),
+    "search": Channel(
+        "search", price_cpm=45.0, price_sigma=0.45, daypart_strength=0.7, competition_elasticity=0.3
+    ),
+    "mall": Channel(
+        "mall", price_cpm=22.0, price_sigma=0.5, daypart_strength=0.8, competition_elasticity=0.3
+    ),
+    "affiliate": Channel(
+        "affiliate",
+        price_cpm=30.0,
+        price_sigma=0.6,
+        daypart_strength=1.1,
+        competition_elasticity=0.4,
+    ),
 }
 
 PRODUCTS: dict[str, Product] = {
@@ -56,8 +65,14 @@ def make_arm(product: str, channel: str, creative: str = "original", **overrides
     ctr, cvr = ctr * ctr_mult, cvr * cvr_mult
     if creative == "aigc":
         ctr, cvr = ctr * _AIGC_CTR, cvr * _AIGC_CVR
-    fields = dict(product=product, channel=channel, traffic=traffic, ctr=round(ctr, 5),
-                  cvr=round(cvr, 5), creative=creative)
+    fields = dict(
+        product=product,
+        channel=channel,
+        traffic=traffic,
+        ctr=round(ctr, 5),
+        cvr=round(cvr, 5),
+        creative=creative,
+    )
     fields.update(overrides)
     return Arm(**fields)
 
@@ -76,57 +91,116 @@ _SMALL = (["serum", "sneakers"], ["feed", "live", "search"])
 
 def _default() -> Scenario:
     return _market(
-        ["serum", "sneakers", "snack-box"], list(CHANNELS), name="default",
-        budget=120_000.0, roi_target=4.0,
+        ["serum", "sneakers", "snack-box"],
+        list(CHANNELS),
+        name="default",
+        budget=120_000.0,
+        roi_target=4.0,
         description="3 products x 5 channels, one ordinary day, no shocks",
     )
 
 
 def _steady() -> Scenario:
-    sc = _market(*_SMALL, name="steady", budget=60_000.0, roi_target=5.0,
-                 description="2 products x 3 channels, flat day, no shocks")
-    flat = tuple(Channel(c.name, c.price_cpm, c.price_sigma, 0.3, c.competition_elasticity)
-                 for c in sc.channels)
+    sc = _market(
+        *_SMALL,
+        name="steady",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="2 products x 3 channels, flat day, no shocks",
+    )
+    flat = tuple(
+        Channel(c.name, c.price_cpm, c.price_sigma, 0.3, c.competition_elasticity)
+        for c in sc.channels
+    )
     return sc.replace(channels=flat, traffic_noise=0.05)
 
 
 def _evening_peak() -> Scenario:
-    sc = _market(*_SMALL, name="evening-peak", budget=60_000.0, roi_target=5.0,
-                 description="sharp evening traffic peak with pricier evening auctions")
+    sc = _market(
+        *_SMALL,
+        name="evening-peak",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="sharp evening traffic peak with pricier evening auctions",
+    )
     sharp = tuple(Channel(c.name, c.price_cpm, c.price_sigma, 1.6, 0.6) for c in sc.channels)
     return sc.replace(channels=sharp)
 
 
 def _bid_war() -> Scenario:
-    return _market(*_SMALL, name="bid-war", budget=60_000.0, roi_target=5.0,
-                   description="a competitor bid war doubles feed and live prices from 12:00",
-                   shocks=(Shock("bid_war", start_hour=12, factor=2.0, channel="feed"),
-                           Shock("bid_war", start_hour=12, factor=2.0, channel="live")))
+    return _market(
+        *_SMALL,
+        name="bid-war",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="a competitor bid war doubles feed and live prices from 12:00",
+        shocks=(
+            Shock("bid_war", start_hour=12, factor=2.0, channel="feed"),
+            Shock("bid_war", start_hour=12, factor=2.0, channel="live"),
+        ),
+    )
 
 
 def _creative_fatigue() -> Scenario:
-    sc = _market(*_SMALL, name="creative-fatigue", budget=60_000.0, roi_target=5.0,
-                 description="the serum's feed and live creatives wear out from 08:00",
-                 shocks=(Shock("creative_fatigue", start_hour=8, factor=0.35, product="serum",
-                               channel="feed", ramp_hours=8),
-                         Shock("creative_fatigue", start_hour=8, factor=0.35, product="serum",
-                               channel="live", ramp_hours=8)))
+    sc = _market(
+        *_SMALL,
+        name="creative-fatigue",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="the serum's feed and live creatives wear out from 08:00",
+        shocks=(
+            Shock(
+                "creative_fatigue",
+                start_hour=8,
+                factor=0.35,
+                product="serum",
+                channel="feed",
+                ramp_hours=8,
+            ),
+            Shock(
+                "creative_fatigue",
+                start_hour=8,
+                factor=0.35,
+                product="serum",
+                channel="live",
+                ramp_hours=8,
+            ),
+        ),
+    )
     worn = tuple(dataclasses.replace(a, fatigue_impressions=2_000_000.0) for a in sc.arms)
     return sc.replace(arms=worn)
 
 
 def _traffic_shift() -> Scenario:
-    return _market(*_SMALL, name="traffic-shift", budget=60_000.0, roi_target=5.0,
-                   description="60% of feed traffic moves to live rooms from 10:00",
-                   shocks=(Shock("traffic_shift", start_hour=10, factor=0.6, channel="feed",
-                                 to_channel="live", ramp_hours=3),))
+    return _market(
+        *_SMALL,
+        name="traffic-shift",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="60% of feed traffic moves to live rooms from 10:00",
+        shocks=(
+            Shock(
+                "traffic_shift",
+                start_hour=10,
+                factor=0.6,
+                channel="feed",
+                to_channel="live",
+                ramp_hours=3,
+            ),
+        ),
+    )
 
 
 def _promo_day() -> Scenario:
-    return _market(*_SMALL, name="promo-day", budget=150_000.0, roi_target=6.0,
-                   start_weekday=5,
-                   description="a big promotion (11.11-style): traffic x2.5, CVR up, from 08:00",
-                   shocks=(Shock("promotion", start_hour=8, factor=2.5),))
+    return _market(
+        *_SMALL,
+        name="promo-day",
+        budget=150_000.0,
+        roi_target=6.0,
+        start_weekday=5,
+        description="a big promotion (11.11-style): traffic x2.5, CVR up, from 08:00",
+        shocks=(Shock("promotion", start_hour=8, factor=2.5),),
+    )
 
 
 def _aigc_mix() -> Scenario:
@@ -134,12 +208,16 @@ def _aigc_mix() -> Scenario:
     channels = ["feed", "live", "affiliate"]
     arms = tuple(
         make_arm(p, c, creative="aigc" if (c == "affiliate" or p == "snack-box") else "original")
-        for p in products for c in channels
+        for p in products
+        for c in channels
     )
     return Scenario(
-        name="aigc-mix", budget=80_000.0, roi_target=3.2,
+        name="aigc-mix",
+        budget=80_000.0,
+        roi_target=3.2,
         products=tuple(PRODUCTS[p] for p in products),
-        channels=tuple(CHANNELS[c] for c in channels), arms=arms,
+        channels=tuple(CHANNELS[c] for c in channels),
+        arms=arms,
         shocks=(Shock("aigc_throttle", start_hour=14, factor=0.3),),
         description="original and AI-generated creatives side by side; AIGC throttled at 14:00",
     )
@@ -156,8 +234,13 @@ PRESETS: dict[str, Callable[[], Scenario]] = {
     "aigc-mix": _aigc_mix,
 }
 #: Presets whose market changes during the day.
-SHOCK_PRESETS: tuple[str, ...] = ("bid-war", "creative-fatigue", "traffic-shift", "promo-day",
-                                  "aigc-mix")
+SHOCK_PRESETS: tuple[str, ...] = (
+    "bid-war",
+    "creative-fatigue",
+    "traffic-shift",
+    "promo-day",
+    "aigc-mix",
+)
 
 
 def env_id(name: str) -> str:

@@ -45,8 +45,13 @@ def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def _sample_shock(rng: np.random.Generator, horizon: int, products: list[str],
-                  channels: list[str], ranges: SamplerRanges) -> Shock:
+def _sample_shock(
+    rng: np.random.Generator,
+    horizon: int,
+    products: list[str],
+    channels: list[str],
+    ranges: SamplerRanges,
+) -> Shock:
     kinds = [k for k in SHOCK_KINDS if k != "traffic_shift" or len(channels) > 1]
     kind = str(rng.choice(kinds))
     # Clamped so that a one-hour campaign still gets a shock inside its horizon.
@@ -56,53 +61,88 @@ def _sample_shock(rng: np.random.Generator, horizon: int, products: list[str],
     product = str(rng.choice(products)) if rng.random() < 0.4 else None
     if kind == "traffic_shift":
         source, dest = rng.choice(channels, size=2, replace=False)
-        return Shock(kind, start_hour=start, factor=round(float(rng.uniform(0.3, 0.7)), 3),
-                     channel=str(source), to_channel=str(dest), ramp_hours=int(rng.integers(0, 4)))
+        return Shock(
+            kind,
+            start_hour=start,
+            factor=round(float(rng.uniform(0.3, 0.7)), 3),
+            channel=str(source),
+            to_channel=str(dest),
+            ramp_hours=int(rng.integers(0, 4)),
+        )
     # Shocks that hurt the advertiser act downwards; bid wars and promotions upwards.
     factor = strength if kind in ("bid_war", "promotion") else 1.0 / strength
-    return Shock(kind, start_hour=start, factor=round(factor, 3), channel=channel,
-                 product=product, ramp_hours=int(rng.integers(0, 6)))
+    return Shock(
+        kind,
+        start_hour=start,
+        factor=round(factor, 3),
+        channel=channel,
+        product=product,
+        ramp_hours=int(rng.integers(0, 6)),
+    )
 
 
-def sample_scenario(rng: np.random.Generator, ranges: SamplerRanges | None = None,
-                    horizon_hours: int = 24, name: str = "sampled") -> Scenario:
+def sample_scenario(
+    rng: np.random.Generator,
+    ranges: SamplerRanges | None = None,
+    horizon_hours: int = 24,
+    name: str = "sampled",
+) -> Scenario:
     """Draw one random scenario; the same generator state gives the same scenario."""
     r = ranges or SamplerRanges()
     n_products = int(rng.integers(r.n_products[0], r.n_products[1] + 1))
     n_channels = int(rng.integers(r.n_channels[0], r.n_channels[1] + 1))
     channel_names = [str(c) for c in rng.choice(KNOWN_CHANNELS, size=n_channels, replace=False)]
     products = tuple(
-        Product(f"product-{i}", aov=round(_log_uniform(rng, r.aov), 2),
-                aov_cv=round(float(rng.uniform(0.2, 0.6)), 3))
+        Product(
+            f"product-{i}",
+            aov=round(_log_uniform(rng, r.aov), 2),
+            aov_cv=round(float(rng.uniform(0.2, 0.6)), 3),
+        )
         for i in range(n_products)
     )
     channels = tuple(
-        Channel(c, price_cpm=round(_log_uniform(rng, r.price_cpm), 2),
-                price_sigma=round(float(rng.uniform(*r.price_sigma)), 3),
-                daypart_strength=round(float(rng.uniform(*r.daypart_strength)), 3),
-                competition_elasticity=round(float(rng.uniform(0.1, 0.7)), 3))
+        Channel(
+            c,
+            price_cpm=round(_log_uniform(rng, r.price_cpm), 2),
+            price_sigma=round(float(rng.uniform(*r.price_sigma)), 3),
+            daypart_strength=round(float(rng.uniform(*r.daypart_strength)), 3),
+            competition_elasticity=round(float(rng.uniform(0.1, 0.7)), 3),
+        )
         for c in channel_names
     )
     arms = []
     for p in products:
         for c in channel_names:
             aigc = rng.random() < r.aigc_probability
-            arms.append(Arm(
-                product=p.name, channel=c,
-                traffic=round(_log_uniform(rng, r.traffic), 1),
-                ctr=round(_log_uniform(rng, r.ctr) * (0.5 if aigc else 1.0), 5),
-                cvr=round(_log_uniform(rng, r.cvr) * (0.45 if aigc else 1.0), 5),
-                creative="aigc" if aigc else "original",
-                saturation=round(float(rng.uniform(1.5, 5.0)), 3),
-            ))
+            arms.append(
+                Arm(
+                    product=p.name,
+                    channel=c,
+                    traffic=round(_log_uniform(rng, r.traffic), 1),
+                    ctr=round(_log_uniform(rng, r.ctr) * (0.5 if aigc else 1.0), 5),
+                    cvr=round(_log_uniform(rng, r.cvr) * (0.45 if aigc else 1.0), 5),
+                    creative="aigc" if aigc else "original",
+                    saturation=round(float(rng.uniform(1.5, 5.0)), 3),
+                )
+            )
     n_shocks = int(rng.integers(r.n_shocks[0], r.n_shocks[1] + 1))
-    shocks = tuple(_sample_shock(rng, horizon_hours, [p.name for p in products], channel_names, r)
-                   for _ in range(n_shocks))
-    draft = Scenario(name=name, budget=1.0, roi_target=1.0, products=products,
-                     channels=channels, arms=tuple(arms), shocks=shocks,
-                     horizon_hours=horizon_hours, start_hour=0,
-                     start_weekday=int(rng.integers(0, 7)),
-                     description="randomised scenario")
+    shocks = tuple(
+        _sample_shock(rng, horizon_hours, [p.name for p in products], channel_names, r)
+        for _ in range(n_shocks)
+    )
+    draft = Scenario(
+        name=name,
+        budget=1.0,
+        roi_target=1.0,
+        products=products,
+        channels=channels,
+        arms=tuple(arms),
+        shocks=shocks,
+        horizon_hours=horizon_hours,
+        start_hour=0,
+        start_weekday=int(rng.integers(0, 7)),
+        description="randomised scenario",
+    )
     # Size the budget and ROI target against the market at median bids.
     market = build_episode(draft)
     spend = gmv = 0.0

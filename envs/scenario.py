@@ -45,8 +45,16 @@ def _fail(path: str, value: Any, problem: str, fix: str) -> None:
     raise ScenarioError(f"{path} = {value!r}: {problem}; {fix}")
 
 
-def _check_number(path: str, value: Any, *, low: float, high: float = math.inf,
-                  low_open: bool = False, allow_inf: bool = False, fix: str) -> float:
+def _check_number(
+    path: str,
+    value: Any,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    allow_inf: bool = False,
+    fix: str,
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         _fail(path, value, "expected a number", fix)
     value = float(value)
@@ -93,10 +101,21 @@ class Product:
 
     def validate(self, path: str) -> None:
         _check_name(f"{path}.name", self.name)
-        _check_number(f"{path}.aov", self.aov, low=0, low_open=True,
-                      fix="give the mean order value in currency units, e.g. 159.0")
-        _check_number(f"{path}.aov_cv", self.aov_cv, low=0, low_open=True, high=5,
-                      fix="use a coefficient of variation such as 0.4")
+        _check_number(
+            f"{path}.aov",
+            self.aov,
+            low=0,
+            low_open=True,
+            fix="give the mean order value in currency units, e.g. 159.0",
+        )
+        _check_number(
+            f"{path}.aov_cv",
+            self.aov_cv,
+            low=0,
+            low_open=True,
+            high=5,
+            fix="use a coefficient of variation such as 0.4",
+        )
 
 
 @dataclass(frozen=True)
@@ -123,16 +142,40 @@ class Channel:
 
     def validate(self, path: str) -> None:
         if self.name not in KNOWN_CHANNELS:
-            _fail(f"{path}.name", self.name, "unknown channel",
-                  f"use one of {', '.join(KNOWN_CHANNELS)}")
-        _check_number(f"{path}.price_cpm", self.price_cpm, low=0, low_open=True,
-                      fix="give the median CPM in currency units, e.g. 30.0")
-        _check_number(f"{path}.price_sigma", self.price_sigma, low=0.05, high=2.0,
-                      fix="use a log-scale spread between 0.05 and 2, e.g. 0.5")
-        _check_number(f"{path}.daypart_strength", self.daypart_strength, low=0, high=1.8,
-                      fix="use 0 (flat) to 1.8 (sharp peaks); 1 is the default shape")
-        _check_number(f"{path}.competition_elasticity", self.competition_elasticity,
-                      low=0, high=2, fix="use a value between 0 and 2, e.g. 0.4")
+            _fail(
+                f"{path}.name",
+                self.name,
+                "unknown channel",
+                f"use one of {', '.join(KNOWN_CHANNELS)}",
+            )
+        _check_number(
+            f"{path}.price_cpm",
+            self.price_cpm,
+            low=0,
+            low_open=True,
+            fix="give the median CPM in currency units, e.g. 30.0",
+        )
+        _check_number(
+            f"{path}.price_sigma",
+            self.price_sigma,
+            low=0.05,
+            high=2.0,
+            fix="use a log-scale spread between 0.05 and 2, e.g. 0.5",
+        )
+        _check_number(
+            f"{path}.daypart_strength",
+            self.daypart_strength,
+            low=0,
+            high=1.8,
+            fix="use 0 (flat) to 1.8 (sharp peaks); 1 is the default shape",
+        )
+        _check_number(
+            f"{path}.competition_elasticity",
+            self.competition_elasticity,
+            low=0,
+            high=2,
+            fix="use a value between 0 and 2, e.g. 0.4",
+        )
 
 
 @dataclass(frozen=True)
@@ -170,23 +213,64 @@ class Arm:
     def validate(self, path: str) -> None:
         _check_name(f"{path}.product", self.product)
         if self.channel not in KNOWN_CHANNELS:
-            _fail(f"{path}.channel", self.channel, "unknown channel",
-                  f"use one of {', '.join(KNOWN_CHANNELS)}")
-        _check_number(f"{path}.traffic", self.traffic, low=0, low_open=True,
-                      fix="give mean impression opportunities per hour, e.g. 20000")
-        _check_number(f"{path}.ctr", self.ctr, low=0, low_open=True, high=1,
-                      fix="a click-through rate is a fraction in (0, 1], e.g. 0.02 for 2%")
-        _check_number(f"{path}.cvr", self.cvr, low=0, low_open=True, high=1,
-                      fix="a conversion rate is a fraction in (0, 1], e.g. 0.03 for 3%")
+            _fail(
+                f"{path}.channel",
+                self.channel,
+                "unknown channel",
+                f"use one of {', '.join(KNOWN_CHANNELS)}",
+            )
+        _check_number(
+            f"{path}.traffic",
+            self.traffic,
+            low=0,
+            low_open=True,
+            fix="give mean impression opportunities per hour, e.g. 20000",
+        )
+        _check_number(
+            f"{path}.ctr",
+            self.ctr,
+            low=0,
+            low_open=True,
+            high=1,
+            fix="a click-through rate is a fraction in (0, 1], e.g. 0.02 for 2%",
+        )
+        _check_number(
+            f"{path}.cvr",
+            self.cvr,
+            low=0,
+            low_open=True,
+            high=1,
+            fix="a conversion rate is a fraction in (0, 1], e.g. 0.03 for 3%",
+        )
         if self.creative not in CREATIVE_TYPES:
-            _fail(f"{path}.creative", self.creative, "unknown creative type",
-                  f"use one of {', '.join(CREATIVE_TYPES)}")
-        _check_number(f"{path}.saturation", self.saturation, low=0.05, high=1e6,
-                      fix="give the audience size relative to hourly traffic, e.g. 3.0")
-        _check_number(f"{path}.fatigue_impressions", self.fatigue_impressions, low=0,
-                      low_open=True, allow_inf=True, fix="give a positive impression count, or inf for none")
-        _check_number(f"{path}.fatigue_floor", self.fatigue_floor, low=0, high=1,
-                      fix="give the CTR multiplier of a worn-out creative, e.g. 0.5")
+            _fail(
+                f"{path}.creative",
+                self.creative,
+                "unknown creative type",
+                f"use one of {', '.join(CREATIVE_TYPES)}",
+            )
+        _check_number(
+            f"{path}.saturation",
+            self.saturation,
+            low=0.05,
+            high=1e6,
+            fix="give the audience size relative to hourly traffic, e.g. 3.0",
+        )
+        _check_number(
+            f"{path}.fatigue_impressions",
+            self.fatigue_impressions,
+            low=0,
+            low_open=True,
+            allow_inf=True,
+            fix="give a positive impression count, or inf for none",
+        )
+        _check_number(
+            f"{path}.fatigue_floor",
+            self.fatigue_floor,
+            low=0,
+            high=1,
+            fix="give the CTR multiplier of a worn-out creative, e.g. 0.5",
+        )
 
 
 @dataclass(frozen=True)
@@ -221,31 +305,64 @@ class Shock:
 
     def validate(self, path: str, horizon: int) -> None:
         if self.kind not in SHOCK_KINDS:
-            _fail(f"{path}.kind", self.kind, "unknown shock kind",
-                  f"use one of {', '.join(SHOCK_KINDS)}")
-        _check_int(f"{path}.start_hour", self.start_hour, low=0, high=horizon - 1,
-                   fix=f"give a campaign hour between 0 and {horizon - 1} (the horizon)")
+            _fail(
+                f"{path}.kind",
+                self.kind,
+                "unknown shock kind",
+                f"use one of {', '.join(SHOCK_KINDS)}",
+            )
+        _check_int(
+            f"{path}.start_hour",
+            self.start_hour,
+            low=0,
+            high=horizon - 1,
+            fix=f"give a campaign hour between 0 and {horizon - 1} (the horizon)",
+        )
         if self.end_hour is not None:
-            _check_int(f"{path}.end_hour", self.end_hour, low=self.start_hour + 1,
-                       high=horizon,
-                       fix=f"give an hour after start_hour and at most {horizon}, or omit it")
+            _check_int(
+                f"{path}.end_hour",
+                self.end_hour,
+                low=self.start_hour + 1,
+                high=horizon,
+                fix=f"give an hour after start_hour and at most {horizon}, or omit it",
+            )
         high = 1.0 if self.kind == "traffic_shift" else 100.0
-        _check_number(f"{path}.factor", self.factor, low=0, low_open=True, high=high,
-                      fix=("the moved fraction of traffic must lie in (0, 1]"
-                           if self.kind == "traffic_shift"
-                           else "give a positive multiplier, e.g. 1.5"))
+        _check_number(
+            f"{path}.factor",
+            self.factor,
+            low=0,
+            low_open=True,
+            high=high,
+            fix=(
+                "the moved fraction of traffic must lie in (0, 1]"
+                if self.kind == "traffic_shift"
+                else "give a positive multiplier, e.g. 1.5"
+            ),
+        )
         for attr in ("channel", "to_channel"):
             value = getattr(self, attr)
             if value is not None and value not in KNOWN_CHANNELS:
-                _fail(f"{path}.{attr}", value, "unknown channel",
-                      f"use one of {', '.join(KNOWN_CHANNELS)}")
+                _fail(
+                    f"{path}.{attr}",
+                    value,
+                    "unknown channel",
+                    f"use one of {', '.join(KNOWN_CHANNELS)}",
+                )
         if self.kind == "traffic_shift":
             if self.channel is None or self.to_channel is None or self.channel == self.to_channel:
-                _fail(f"{path}.to_channel", self.to_channel,
-                      "a traffic shift needs two different channels",
-                      "set channel (from) and to_channel (to)")
-        _check_int(f"{path}.ramp_hours", self.ramp_hours, low=0, high=24 * 366,
-                   fix="give a whole number of hours, 0 for an immediate effect")
+                _fail(
+                    f"{path}.to_channel",
+                    self.to_channel,
+                    "a traffic shift needs two different channels",
+                    "set channel (from) and to_channel (to)",
+                )
+        _check_int(
+            f"{path}.ramp_hours",
+            self.ramp_hours,
+            low=0,
+            high=24 * 366,
+            fix="give a whole number of hours, 0 for an immediate effect",
+        )
 
 
 @dataclass(frozen=True)
@@ -288,26 +405,69 @@ class Scenario:
     # -- validation ---------------------------------------------------------------------
     def _validate(self) -> None:
         _check_name("name", self.name)
-        _check_number("budget", self.budget, low=0, low_open=True,
-                      fix="give a positive total budget in currency units, e.g. 50000")
-        _check_number("roi_target", self.roi_target, low=0, low_open=True, high=1000,
-                      fix="give the target GMV / spend ratio, e.g. 2.5")
-        _check_int("horizon_hours", self.horizon_hours, low=1, high=24 * 366,
-                   fix="give the campaign length in hours, e.g. 24 for one day")
-        _check_int("start_hour", self.start_hour, low=0, high=23,
-                   fix="give the hour of day of the first step, 0-23")
-        _check_int("start_weekday", self.start_weekday, low=0, high=6,
-                   fix="give the weekday of the first step, 0 (Monday) to 6 (Sunday)")
-        _check_number("traffic_noise", self.traffic_noise, low=0, high=2,
-                      fix="give a log-scale noise level such as 0.1")
+        _check_number(
+            "budget",
+            self.budget,
+            low=0,
+            low_open=True,
+            fix="give a positive total budget in currency units, e.g. 50000",
+        )
+        _check_number(
+            "roi_target",
+            self.roi_target,
+            low=0,
+            low_open=True,
+            high=1000,
+            fix="give the target GMV / spend ratio, e.g. 2.5",
+        )
+        _check_int(
+            "horizon_hours",
+            self.horizon_hours,
+            low=1,
+            high=24 * 366,
+            fix="give the campaign length in hours, e.g. 24 for one day",
+        )
+        _check_int(
+            "start_hour",
+            self.start_hour,
+            low=0,
+            high=23,
+            fix="give the hour of day of the first step, 0-23",
+        )
+        _check_int(
+            "start_weekday",
+            self.start_weekday,
+            low=0,
+            high=6,
+            fix="give the weekday of the first step, 0 (Monday) to 6 (Sunday)",
+        )
+        _check_number(
+            "traffic_noise",
+            self.traffic_noise,
+            low=0,
+            high=2,
+            fix="give a log-scale noise level such as 0.1",
+        )
         if len(self.weekday_factors) != 7:
-            _fail("weekday_factors", list(self.weekday_factors), "needs 7 values",
-                  "give one positive factor per weekday, Monday first")
+            _fail(
+                "weekday_factors",
+                list(self.weekday_factors),
+                "needs 7 values",
+                "give one positive factor per weekday, Monday first",
+            )
         for i, value in enumerate(self.weekday_factors):
-            _check_number(f"weekday_factors[{i}]", value, low=0, low_open=True, high=10,
-                          fix="give a positive traffic multiplier, e.g. 1.0")
+            _check_number(
+                f"weekday_factors[{i}]",
+                value,
+                low=0,
+                low_open=True,
+                high=10,
+                fix="give a positive traffic multiplier, e.g. 1.0",
+            )
         if not self.products:
-            _fail("products", [], "a scenario needs at least one product", "add a [[products]] table")
+            _fail(
+                "products", [], "a scenario needs at least one product", "add a [[products]] table"
+            )
         if not self.arms:
             _fail("arms", [], "a scenario needs at least one arm", "add an [[arms]] table")
         for i, product in enumerate(self.products):
@@ -321,22 +481,38 @@ class Scenario:
         for i, arm in enumerate(self.arms):
             arm.validate(f"arms[{i}]")
             if arm.product not in product_names:
-                _fail(f"arms[{i}].product", arm.product, "no such product in the scenario",
-                      f"use one of {', '.join(sorted(product_names))} or add the product")
+                _fail(
+                    f"arms[{i}].product",
+                    arm.product,
+                    "no such product in the scenario",
+                    f"use one of {', '.join(sorted(product_names))} or add the product",
+                )
             if arm.channel not in channel_names:
-                _fail(f"arms[{i}].channel", arm.channel, "no such channel in the scenario",
-                      f"use one of {', '.join(sorted(channel_names))} or add a [[channels]] table")
+                _fail(
+                    f"arms[{i}].channel",
+                    arm.channel,
+                    "no such channel in the scenario",
+                    f"use one of {', '.join(sorted(channel_names))} or add a [[channels]] table",
+                )
         self._check_unique("arms", [a.name for a in self.arms])
         for i, shock in enumerate(self.shocks):
             shock.validate(f"shocks[{i}]", self.horizon_hours)
             for attr in ("channel", "to_channel"):
                 value = getattr(shock, attr)
                 if value is not None and value not in channel_names:
-                    _fail(f"shocks[{i}].{attr}", value, "no such channel in the scenario",
-                          f"use one of {', '.join(sorted(channel_names))}")
+                    _fail(
+                        f"shocks[{i}].{attr}",
+                        value,
+                        "no such channel in the scenario",
+                        f"use one of {', '.join(sorted(channel_names))}",
+                    )
             if shock.product is not None and shock.product not in product_names:
-                _fail(f"shocks[{i}].product", shock.product, "no such product in the scenario",
-                      f"use one of {', '.join(sorted(product_names))}")
+                _fail(
+                    f"shocks[{i}].product",
+                    shock.product,
+                    "no such product in the scenario",
+                    f"use one of {', '.join(sorted(product_names))}",
+                )
 
     @staticmethod
     def _check_unique(path: str, names: list[str]) -> None:
@@ -445,13 +621,21 @@ def _take_fields(cls: type, data: Any, path: str) -> dict[str, Any]:
         if key not in known:
             close = [k for k in known if k.startswith(key[:3])]
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-            _fail(f"{path + '.' if path else ''}{key}", data[key], f"unknown key in {where}",
-                  f"remove it or fix the spelling ({hint})")
+            _fail(
+                f"{path + '.' if path else ''}{key}",
+                data[key],
+                f"unknown key in {where}",
+                f"remove it or fix the spelling ({hint})",
+            )
     for name, f in known.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if required and name not in data:
-            _fail(f"{path + '.' if path else ''}{name}", None, "missing required key",
-                  f"add {name} = ... to {where}")
+            _fail(
+                f"{path + '.' if path else ''}{name}",
+                None,
+                "missing required key",
+                f"add {name} = ... to {where}",
+            )
     return dict(data)
 
 

@@ -96,10 +96,16 @@ class PIDPacer(_PacedStrategy):
             self.integral += error
             derivative = error - self.previous_error
             self.previous_error = error
-            self.log_multiplier = float(np.clip(
-                self.log_multiplier + self.kp * error + self.ki * self.integral + self.kd * derivative,
-                -2.0, 2.0,
-            ))
+            self.log_multiplier = float(
+                np.clip(
+                    self.log_multiplier
+                    + self.kp * error
+                    + self.ki * self.integral
+                    + self.kd * derivative,
+                    -2.0,
+                    2.0,
+                )
+            )
         return self.env.price_cpm * np.exp(self.log_multiplier)
 
 
@@ -129,7 +135,9 @@ class OnlineLP(_PacedStrategy):
         if self.t > 0:
             pace = env.budget / env.horizon
             spent_last = float(self.last_spend.sum())
-            self.log_threshold = max(0.0, self.log_threshold + self.step * (spent_last / pace - 1.0))
+            self.log_threshold = max(
+                0.0, self.log_threshold + self.step * (spent_last / pace - 1.0)
+            )
         value = (self.arm_gmv + self.prior_value * self.prior_impressions) / (
             self.arm_impressions + self.prior_impressions
         )
@@ -152,6 +160,8 @@ class ProportionalROI(PIDPacer):
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         env = self.env
-        roi = (self.arm_gmv + self.prior_spend * env.roi_target) / (self.arm_spend + self.prior_spend)
+        roi = (self.arm_gmv + self.prior_spend * env.roi_target) / (
+            self.arm_spend + self.prior_spend
+        )
         campaign_roi = roi.mean()
         return super().act(observation) * np.clip(roi / campaign_roi, 0.25, 4.0)

@@ -11,8 +11,16 @@ from envs.market_env import resolve_scenario
 from policies.strategy import Strategy
 
 #: Per-arm figures recorded every hour of an episode.
-TRACE_FIGURES = ("bid_cpm", "spend", "impressions", "clicks", "orders", "gmv", "win_rate",
-                 "clearing_cpm")
+TRACE_FIGURES = (
+    "bid_cpm",
+    "spend",
+    "impressions",
+    "clicks",
+    "orders",
+    "gmv",
+    "win_rate",
+    "clearing_cpm",
+)
 
 
 @dataclass
@@ -159,8 +167,10 @@ def format_table(report: dict) -> str:
     lines = []
     for name, block in report["scenarios"].items():
         lines.append(f"{name}  (budget {block['budget']:,.0f}, ROI target {block['roi_target']:g})")
-        lines.append(f"  {'strategy':<14}{'score':>12}{'% oracle':>10}{'GMV':>12}{'spend':>11}"
-                     f"{'ROI':>7}{'ROI missed':>12}{'overspent':>11}")
+        lines.append(
+            f"  {'strategy':<14}{'score':>12}{'% oracle':>10}{'GMV':>12}{'spend':>11}"
+            f"{'ROI':>7}{'ROI missed':>12}{'overspent':>11}"
+        )
         for strategy, row in block["strategies"].items():
             pct = row["pct_of_oracle"]
             lines.append(

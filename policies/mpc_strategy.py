@@ -36,8 +36,12 @@ class _MPCBase(Strategy):
 
     def state(self) -> CampaignState:
         return CampaignState(
-            budget=self.env.budget, roi_target=self.env.roi_target, spent=self.spent,
-            gmv=self.gmv, bid_cap=self.bid_cap, previous_bids=self.previous_bids,
+            budget=self.env.budget,
+            roi_target=self.env.roi_target,
+            spent=self.spent,
+            gmv=self.gmv,
+            bid_cap=self.bid_cap,
+            previous_bids=self.previous_bids,
             exposure=self.exposure.copy(),
         )
 
@@ -94,14 +98,26 @@ class OracleStrategy(_MPCBase):
     def forecast(self) -> EpisodeMarket:
         market, t = self.env.market, self.t
         return dataclasses.replace(
-            market, traffic=market.traffic[t:], price_median=market.price_median[t:],
-            ctr=market.ctr[t:], cvr=market.cvr[t:], aov=market.aov[t:],
+            market,
+            traffic=market.traffic[t:],
+            price_median=market.price_median[t:],
+            ctr=market.ctr[t:],
+            cvr=market.cvr[t:],
+            aov=market.aov[t:],
             hour_of_day=market.hour_of_day[t:],
         )
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        plan = exact_plan(self.forecast(), self.bid_cap, self.env.budget - self.spent,
-                          self.env.roi_target, self.spent, self.gmv, self.exposure,
-                          n_pieces=self.n_pieces, objective="score")
+        plan = exact_plan(
+            self.forecast(),
+            self.bid_cap,
+            self.env.budget - self.spent,
+            self.env.roi_target,
+            self.spent,
+            self.gmv,
+            self.exposure,
+            n_pieces=self.n_pieces,
+            objective="score",
+        )
         bids = spend_to_bid(plan.curves, plan.planned[:, 0, :].sum(axis=1))
         return np.minimum(bids, self.bid_cap)

@@ -28,8 +28,9 @@ def _campaign(name: str = "default", seed: int = 0, **state):
     cap = np.array([scenario.channel(a.channel).price_cpm for a in scenario.arms]) * np.exp(
         BID_LOG_RANGE
     )
-    fields = dict(budget=scenario.budget, roi_target=scenario.roi_target, spent=0.0, gmv=0.0,
-                  bid_cap=cap)
+    fields = dict(
+        budget=scenario.budget, roi_target=scenario.roi_target, spent=0.0, gmv=0.0, bid_cap=cap
+    )
     fields.update(state)
     return scenario, market, CampaignState(**fields)
 
@@ -110,15 +111,20 @@ def test_a_second_solver_is_tried_before_the_rule(monkeypatch):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), plan_seed=st.integers(0, 10_000),
-       budget_scale=st.sampled_from([1e-3, 0.05, 1.0, 20.0]),
-       roi_scale=st.sampled_from([0.5, 1.0, 3.0, 100.0]), fail=st.booleans())
+@given(
+    seed=st.integers(0, 10_000),
+    plan_seed=st.integers(0, 10_000),
+    budget_scale=st.sampled_from([1e-3, 0.05, 1.0, 20.0]),
+    roi_scale=st.sampled_from([0.5, 1.0, 3.0, 100.0]),
+    fail=st.booleans(),
+)
 def test_mpc_never_overspends_on_random_markets_plans_and_failures(
     seed, plan_seed, budget_scale, roi_scale, fail
 ):
     scenario = sample_scenario(np.random.default_rng(seed), horizon_hours=12)
-    scenario = scenario.replace(budget=scenario.budget * budget_scale,
-                                roi_target=scenario.roi_target * roi_scale)
+    scenario = scenario.replace(
+        budget=scenario.budget * budget_scale, roi_target=scenario.roi_target * roi_scale
+    )
     rng = np.random.default_rng(plan_seed)
 
     class RandomPlan(MPCStrategy):
@@ -143,9 +149,14 @@ def test_numpy_market_and_cvxpy_twin_agree_at_random_points():
         arm, hour = int(rng.integers(market.traffic.shape[1])), int(rng.integers(24))
         bid = float(state.bid_cap[arm] * rng.uniform(0.02, 1.0))
         truth = expected_response(
-            market.traffic[hour, arm], market.price_median[hour, arm],
-            market.price_sigma[arm], market.ctr[hour, arm], market.cvr[hour, arm],
-            market.aov[hour, arm], market.saturation[arm], np.array(bid),
+            market.traffic[hour, arm],
+            market.price_median[hour, arm],
+            market.price_sigma[arm],
+            market.ctr[hour, arm],
+            market.cvr[hour, arm],
+            market.aov[hour, arm],
+            market.saturation[arm],
+            np.array(bid),
         )
         spend.value = float(truth.spend)
         curve_spend = curves.period_spend[arm, hour]
@@ -216,10 +227,15 @@ def test_plan_validation_and_action_mapping():
         Plan(tilts=np.array([1.0, -1.0]))
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"budget": -5.0}, "budget"), ({"budget": float("nan")}, "budget"),
-    ({"roi_target": 0.0}, "roi_target"), ({"spent": float("inf")}, "spent"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"budget": -5.0}, "budget"),
+        ({"budget": float("nan")}, "budget"),
+        ({"roi_target": 0.0}, "roi_target"),
+        ({"spent": float("inf")}, "spent"),
+    ],
+)
 def test_bad_campaign_settings_get_a_typed_error_naming_the_field(change, field):
     _, _, state = _campaign()
     with pytest.raises(BidderInputError, match=field):

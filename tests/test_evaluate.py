@@ -13,8 +13,15 @@ from policies.evaluate import evaluate_many, run_episode
 from policies.strategy import UnknownStrategyError, make_strategy
 
 BASELINES = ["even", "proportional", "pid", "online-lp", "mpc", "oracle"]
-SUMMARY_KEYS = {"score_mean", "gmv_mean", "spend_mean", "roi_mean", "budget_violations",
-                "roi_violation_rate", "pct_of_oracle"}
+SUMMARY_KEYS = {
+    "score_mean",
+    "gmv_mean",
+    "spend_mean",
+    "roi_mean",
+    "budget_violations",
+    "roi_violation_rate",
+    "pct_of_oracle",
+}
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
@@ -54,9 +61,24 @@ def test_unknown_strategy_is_a_typed_error():
 
 def test_evaluate_cli_writes_the_documented_json_and_plot(tmp_path, capsys):
     out, plot = tmp_path / "eval.json", tmp_path / "eval.png"
-    code = main(["evaluate", "--scenario", "steady", "--strategies", "mpc,even",
-                 "--episodes", "2", "--seed", "1", "--json", str(out), "--plot", str(plot),
-                 "--no-progress"])
+    code = main(
+        [
+            "evaluate",
+            "--scenario",
+            "steady",
+            "--strategies",
+            "mpc,even",
+            "--episodes",
+            "2",
+            "--seed",
+            "1",
+            "--json",
+            str(out),
+            "--plot",
+            str(plot),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     report = json.loads(out.read_text())
     rows = report["scenarios"]["steady"]["strategies"]
@@ -68,11 +90,14 @@ def test_evaluate_cli_writes_the_documented_json_and_plot(tmp_path, capsys):
     assert "steady" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--strategies", "mpc,magic"], "magic"),
-    (["--scenario", "no-such-preset"], "no-such-preset"),
-    (["--episodes", "0"], "--episodes"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--strategies", "mpc,magic"], "magic"),
+        (["--scenario", "no-such-preset"], "no-such-preset"),
+        (["--episodes", "0"], "--episodes"),
+    ],
+)
 def test_evaluate_cli_bad_input_exits_2_with_one_line_and_writes_nothing(
     tmp_path, capsys, args, needle
 ):

@@ -14,7 +14,8 @@ DEMO_ORDER = ("ppo-mpc", "mpc", "proportional", "pid", "online-lp", "even", "ora
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "demo", help="the autopilot on the default scenario against the baselines and oracle",
+        "demo",
+        help="the autopilot on the default scenario against the baselines and oracle",
         description="Runs the autopilot and every baseline on the same simulated days of "
         "a scenario, prints the comparison and writes the pacing / channel / ROI plot.",
     )
@@ -28,7 +29,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     known = strategy_names()
     strategies = ",".join(name for name in DEMO_ORDER if name in known)
-    return evaluate.run(argparse.Namespace(
-        scenario=[args.scenario], strategies=strategies, episodes=args.episodes,
-        seed=args.seed, json=None, plot=args.plot, policy=None, no_progress=False,
-    ))
+    return evaluate.run(
+        argparse.Namespace(
+            scenario=[args.scenario],
+            strategies=strategies,
+            episodes=args.episodes,
+            seed=args.seed,
+            json=None,
+            plot=args.plot,
+            policy=None,
+            no_progress=False,
+        )
+    )

@@ -17,22 +17,33 @@ DEFAULT_STRATEGIES = "even,proportional,pid,online-lp,mpc,oracle"
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="compare strategies on scenarios (common random numbers)",
+        "evaluate",
+        help="compare strategies on scenarios (common random numbers)",
         description="Run every strategy on every scenario over the same seeds and report "
         "score, GMV, spend, ROI, budget and ROI violations and the percentage of the "
         "clairvoyant oracle's score.",
     )
-    parser.add_argument("--scenario", action="append", default=None, metavar="S",
-                        help="preset name or TOML path; repeat for several (default: default)")
-    parser.add_argument("--strategies", default=DEFAULT_STRATEGIES,
-                        help=f"comma-separated strategy names (default: {DEFAULT_STRATEGIES})")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=None,
+        metavar="S",
+        help="preset name or TOML path; repeat for several (default: default)",
+    )
+    parser.add_argument(
+        "--strategies",
+        default=DEFAULT_STRATEGIES,
+        help=f"comma-separated strategy names (default: {DEFAULT_STRATEGIES})",
+    )
     parser.add_argument("--episodes", type=int, default=10, help="episodes per scenario")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
-    parser.add_argument("--plot", type=Path, default=None,
-                        help="write a PNG (one per scenario when several)")
-    parser.add_argument("--policy", type=Path, default=None,
-                        help="PPO policy .zip for the ppo-mpc strategy")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="write a PNG (one per scenario when several)"
+    )
+    parser.add_argument(
+        "--policy", type=Path, default=None, help="PPO policy .zip for the ppo-mpc strategy"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -44,8 +55,9 @@ def parse_strategies(text: str) -> list[str]:
     known = strategy_names()
     for name in names:
         if name not in known:
-            raise InputError(f"unknown strategy {name!r} in --strategies; use any of "
-                             f"{', '.join(known)}")
+            raise InputError(
+                f"unknown strategy {name!r} in --strategies; use any of {', '.join(known)}"
+            )
     return names
 
 
@@ -56,8 +68,14 @@ def run(args: argparse.Namespace) -> int:
     scenarios = args.scenario or ["default"]
     scenario_objects = [resolve_scenario(s) for s in scenarios]  # fail fast on a bad file
     kwargs = {"ppo-mpc": {"path": args.policy}} if args.policy else {}
-    report = evaluate_many(strategies, scenario_objects, args.episodes, args.seed,
-                           progress=not args.no_progress, strategy_kwargs=kwargs)
+    report = evaluate_many(
+        strategies,
+        scenario_objects,
+        args.episodes,
+        args.seed,
+        progress=not args.no_progress,
+        strategy_kwargs=kwargs,
+    )
     results = report.pop("_results")
     print(format_table(report))
     if args.json:
@@ -67,8 +85,11 @@ def run(args: argparse.Namespace) -> int:
         from policies.plots import plot_strategies
 
         for name, per_strategy in results.items():
-            path = args.plot if len(results) == 1 else args.plot.with_name(
-                f"{args.plot.stem}-{name}{args.plot.suffix or '.png'}")
+            path = (
+                args.plot
+                if len(results) == 1
+                else args.plot.with_name(f"{args.plot.stem}-{name}{args.plot.suffix or '.png'}")
+            )
             shown = {s: per_strategy[s] for s in strategies}
             plot_strategies(shown, path, f"{name}: mean of {args.episodes} episodes")
             print(f"wrote {path}")

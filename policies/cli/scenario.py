@@ -9,7 +9,8 @@ from envs import PRESETS, env_id, get_scenario
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "scenario", help="list the built-in scenarios or print one as TOML",
+        "scenario",
+        help="list the built-in scenarios or print one as TOML",
         description="Scenarios are data. Every command that takes --scenario accepts a "
         "preset name or a path to a TOML file such as the one `show` prints.",
     )
@@ -24,8 +25,10 @@ def _list(args: argparse.Namespace) -> int:
     width = max(len(name) for name in PRESETS)
     for name in PRESETS:
         sc = get_scenario(name)
-        print(f"{name:<{width}}  {env_id(name):<26} {sc.n_arms:>3} arms  "
-              f"budget {sc.budget:>9,.0f}  ROI target {sc.roi_target:<4g} {sc.description}")
+        print(
+            f"{name:<{width}}  {env_id(name):<26} {sc.n_arms:>3} arms  "
+            f"budget {sc.budget:>9,.0f}  ROI target {sc.roi_target:<4g} {sc.description}"
+        )
     return 0
 
 
