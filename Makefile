@@ -31,6 +31,7 @@ bench: $(STAMP)
 	mkdir -p bench/results
 	$(PY) bench/env_speed.py --json bench/results/env_speed.json
 	$(PY) bench/mpc_latency.py --json bench/results/mpc_latency.json
+	$(PY) bench/recommend_speed.py --json bench/results/recommend_speed.json
 
 # The shipped PPO planner: about 15 minutes on 2 cores; writes the .zip and a .json with the
 # config and the learning curve beside it.
