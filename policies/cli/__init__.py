@@ -1,24 +1,37 @@
 """``autopilot``: the one command-line front door for every user task.
 
 Each sub-command lives in its own module with an ``add_parser(subparsers)`` function that
-registers it and sets ``func``; ``main`` dispatches. Errors a user can trigger are
-:class:`~envs.errors.InputError` subclasses: printed on one line, exit code 2.
+registers it and sets ``func``; ``main`` dispatches. Only the module of the command being
+run is imported (cvxpy, pandas and torch cost up to seconds to import; ``recommend`` has
+an end-to-end time budget), the others appear in ``--help`` by their one-line summary.
+Errors a user can trigger are :class:`~envs.errors.InputError` subclasses: printed on one
+line, exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from envs.errors import InputError
-from policies.cli import demo, diagnose, evaluate, recommend, scenario, simulate, train
 
-#: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = [demo, evaluate, scenario, simulate, diagnose, recommend, train]
+#: Sub-commands in the order ``--help`` lists them: name -> (module, one-line summary).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("policies.cli.demo", "the autopilot on the default scenario against the baselines"),
+    "evaluate": ("policies.cli.evaluate", "compare strategies on scenarios, with the oracle"),
+    "scenario": ("policies.cli.scenario", "list the built-in scenarios or print one as TOML"),
+    "simulate": ("policies.cli.simulate", "play a strategy for days and write hourly logs"),
+    "diagnose": ("policies.cli.diagnose", "find ROI drops in logs and attribute their causes"),
+    "recommend": ("policies.cli.recommend", "fit hourly logs and write tomorrow's bids"),
+    "train": ("policies.cli.train", "train the PPO planner (ppo-mpc) on simulated markets"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (all of them when ``None`` is
+    not enough to tell, e.g. for tests that want every sub-parser: pass ``"*"``)."""
     parser = argparse.ArgumentParser(
         prog="autopilot",
         description=(
@@ -27,13 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS:
-        module.add_parser(subparsers)
+    for name, (module, summary) in COMMANDS.items():
+        if command in (name, "*"):
+            importlib.import_module(module).add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
