@@ -14,6 +14,7 @@ against, and the planner of the clairvoyant oracle.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,8 @@ def exact_plan(
             pass makes the pieces around the optimum much finer (a broad grid rounds
             every arm-hour to a coarse bid, which costs several % on some markets).
     """
-    plan = _solve(
+    solve = functools.partial(
+        _solve,
         forecast,
         bid_cap,
         remaining_budget,
@@ -71,22 +73,10 @@ def exact_plan(
         exposure,
         n_pieces,
         objective,
-        centres=None,
     )
+    plan = solve(centres=None)
     for _ in range(refinements):
-        centres = period_bids(plan.curves, plan.planned.sum(axis=-1))
-        plan = _solve(
-            forecast,
-            bid_cap,
-            remaining_budget,
-            roi_target,
-            spent,
-            gmv,
-            exposure,
-            n_pieces,
-            objective,
-            centres,
-        )
+        plan = solve(centres=period_bids(plan.curves, plan.planned.sum(axis=-1)))
     return plan
 
 
