@@ -30,13 +30,14 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	mkdir -p bench/results
 	$(PY) bench/env_speed.py --json bench/results/env_speed.json
+	$(PY) bench/quality.py --json bench/results/quality.json
 	$(PY) bench/mpc_latency.py --json bench/results/mpc_latency.json
 	$(PY) bench/recommend_speed.py --json bench/results/recommend_speed.json
 
 # The shipped PPO planner: about 15 minutes on 2 cores; writes the .zip and a .json with the
 # config and the learning curve beside it.
 train-default: $(STAMP)
-	$(VENV)/bin/autopilot train --scenario mixed --timesteps 200000 --seed 0 \
+	$(VENV)/bin/autopilot train --scenario mixed --timesteps 120000 --seed 0 \
 		--eval-every 10000 --out policies/pretrained/ppo_mpc_default.zip
 	rm -rf policies/pretrained/ppo_mpc_default_checkpoints
 

@@ -211,6 +211,14 @@ class PlannerEnv(gym.Env):
     that spends its whole budget exactly at the target would make, so campaigns of any
     size weigh alike.
 
+    With ``relative_to_mpc``, MPC alone first plays the same campaign on the same market
+    draw (common random numbers) and its normalised score is subtracted on the last step:
+    the return becomes the policy's gain over MPC alone, which removes most of the
+    variance that market noise and scenario difficulty put into the return (the optimal
+    policy is unchanged: the subtracted amount does not depend on the actions). With
+    ``roi_miss_penalty``, a campaign that ends below its ROI target loses that much more,
+    because advertisers judge a missed target beyond what the score's quadratic term says.
+
     ## Starting State
     A fresh campaign in a fresh scenario and market drawn from ``self.np_random``.
 
@@ -219,7 +227,9 @@ class PlannerEnv(gym.Env):
 
     ## Arguments
     ``scenario_source``: a function of a numpy Generator returning a Scenario;
-    ``scenario``: a single scenario or preset name instead (every episode in it).
+    ``scenario``: a single scenario or preset name instead (every episode in it);
+    ``relative_to_mpc``: subtract MPC alone's normalised score (see Rewards);
+    ``roi_miss_penalty``: extra loss of a campaign that misses its ROI target.
 
     ## Version History
     * v0: initial version.
@@ -228,8 +238,14 @@ class PlannerEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(
-        self, scenario_source: ScenarioSource | None = None, scenario: Scenario | str | None = None
+        self,
+        scenario_source: ScenarioSource | None = None,
+        scenario: Scenario | str | None = None,
+        relative_to_mpc: bool = False,
+        roi_miss_penalty: float = 0.0,
     ):
+        self.relative_to_mpc = relative_to_mpc
+        self.roi_miss_penalty = roi_miss_penalty
         if scenario is not None:
             fixed = resolve_scenario(scenario)
             scenario_source = lambda rng: fixed  # noqa: E731 - a one-line source
@@ -243,9 +259,16 @@ class PlannerEnv(gym.Env):
         super().reset(seed=seed)
         scenario = self.scenario_source(self.np_random)
         self.market_env = AdMarketEnv(scenario)
-        self._market_obs, _ = self.market_env.reset(seed=int(self.np_random.integers(2**31)))
+        market_seed = int(self.np_random.integers(2**31))
+        self._market_obs, _ = self.market_env.reset(seed=market_seed)
         self.strategy.reset(self.market_env)
         self._scale = self.market_env.budget * self.market_env.roi_target
+        self._baseline = 0.0
+        if self.relative_to_mpc:
+            from policies.evaluate import run_episode
+
+            alone = run_episode(MPCStrategy(), scenario, market_seed)
+            self._baseline = alone.score / self._scale
         return self.strategy.features(), {"scenario": scenario.name}
 
     def step(self, action: np.ndarray):
@@ -264,12 +287,16 @@ class PlannerEnv(gym.Env):
             out_info["score"] = out_info["normalised_score"] = 0.0
             return self.strategy.features(), 0.0, True, truncated, out_info
         self.strategy.observe(info)
+        reward = reward / self._scale
         if terminated:
             out_info["score"] = info["score"]
             out_info["normalised_score"] = info["score"] / self._scale
+            reward -= self._baseline
+            if market.gmv_total < market.roi_target * market.spent * (1.0 - 1e-9):
+                reward -= self.roi_miss_penalty
         return (
             self.strategy.features(),
-            float(reward / self._scale),
+            float(reward),
             terminated,
             truncated,
             out_info,

@@ -90,3 +90,4 @@ def _load_builtin_strategies() -> None:
     # stays cheap and free of cycles.
     import policies.baselines  # noqa: F401
     import policies.mpc_strategy  # noqa: F401
+    import policies.ppo  # noqa: F401

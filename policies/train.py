@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,22 +42,30 @@ class TrainConfig:
     """Parallel environments (one process each when above 1): one per core."""
     preset_share: float = 0.4
     """With ``mixed``: the share of training campaigns drawn from the presets."""
-    learning_rate: float = 3e-4
+    relative_to_mpc: bool = True
+    """Reward the gain over MPC alone on the same market draw (variance reduction)."""
+    roi_miss_penalty: float = 0.05
+    """Extra loss (in normalised score units) of a campaign that misses its ROI target."""
+    learning_rate: float = 1e-4
     n_steps: int = 240
     """Steps per environment between updates (ten 24-hour campaigns)."""
     batch_size: int = 120
     n_epochs: int = 10
-    gamma: float = 0.99
+    gamma: float = 1.0
+    """Undiscounted: a campaign is judged by its end-of-day score."""
     gae_lambda: float = 0.95
     clip_range: float = 0.2
     ent_coef: float = 0.0
-    log_std_init: float = -1.0
+    log_std_init: float = -1.5
     """Initial log standard deviation of the actions: a cautious start near MPC alone."""
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     eval_every: int = 5_000
     """Evaluate (and checkpoint) every this many steps; 0 turns both off."""
-    eval_seeds: int = 2
+    eval_seeds: int = 3
     """Evaluation campaigns per preset."""
+    keep_best: bool = True
+    """Write the best-evaluated policy to ``out`` (not the last one): PPO's last iterate
+    can be worse than an earlier one, and the evaluation days are never trained on."""
     runs_dir: str = "runs"
     """TensorBoard logs go to ``runs_dir/<run name>``; empty turns them off."""
     resume: bool = False
@@ -68,11 +77,15 @@ def make_env(config: TrainConfig, rank: int):
     """A factory of one training environment (importable, for subprocess workers)."""
 
     def build() -> PlannerEnv:
+        rewards = {
+            "relative_to_mpc": config.relative_to_mpc,
+            "roi_miss_penalty": config.roi_miss_penalty,
+        }
         if config.scenario == "mixed":
-            return PlannerEnv(training_scenarios(preset_share=config.preset_share))
+            return PlannerEnv(training_scenarios(preset_share=config.preset_share), **rewards)
         if config.scenario == "sampled":
-            return PlannerEnv(training_scenarios(presets=[], preset_share=0.0))
-        return PlannerEnv(scenario=config.scenario)
+            return PlannerEnv(training_scenarios(presets=[], preset_share=0.0), **rewards)
+        return PlannerEnv(scenario=config.scenario, **rewards)
 
     return build
 
@@ -187,6 +200,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
             self.logger.record("eval/pct_of_mpc", point["pct_of_mpc"])
             checkpoints.mkdir(parents=True, exist_ok=True)
             self.model.save(checkpoints / f"ppo_mpc_{self.num_timesteps}_steps.zip")
+            if score >= max(p["eval_score"] for p in curve):
+                self.model.save(checkpoints / "best.zip")
             if self.bar is not None:
                 self.bar.set_postfix(pct_of_mpc=f"{point['pct_of_mpc']:.1f}")
 
@@ -237,7 +252,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
             reset_num_timesteps=resume_from is None,
         )
     vec_env.close()
-    model.save(out)
+    best = checkpoints / "best.zip"
+    chosen = None
+    if config.keep_best and curve and best.is_file():
+        chosen = max(curve, key=lambda p: p["eval_score"])
+        shutil.copyfile(best, out)
+    else:
+        model.save(out)
 
     summary = {
         "config": asdict(config) | {"resumed_from": str(resume_from) if resume_from else None},
@@ -246,6 +267,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "eval_scenarios": eval_scenarios,
         "mpc_alone_eval_score": mpc_alone,
         "learning_curve": curve,
+        "chosen": chosen,
     }
     atomic_write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
     return summary

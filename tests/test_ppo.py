@@ -157,3 +157,15 @@ def test_shipped_policy_is_small_and_never_overspends():
     assert DEFAULT_POLICY.stat().st_size < 1_000_000
     result = run_episode(make_strategy("ppo-mpc"), "default", 0)
     assert result.spend <= result.budget
+
+
+def test_relative_reward_is_zero_for_mpc_alone():
+    # Common random numbers: the zero plan replays MPC alone's campaign exactly.
+    env = PlannerEnv(scenario="bid-war", relative_to_mpc=True)
+    env.reset(seed=4)
+    total, done = 0.0, False
+    while not done:
+        _, reward, done, _, _ = env.step(np.zeros(3, np.float32))
+        total += reward
+    assert total == pytest.approx(0.0, abs=1e-12)
+    check_env(PlannerEnv(scenario="steady", relative_to_mpc=True), skip_render_check=True)

@@ -1,0 +1,54 @@
+"""The research notebooks run top to bottom (with small settings) on the public API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+#: Small settings per notebook, written over its ``parameters`` cell.
+SMALL = {
+    "01_quickstart.ipynb": (
+        'EPISODES = 1\nSCENARIOS = ["steady", "bid-war"]\n'
+        'STRATEGIES = ["even", "mpc", "ppo-mpc", "oracle"]\nPLOT_SCENARIO = "bid-war"\n'
+    ),
+    "02_train_ppo.ipynb": (
+        "TIMESTEPS = 480\nEVAL_EVERY = 240\nN_ENVS = 1\nSEED = 0\n"
+        'OUT = "runs/notebook_ppo_mpc.zip"\nCOMPARE_SCENARIO = "steady"\nCOMPARE_EPISODES = 1\n'
+    ),
+}
+
+
+def run_notebook(name: str, workdir: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{name} needs exactly one cell tagged 'parameters'"
+    cells[0].source = SMALL[name]
+    client = nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    )
+    client.execute()
+    return notebook
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_notebook_runs(name, tmp_path):
+    if name == "01_quickstart.ipynb":
+        from policies.ppo import DEFAULT_POLICY
+
+        if not DEFAULT_POLICY.is_file():
+            pytest.skip("no shipped policy")
+    notebook = run_notebook(name, tmp_path)
+    errors = [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
+    assert not errors
