@@ -281,11 +281,6 @@ class PlannerEnv(gym.Env):
             market.bids_to_action(bids)
         )
         out_info = {"scenario": market.scenario.name}
-        if not (np.isfinite(reward) and np.isfinite(market.spent)):
-            # A degenerate market draw (an auction nobody can win at any bid) can yield
-            # non-finite figures; end that training episode rather than learn from NaN.
-            out_info["score"] = out_info["normalised_score"] = 0.0
-            return self.strategy.features(), 0.0, True, truncated, out_info
         self.strategy.observe(info)
         reward = reward / self._scale
         if terminated:
