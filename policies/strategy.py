@@ -77,9 +77,7 @@ def make_strategy(name: str, **kwargs: Any) -> Strategy:
     """A fresh strategy by registered name (``even``, ``pid``, ``mpc``, ...)."""
     _load_builtin_strategies()
     if name not in _REGISTRY:
-        raise UnknownStrategyError(
-            f"unknown strategy {name!r}; use one of {', '.join(_REGISTRY)}"
-        )
+        raise UnknownStrategyError(f"unknown strategy {name!r}; use one of {', '.join(_REGISTRY)}")
     strategy = _REGISTRY[name](**kwargs)
     strategy.name = name
     return strategy
