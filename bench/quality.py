@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.io import atomic_write_text
 from envs.presets import PRESETS, SHOCK_PRESETS
 from envs.sampler import sample_scenario
 from envs.scenario import Scenario
@@ -175,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"wall time {report['wall_s']:.0f} s")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -16,7 +16,6 @@ here reads the future: the forecast for hour ``t`` uses observations of hours ``
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,14 +120,11 @@ class Forecaster:
 
     def forecast(self, t: int) -> EpisodeMarket:
         """The forecast market for hours ``t`` to the end (hour ``t`` becomes row 0)."""
-        prior = self.prior
-        f = {q: self.factor(q) for q in QUANTITIES}
-        return dataclasses.replace(
-            prior,
-            traffic=prior.traffic[t:] * f["traffic"],
-            price_median=prior.price_median[t:] * f["price"],
-            ctr=prior.ctr[t:] * f["ctr"],
-            cvr=prior.cvr[t:] * f["cvr"],
-            aov=prior.aov[t:] * f["aov"],
-            hour_of_day=prior.hour_of_day[t:],
+        return self.prior.from_hour(
+            t,
+            traffic=self.factor("traffic"),
+            price_median=self.factor("price"),
+            ctr=self.factor("ctr"),
+            cvr=self.factor("cvr"),
+            aov=self.factor("aov"),
         )

@@ -68,19 +68,36 @@ def _csv_line(position: int) -> str:
     return f"line {position + 2}"
 
 
-def log_format(path: str | os.PathLike[str]) -> str:
+def table_format(path: str | os.PathLike[str], what: str = "file") -> str:
     """``"csv"`` or ``"parquet"`` from the file's suffix.
 
     Raises:
-        LogError: any other suffix.
+        LogError: any other suffix; the message calls the file ``what``.
     """
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise LogError(
-            f"{path}: unknown log file type {suffix or '(no suffix)'!r}; "
-            "use a .csv or .parquet file"
+            f"{path}: unknown {what} type {suffix or '(no suffix)'!r}; use a .csv or .parquet file"
         )
     return FORMATS[suffix]
+
+
+def log_format(path: str | os.PathLike[str]) -> str:
+    """``"csv"`` or ``"parquet"`` for a log file (see :func:`table_format`)."""
+    return table_format(path, "log file")
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str], what: str = "file") -> None:
+    """Write ``df`` atomically as CSV or Parquet by the path's suffix (no index column).
+
+    Raises:
+        LogError: an unknown suffix (nothing is written).
+    """
+    path = Path(path)
+    if table_format(path, what) == "csv":
+        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -448,13 +465,9 @@ def write_logs(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     Raises:
         LogError: an unknown suffix, or rows that break the format.
     """
-    path = Path(path)
-    kind = log_format(path)
+    log_format(path)  # refuse a bad suffix before validating the rows
     export = to_export_frame(validate_logs(df, source=f"rows for {path}"))
-    if kind == "csv":
-        atomic_write(path, lambda tmp: export.to_csv(tmp, index=False))
-    else:
-        atomic_write(path, lambda tmp: export.to_parquet(tmp, index=False, engine="pyarrow"))
+    write_table(export, path, "log file")
 
 
 # -- simulated episodes -------------------------------------------------------------------

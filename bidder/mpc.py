@@ -27,7 +27,14 @@ import numpy as np
 
 from bidder.errors import BidderInputError
 from bidder.plan import Plan
-from bidder.response import PiecewiseCurves, build_curves, period_bids, period_sizes, spend_to_bid
+from bidder.response import (
+    PiecewiseCurves,
+    build_curves,
+    interp_rows,
+    period_bids,
+    period_sizes,
+    spend_to_bid,
+)
 from envs.market import EpisodeMarket, creative_wear, expected_response
 
 #: Solver statuses whose solution is used.
@@ -373,10 +380,7 @@ class MPCBidder:
     ) -> Decision:
         hour0 = planned[:, 0, :].sum(axis=1)
         bids = np.minimum(spend_to_bid(curves, hour0), state.bid_cap)
-        grid_spend, grid_gmv = curves.hour0_spend, curves.hour0_gmv
-        predicted_gmv = np.array(
-            [np.interp(s, grid_spend[k], grid_gmv[k]) for k, s in enumerate(hour0)]
-        )
+        predicted_gmv = interp_rows(hour0, curves.hour0_spend, curves.hour0_gmv)
         plan_spend = float(planned.sum())
         plan_gmv = float((planned * curves.slopes).sum())
         total_spend = state.spent + plan_spend

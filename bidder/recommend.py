@@ -174,12 +174,12 @@ def check_settings(budget: float, roi_target: float) -> None:
     """
     if not isinstance(budget, (int, float)) or not math.isfinite(budget) or budget <= 0:
         raise RecommendError(
-            f"budget {budget!r} is not a positive amount; give tomorrow's total budget in "
+            f"--budget {budget!r} is not a positive amount; give the day's total budget in "
             "currency, e.g. --budget 120000"
         )
     if not isinstance(roi_target, (int, float)) or not math.isfinite(roi_target) or roi_target < 0:
         raise RecommendError(
-            f"ROI target {roi_target!r} is not a non-negative number; give GMV / spend, "
+            f"--roi-target {roi_target!r} is not a non-negative number; give GMV / spend, "
             "e.g. --roi-target 4 (0 for no ROI target)"
         )
 

@@ -14,6 +14,7 @@ halves that share one set of parameters:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +93,19 @@ class EpisodeMarket:
     @property
     def horizon(self) -> int:
         return self.traffic.shape[0]
+
+    def from_hour(self, t: int, **factors: np.ndarray) -> EpisodeMarket:
+        """The market of hours ``t`` to the end (hour ``t`` becomes row 0), with per-hour
+        fields (``traffic``, ``price_median``, ``ctr``, ``cvr``, ``aov``) optionally
+        multiplied by per-arm factors: how a forecaster corrects a prior."""
+        per_hour = {
+            name: getattr(self, name)[t:] * factors.get(name, 1.0)
+            for name in ("traffic", "price_median", "ctr", "cvr", "aov")
+        }
+        unknown = set(factors) - set(per_hour)
+        if unknown:
+            raise ValueError(f"not per-hour market fields: {sorted(unknown)}")
+        return dataclasses.replace(self, hour_of_day=self.hour_of_day[t:], **per_hour)
 
     def __post_init__(self) -> None:
         # Derived constants the hourly step reads, computed once per episode.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -96,16 +95,7 @@ class OracleStrategy(_MPCBase):
         self.n_pieces = n_pieces
 
     def forecast(self) -> EpisodeMarket:
-        market, t = self.env.market, self.t
-        return dataclasses.replace(
-            market,
-            traffic=market.traffic[t:],
-            price_median=market.price_median[t:],
-            ctr=market.ctr[t:],
-            cvr=market.cvr[t:],
-            aov=market.aov[t:],
-            hour_of_day=market.hour_of_day[t:],
-        )
+        return self.env.market.from_hour(self.t)
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         plan = exact_plan(

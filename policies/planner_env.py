@@ -136,7 +136,8 @@ class PlannedMPCStrategy(MPCStrategy):
         if action is None:
             return Plan.neutral()
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=float)), -1.0, 1.0)
-        value = self._log_factors()["value"] - self._log_factors()["price"]
+        logs = self._log_factors()
+        value = logs["value"] - logs["price"]
         trend = np.clip(value - value.mean(), -1.0, 1.0)
         return Plan(
             tilts=TILT_RANGE ** (a[2] * trend),

@@ -13,7 +13,7 @@ from bidder.exact import exact_plan
 from bidder.forecast import Forecaster
 from bidder.mpc import CampaignState, MPCBidder, MPCConfig
 from bidder.plan import Plan
-from bidder.response import build_curves, gmv_of_spend, period_sizes
+from bidder.response import build_curves, gmv_of_spend, interp_rows, period_sizes
 from envs import AdMarketEnv, Shock, get_scenario
 from envs.market import build_episode, expected_response
 from envs.market_env import BID_LOG_RANGE
@@ -240,3 +240,24 @@ def test_bad_campaign_settings_get_a_typed_error_naming_the_field(change, field)
     _, _, state = _campaign()
     with pytest.raises(BidderInputError, match=field):
         CampaignState(**{**state.__dict__, **change})
+
+
+def test_interp_rows_matches_numpy_interp_row_by_row():
+    rng = np.random.default_rng(4)
+    xp = np.sort(rng.uniform(0, 10, (6, 9)), axis=1)
+    fp = np.cumsum(rng.uniform(0, 1, (6, 9)), axis=1)
+    x = rng.uniform(-2, 12, 6)  # some beyond either end
+    expected = [np.interp(value, xp[k], fp[k]) for k, value in enumerate(x)]
+    assert np.allclose(interp_rows(x, xp, fp), expected)
+
+
+def test_market_from_hour_slices_and_scales_per_hour_fields():
+    _, market, _ = _campaign("steady")
+    factor = np.linspace(0.5, 1.5, market.traffic.shape[1])
+    tail = market.from_hour(10, traffic=factor)
+    assert tail.horizon == market.horizon - 10
+    assert np.array_equal(tail.traffic, market.traffic[10:] * factor)
+    assert np.array_equal(tail.ctr, market.ctr[10:])
+    assert np.array_equal(tail.hour_of_day, market.hour_of_day[10:])
+    with pytest.raises(ValueError, match="saturation"):
+        market.from_hour(0, saturation=factor)

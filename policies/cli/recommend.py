@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
 
-from bidder.logs import read_logs
-from bidder.recommend import RECOMMENDATION_COLUMNS, Recommendation, RecommendError, recommend
-from envs.io import atomic_write, atomic_write_text
-
-#: Output formats by suffix.
-OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+from bidder.logs import read_logs, table_format, write_table
+from bidder.recommend import (
+    RECOMMENDATION_COLUMNS,
+    Recommendation,
+    RecommendError,
+    check_settings,
+    recommend,
+)
+from envs.io import atomic_write_text
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,16 +55,6 @@ def _parse_date(text: str) -> dt.date:
         raise RecommendError(f"--date {text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def _output_format(out: str) -> str:
-    suffix = Path(out).suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise RecommendError(
-            f"--out {out}: unknown file type {suffix or '(no suffix)'!r}; use a .csv or "
-            ".parquet file"
-        )
-    return OUTPUT_FORMATS[suffix]
-
-
 def write_recommendation(recommendation: Recommendation, out: str | Path) -> Path:
     """Write the rows (CSV or Parquet by suffix) and the JSON summary, each atomically.
 
@@ -71,10 +63,7 @@ def write_recommendation(recommendation: Recommendation, out: str | Path) -> Pat
     """
     out = Path(out)
     table: pd.DataFrame = recommendation.table[list(RECOMMENDATION_COLUMNS)]
-    if _output_format(str(out)) == "csv":
-        atomic_write(out, lambda tmp: table.to_csv(tmp, index=False))
-    else:
-        atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False))
+    write_table(table, out, "recommendation file")
     summary = summary_path(out)
     atomic_write_text(summary, json.dumps(recommendation.summary, indent=2) + "\n")
     return summary
@@ -82,21 +71,9 @@ def write_recommendation(recommendation: Recommendation, out: str | Path) -> Pat
 
 def run(args: argparse.Namespace) -> int:
     # Everything a user can get wrong is checked before anything is written.
-    _output_format(args.out)
-    if Path(args.out).suffix.lower() == ".json":  # pragma: no cover - refused above
-        raise RecommendError("--out must not be the .json summary")
+    table_format(args.out, "recommendation file")
     date = _parse_date(args.date)
-    for name, value in (("--budget", args.budget), ("--roi-target", args.roi_target)):
-        if not math.isfinite(value) or value < 0 or (name == "--budget" and value == 0):
-            kind = "a positive amount" if name == "--budget" else "a non-negative number"
-            raise RecommendError(
-                f"{name} {value!r} is not {kind}; give tomorrow's "
-                + (
-                    "total budget in currency, e.g. --budget 120000"
-                    if name == "--budget"
-                    else "GMV / spend target, e.g. --roi-target 4"
-                )
-            )
+    check_settings(args.budget, args.roi_target)
     plan_note = "neutral plan (MPC alone)"
     if args.policy is not None:
         # The policy's features describe a campaign in progress (spend so far, last hour's
