@@ -293,20 +293,62 @@ def expected_hour(
     )
 
 
+class HourlyStreams:
+    """Common random numbers: a fixed random stream for every (hour, draw) of an episode.
+
+    numpy's Poisson, binomial and gamma samplers consume a varying number of raw random
+    numbers depending on their parameters, so with one shared stream a different bid in
+    one hour shifts every later draw of the episode: two strategies played on the same
+    seed would see unrelated noise from their first difference on. Here each of an hour's
+    draws (:data:`DRAWS`) starts at its own fixed position of one PCG64 stream (``2**64``
+    numbers apart), so the same seed gives every strategy the same luck in every hour, and
+    comparisons between strategies (and rewards measured against a baseline strategy) lose
+    most of their noise.
+    """
+
+    #: The random draws of one hour, in the order :func:`sample_hour` makes them.
+    DRAWS = ("opportunities", "impressions", "spend", "clicks", "orders", "gmv")
+
+    def __init__(self, seed: int):
+        self._bitgen = np.random.PCG64(seed)
+        self._start = self._bitgen.state
+        self._generator = np.random.Generator(self._bitgen)
+
+    def at(self, t: int, draw: int) -> np.random.Generator:
+        """The generator positioned at the start of hour ``t``'s draw number ``draw``."""
+        self._bitgen.state = self._start
+        self._bitgen.advance((t * len(self.DRAWS) + draw) << 64)
+        return self._generator
+
+
 def sample_hour(
     market: EpisodeMarket,
     t: int,
     bids_cpm: np.ndarray,
     exposure: np.ndarray,
     remaining_budget: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator | HourlyStreams,
 ) -> dict[str, np.ndarray]:
     """Draw one hour of auctions for every arm; spend never exceeds ``remaining_budget``.
+
+    ``rng`` is either one generator used for every draw in turn, or
+    :class:`HourlyStreams` (what the environment uses): a stream per hour and draw.
 
     Returns per-arm arrays: ``opportunities``, ``impressions``, ``clicks``, ``orders``
     (integers), ``spend``, ``gmv`` (currency), ``win_rate`` and ``clearing_cpm`` (mean
     clearing price paid, CPM; 0 where nothing was won).
     """
+    if isinstance(rng, HourlyStreams):
+        streams = rng
+
+        def draw(i: int) -> np.random.Generator:
+            return streams.at(t, i)
+    else:
+        single = rng
+
+        def draw(i: int) -> np.random.Generator:
+            return single
+
     bids = np.maximum(bids_cpm, 1e-12)
     # lognormal_auction with the episode's precomputed constants: this is the hottest line
     # of an environment step. Bids are positive, so the log needs no error-state guard.
@@ -314,8 +356,8 @@ def sample_hour(
     cdf = normal_cdf(z - market._sigma_shifts)
     win, pay1, pay2 = cdf[0], market._pay1_scale[t] * cdf[1], market._pay2_scale[t] * cdf[2]
     traffic = market.traffic[t]
-    opportunities = rng.poisson(traffic)
-    impressions = rng.binomial(opportunities, win)
+    opportunities = draw(0).poisson(traffic)
+    impressions = draw(1).binomial(opportunities, win)
 
     # Sum of the won clearing prices: a Gamma with the truncated log-normal's mean and
     # variance per impression (exact in the first two moments).
@@ -324,7 +366,7 @@ def sample_hour(
     safe_win = np.maximum(win, 1e-12)
     mean_pay = np.maximum(np.where(win > 1e-12, pay1 / safe_win, bids), 1e-12)
     var_pay = np.maximum(pay2 / safe_win - mean_pay * mean_pay, 1e-6 * mean_pay * mean_pay)
-    spend = rng.gamma(impressions * (mean_pay * mean_pay / var_pay), var_pay / mean_pay) / CPM
+    spend = draw(2).gamma(impressions * (mean_pay * mean_pay / var_pay), var_pay / mean_pay) / CPM
 
     # The platform stops delivering when the budget runs out within the hour: every arm
     # delivers until the same moment, so all are cut by the same fraction.
@@ -341,9 +383,9 @@ def sample_hour(
     click_prob = market.ctr[t] * reach_share
     if market.wears_out:
         click_prob = click_prob * creative_wear(market, exposure)
-    clicks = rng.binomial(impressions, np.minimum(click_prob, 1.0))
-    orders = rng.binomial(clicks, market.cvr[t])
-    gmv = rng.gamma(orders * market.inv_cv2, market.aov[t] * market.cv2)
+    clicks = draw(3).binomial(impressions, np.minimum(click_prob, 1.0))
+    orders = draw(4).binomial(clicks, market.cvr[t])
+    gmv = draw(5).gamma(orders * market.inv_cv2, market.aov[t] * market.cv2)
 
     win_rate = impressions / np.maximum(opportunities, 1)
     clearing_cpm = spend * CPM / served

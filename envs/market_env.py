@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.market import EpisodeMarket, build_episode, sample_hour
+from envs.market import EpisodeMarket, HourlyStreams, build_episode, sample_hour
 from envs.scenario import Scenario
 
 #: Half-width, in log space, of the bid range the normalised action spans: an action of
@@ -69,7 +69,9 @@ class AdMarketEnv(gym.Env):
 
     ## Starting State
     The full budget, hour ``scenario.start_hour``, no exposure. The episode's market
-    (traffic noise included) is drawn from ``self.np_random`` at reset.
+    (traffic noise included) is drawn from ``self.np_random`` at reset, and so is the seed
+    of the hourly draws' random streams (:class:`~envs.market.HourlyStreams`): with the
+    same seed, two strategies meet the same luck in every hour whatever they bid.
 
     ## Episode End
     Terminated after ``horizon_hours`` steps, or once the budget is spent. Never
@@ -129,6 +131,7 @@ class AdMarketEnv(gym.Env):
         super().reset(seed=seed)
         self._reset_state()
         self.market = build_episode(self.scenario, self.np_random)
+        self._streams = HourlyStreams(int(self.np_random.integers(2**63)))
         return self._observation(), self._info(None, np.zeros(self.n_arms))
 
     def step(self, action: np.ndarray):
@@ -141,7 +144,7 @@ class AdMarketEnv(gym.Env):
             raise ValueError("the action contains NaN; give one finite number per arm in [-1, 1]")
         bids = self.action_to_bids(action)
         hour = sample_hour(
-            self.market, self.t, bids, self.exposure, self.budget - self.spent, self.np_random
+            self.market, self.t, bids, self.exposure, self.budget - self.spent, self._streams
         )
         self.exposure += hour["impressions"]
         step_spend = float(hour["spend"].sum())

@@ -21,6 +21,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import envs
 from envs.market import (
     CPM,
+    HourlyStreams,
     build_episode,
     creative_wear,
     daypart,
@@ -611,3 +612,33 @@ def test_higher_bids_buy_costlier_impressions() -> None:
 def test_envs_package_exports_the_public_api() -> None:
     for name in ("AdMarketEnv", "Scenario", "ScenarioError", "Shock", "get_scenario", "score"):
         assert hasattr(envs, name)
+
+
+# -- common random numbers ----------------------------------------------------------------
+def test_same_seed_gives_the_same_luck_in_later_hours_whatever_was_bid_before() -> None:
+    """Hourly random streams: a different bid in hour 0 changes nothing about hour 5's
+    draws, so strategies compared on one seed differ only by what they did."""
+    scenario = get_scenario("steady").replace(budget=1e9)  # no budget cut-off
+    rates = ("opportunities", "impressions", "clicks", "orders", "gmv", "spend")
+
+    def hour_five(first_action: float) -> dict[str, np.ndarray]:
+        env = AdMarketEnv(scenario)
+        env.reset(seed=11)
+        env.step(np.full(env.n_arms, first_action, dtype=np.float32))
+        info = {}
+        for _ in range(5):
+            _, _, _, _, info = env.step(np.zeros(env.n_arms, dtype=np.float32))
+        return {name: info[name] for name in rates}
+
+    low, high = hour_five(-0.8), hour_five(0.8)
+    for name in rates:
+        np.testing.assert_array_equal(low[name], high[name], err_msg=name)
+
+
+def test_hourly_streams_are_fixed_per_hour_and_draw() -> None:
+    streams = HourlyStreams(5)
+    first = streams.at(3, 2).random(4)
+    streams.at(0, 0).random(1000)  # whatever else is drawn in between
+    np.testing.assert_array_equal(streams.at(3, 2).random(4), first)
+    assert not np.array_equal(streams.at(3, 1).random(4), first)
+    assert not np.array_equal(streams.at(4, 2).random(4), first)
