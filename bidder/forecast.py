@@ -12,6 +12,12 @@ where ``r_a`` is the observed/expected ratio ``a`` hours ago, ``w_a`` its reliab
 (more events, more weight), ``d`` the hourly decay and ``k`` the prior's weight. An arm
 with little data keeps its prior; a shock moves the factor within a few hours. Nothing
 here reads the future: the forecast for hour ``t`` uses observations of hours ``< t``.
+
+A second, faster-decaying average of the same ratios gives each correction's recent
+slope (:meth:`Forecaster.trend`): a fast average ahead of the slow one means the quantity
+is still moving. ``forecast(t, trend_gain=g)`` extrapolates that slope into the coming
+hours with a damped trend; ``g = 0`` (the default, what MPC alone uses) is the level
+forecast above, unchanged.
 """
 
 from __future__ import annotations
@@ -35,11 +41,17 @@ class ForecastConfig:
         prior_weight: weight of the prior, in hours of well-measured observations.
         events_for_full_weight: an hour with this many events (clicks, orders...) counts
             as one well-measured hour; fewer events count proportionally less.
+        fast_half_life_hours: half-life of the fast average that measures trends.
+        max_slope: the largest trend, in log units per hour, that is extrapolated.
+        trend_damping: each further hour ahead carries the trend this much less far.
     """
 
     half_life_hours: float = 3.0
     prior_weight: float = 1.0
     events_for_full_weight: float = 30.0
+    fast_half_life_hours: float = 1.0
+    max_slope: float = 0.3
+    trend_damping: float = 0.8
 
 
 class Forecaster:
@@ -49,15 +61,22 @@ class Forecaster:
         self.prior = prior
         self.config = config or ForecastConfig()
         self.decay = 0.5 ** (1.0 / self.config.half_life_hours)
+        self.fast_decay = 0.5 ** (1.0 / self.config.fast_half_life_hours)
         k = prior.traffic.shape[1]
         self._num = {q: np.zeros(k) for q in QUANTITIES}
         self._den = {q: np.zeros(k) for q in QUANTITIES}
+        self._fast_num = {q: np.zeros(k) for q in QUANTITIES}
+        self._fast_den = {q: np.zeros(k) for q in QUANTITIES}
         self.hours_observed = 0
 
     def _add(self, quantity: str, ratio: np.ndarray, weight: np.ndarray) -> None:
         ok = np.isfinite(ratio) & (weight > 0)
-        self._num[quantity] = self.decay * self._num[quantity] + np.where(ok, weight * ratio, 0.0)
-        self._den[quantity] = self.decay * self._den[quantity] + np.where(ok, weight, 0.0)
+        weighted, weight = np.where(ok, weight * ratio, 0.0), np.where(ok, weight, 0.0)
+        self._num[quantity] = self.decay * self._num[quantity] + weighted
+        self._den[quantity] = self.decay * self._den[quantity] + weight
+        fast = self.fast_decay
+        self._fast_num[quantity] = fast * self._fast_num[quantity] + weighted
+        self._fast_den[quantity] = fast * self._fast_den[quantity] + weight
 
     def _weight(self, events: np.ndarray) -> np.ndarray:
         events = np.asarray(events, dtype=float)
@@ -118,13 +137,48 @@ class Forecaster:
         k = self.config.prior_weight
         return (k + self._num[quantity]) / (k + self._den[quantity])
 
-    def forecast(self, t: int) -> EpisodeMarket:
-        """The forecast market for hours ``t`` to the end (hour ``t`` becomes row 0)."""
-        return self.prior.from_hour(
-            t,
-            traffic=self.factor("traffic"),
-            price_median=self.factor("price"),
-            ctr=self.factor("ctr"),
-            cvr=self.factor("cvr"),
-            aov=self.factor("aov"),
-        )
+    def trend(self, quantity: str) -> np.ndarray:
+        """The recent slope of ``quantity``'s correction per arm, in log units per hour.
+
+        The fast and the slow average weigh the past by mean ages of ``d / (1 - d)``
+        hours for their decays ``d``; on a steady log-linear trend their log difference
+        is the slope times the difference of those ages. Both averages are taken without
+        the prior (which would pull the fast one back more), and the slope is shrunk by
+        the fast average's reliability ``w / (w + prior_weight)``. Clipped to
+        ``+-max_slope``.
+        """
+        k = self.config.prior_weight
+        fast_den, slow_den = self._fast_den[quantity], self._den[quantity]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fast = self._fast_num[quantity] / fast_den
+            slow = self._num[quantity] / slow_den
+            log_gap = np.log(fast) - np.log(slow)
+        lag = self._lag(self.decay) - self._lag(self.fast_decay)
+        slope = np.where(np.isfinite(log_gap), log_gap, 0.0) / lag * fast_den / (fast_den + k)
+        return np.clip(slope, -self.config.max_slope, self.config.max_slope)
+
+    @staticmethod
+    def _lag(decay: float) -> float:
+        return decay / (1.0 - decay)
+
+    def forecast(self, t: int, trend_gain: float = 0.0) -> EpisodeMarket:
+        """The forecast market for hours ``t`` to the end (hour ``t`` becomes row 0).
+
+        With ``trend_gain`` ``g`` each correction follows its trend (:meth:`trend`) from
+        the slow average's mean age onwards, damped by ``trend_damping`` per hour ahead,
+        times ``g``: 1 extrapolates the measured trend, 0 holds the current level.
+        """
+        names = {"traffic": "traffic", "price": "price_median", "ctr": "ctr"}
+        names |= {"cvr": "cvr", "aov": "aov"}
+        if trend_gain == 0.0:
+            return self.prior.from_hour(t, **{names[q]: self.factor(q) for q in QUANTITIES})
+        phi = self.config.trend_damping
+        ahead = np.arange(self.prior.traffic.shape[0] - t, dtype=float)[:, None]
+        # Hours the trend runs: from the slow average's centre to the last observed hour,
+        # one more to reach hour t, then a damped sum over the hours beyond.
+        reach = self._lag(self.decay) + 1.0 + phi * (1.0 - phi**ahead) / (1.0 - phi)
+        factors = {
+            names[q]: self.factor(q) * np.exp(np.clip(trend_gain * self.trend(q) * reach, -3, 3))
+            for q in QUANTITIES
+        }
+        return self.prior.from_hour(t, **factors)

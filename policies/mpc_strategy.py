@@ -51,7 +51,9 @@ class _MPCBase(Strategy):
         raise NotImplementedError
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        decision = self.bidder.decide(self.forecast(), self.state(), self.plan(observation))
+        # The plan first: a plan may set how the forecasts are made.
+        plan = self.plan(observation)
+        decision = self.bidder.decide(self.forecast(), self.state(), plan)
         self.decisions.append(decision)
         self.previous_bids = decision.bids_cpm
         return decision.bids_cpm

@@ -166,7 +166,7 @@ def test_numpy_market_and_cvxpy_twin_agree_at_random_points():
         assert float(twin.value) == pytest.approx(float(truth.gmv), rel=0.01, abs=1.0)
 
 
-def _forecast_at(scenario, hour: int, seed: int = 3) -> np.ndarray:
+def _forecast_at(scenario, hour: int, seed: int = 3, trend_gain: float = 0.0) -> np.ndarray:
     """Play the MPC strategy until ``hour`` and return its forecast made then."""
     env = AdMarketEnv(scenario)
     observation, _ = env.reset(seed=seed)
@@ -176,16 +176,45 @@ def _forecast_at(scenario, hour: int, seed: int = 3) -> np.ndarray:
         action, _ = strategy.predict(observation)
         observation, _, _, _, info = env.step(action)
         strategy.observe(info)
-    return strategy.forecast().price_median
+    return strategy.forecaster.forecast(strategy.t, trend_gain=trend_gain).price_median
 
 
-def test_forecast_ignores_the_future():
+@pytest.mark.parametrize("trend_gain", [0.0, 1.0])
+def test_forecast_ignores_the_future(trend_gain: float):
     steady = get_scenario("steady")
     war_later = steady.replace(shocks=(Shock("bid_war", start_hour=8, factor=3.0),))
     # Same seed, same past: a bid war that has not started yet changes nothing...
-    assert np.array_equal(_forecast_at(steady, 6), _forecast_at(war_later, 6))
+    assert np.array_equal(
+        _forecast_at(steady, 6, trend_gain=trend_gain),
+        _forecast_at(war_later, 6, trend_gain=trend_gain),
+    )
     # ...and once it has been seen, the forecast moves.
-    assert not np.allclose(_forecast_at(steady, 12), _forecast_at(war_later, 12))
+    assert not np.allclose(
+        _forecast_at(steady, 12, trend_gain=trend_gain),
+        _forecast_at(war_later, 12, trend_gain=trend_gain),
+    )
+
+
+def test_forecast_trend_sees_a_wearing_creative_and_extrapolates_it():
+    scenario = get_scenario("creative-fatigue")  # serum's feed and live creatives wear
+    prior = build_episode(scenario.replace(shocks=()))
+    env = AdMarketEnv(scenario)
+    env.reset(seed=1)
+    forecaster, exposure = Forecaster(prior), np.zeros(scenario.n_arms)
+    for t in range(13):
+        _, _, _, _, info = env.step(np.full(scenario.n_arms, 0.3, dtype=np.float32))
+        forecaster.update(t, info["bid_cpm"], info, exposure.copy())
+        exposure += info["impressions"]
+    worn = [scenario.arm_names.index(name) for name in ("serum/feed", "serum/live")]
+    others = [k for k in range(scenario.n_arms) if k not in worn]
+    trend = forecaster.trend("ctr")
+    assert np.all(trend[worn] < -0.02) and trend[worn].max() < trend[others].min()
+    level, ahead = forecaster.forecast(13), forecaster.forecast(13, trend_gain=1.0)
+    # Gain 0 is the level forecast bit for bit; gain 1 expects the wear to go on.
+    assert np.array_equal(forecaster.forecast(13, trend_gain=0.0).ctr, level.ctr)
+    assert np.all(ahead.ctr[-1, worn] < 0.85 * level.ctr[-1, worn])
+    truth = env.market.ctr[-1, worn]
+    assert np.all(np.abs(ahead.ctr[-1, worn] - truth) < np.abs(level.ctr[-1, worn] - truth))
 
 
 def test_forecast_learns_a_bid_war():
