@@ -5,7 +5,9 @@ markets drawn from a seed stream that training never uses make up the ``held-out
 block (one day each). All strategies play the same days (common random numbers).
 ``pct_of_oracle`` is the strategy's mean score over the oracle's mean score, in percent;
 for the held-out block, whose markets differ in size, ``pct_of_oracle_per_episode`` (the
-mean of per-day ratios) is also given.
+mean of per-day ratios) is also given. ``pct_of_mpc`` compares with MPC alone the same
+way, with ``pct_of_mpc_se``, the standard error of that paired comparison (the market
+gives every strategy the same luck hour by hour, so day-to-day noise mostly cancels).
 
 Usage::
 
@@ -47,6 +49,17 @@ def held_out_scenarios(count: int) -> list[Scenario]:
         )
         for i in range(count)
     ]
+
+
+def paired_vs(runs: list, baseline: list) -> dict[str, float]:
+    """``runs``' mean score in percent of ``baseline``'s on the same days, and the
+    standard error of that figure from the per-day differences."""
+    mine = np.array([e.score for e in runs])
+    theirs = np.array([e.score for e in baseline])
+    base = max(float(theirs.mean()), 1e-12)
+    diff = mine - theirs
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return {"pct_of_mpc": 100.0 * float(mine.mean()) / base, "pct_of_mpc_se": 100.0 * se / base}
 
 
 def _play(task: tuple[str, list[tuple[Scenario, int]], str | None]) -> list:
@@ -108,12 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     for block in blocks:
         oracle = collected[(block, "oracle")]
         oracle_mean = float(np.mean([e.score for e in oracle]))
+        alone = collected.get((block, "mpc"))
         rows = {}
         for strategy in strategies:
             runs = collected[(block, strategy)]
             row = StrategySummary(runs).as_dict(oracle_mean)
             ratios = [e.score / o.score for e, o in zip(runs, oracle, strict=True) if o.score > 0]
             row["pct_of_oracle_per_episode"] = 100.0 * float(np.mean(ratios))
+            if alone is not None:
+                row.update(paired_vs(runs, alone))
             rows[strategy] = row
         report["scenarios"][block] = {"strategies": rows}
 
@@ -174,6 +190,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{'overspent':<18}"
         + "".join(f"{summary[s]['budget_violations']:>13d}" for s in strategies)
     )
+    if "mpc" in strategies and "ppo-mpc" in strategies:
+        print("\nppo-mpc in % of MPC alone on the same days (+- paired standard error)")
+        for block, data in report["scenarios"].items():
+            row = data["strategies"]["ppo-mpc"]
+            print(f"{block:<18}{row['pct_of_mpc']:>9.2f}% +- {row['pct_of_mpc_se']:.2f}")
     print(f"wall time {report['wall_s']:.0f} s")
     if args.json:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")

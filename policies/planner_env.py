@@ -1,8 +1,9 @@
 """The planner's view of a campaign: fixed-size features in, a plan for the MPC bidder out.
 
 RL proposes, MPC disposes: a policy never bids. Every hour it chooses a small plan vector
-(pacing, ROI margin, how strongly to follow per-arm trends) and the MPC bidder turns that
-plan into bids under the hard budget and the ROI target. The same features and the same
+(how much ROI risk to take, how strongly to tilt towards arms whose value is rising, how
+far to extrapolate the forecasts' trends) and the MPC bidder turns that plan into bids
+under the hard budget and the ROI target. The same features and the same
 action mapping serve training (:class:`PlannerEnv`) and deployment
 (:class:`PlannedMPCStrategy` and its subclass ``PPOStrategy``), so what the policy learns
 is exactly what it later sees.
@@ -11,6 +12,13 @@ Why a low-dimensional plan: sampled markets have 2 to 15 arms, and one policy mu
 all of them. The action therefore has no per-arm entries; per-arm tilts are a function of
 per-arm evidence (the forecaster's corrections) scaled by one learned gain, and the
 observation summarises the arms by means and extremes.
+
+Why a risk level rather than a margin: how far the campaign's final ROI can fall below
+its plan depends on how much GMV is still to come (a sum of random orders) against what
+is already banked. The action picks a z-score, and the ROI margin is that many standard
+deviations of the remaining GMV (:meth:`PlannedMPCStrategy.roi_uncertainty`): wide early
+in the day, shrinking to nothing as the day's outcome becomes known. MPC alone keeps a
+fixed 3% margin all day.
 """
 
 from __future__ import annotations
@@ -52,24 +60,35 @@ FEATURE_NAMES = (
     "min_log_value_factor",
     "mean_log_traffic_factor",
     "arms_scaled",
+    "roi_uncertainty",
+    "mean_value_trend",
+    "min_value_trend",
+    "max_price_trend",
+    "mean_traffic_trend",
 )
 #: Names of the planner's action entries, each in [-1, 1].
-ACTION_NAMES = ("pacing", "roi_margin", "trend_gain")
+ACTION_NAMES = ("roi_risk", "trend_tilt", "trend_gain")
 N_FEATURES = len(FEATURE_NAMES)
 N_ACTIONS = len(ACTION_NAMES)
+#: The z-score of the ROI margin at ``roi_risk = 0``, and how far +-1 moves it.
+NEUTRAL_Z, Z_RANGE = 1.0, 1.5
+#: Trend-feature scale: slopes in log units per hour times this are roughly in [-1, 1].
+TREND_SCALE = 5.0
 
 
 class PlannedMPCStrategy(MPCStrategy):
-    """MPC alone, but with a plan set from a normalised planner action each hour.
+    """The MPC bidder with a plan set from a normalised planner action each hour.
 
-    The action is held in :attr:`action` (``None`` or zeros give the neutral plan, i.e.
-    exactly MPC alone). Subclasses override :meth:`choose_action` to pick it from
+    The action is held in :attr:`action`; ``None`` gives the neutral plan, i.e. exactly
+    MPC alone, and the zero action is MPC with the risk-calibrated ROI margin at
+    ``NEUTRAL_Z`` standard deviations. Subclasses override :meth:`choose_action` to pick it from
     :meth:`features`; the training environment sets it from outside instead.
     """
 
     def reset(self, env: AdMarketEnv) -> None:
         super().reset(env)
         self.action: np.ndarray | None = None
+        self._trend_gain = 0.0
         self.last_spend = self.last_gmv = 0.0
         prior = self.forecaster.prior
         # Spend available at median prices per hour: the day's shape of opportunity.
@@ -86,6 +105,32 @@ class PlannedMPCStrategy(MPCStrategy):
             "traffic": np.log(np.maximum(f.factor("traffic"), 1e-6)),
         }
 
+    def roi_uncertainty(self) -> float:
+        """Standard deviation of the campaign's remaining GMV, relative to the GMV the ROI
+        target asks of the campaign's planned total spend.
+
+        Orders arrive as Poisson counts with gamma-distributed values, so GMV ``g`` still
+        to come from an arm with mean order value ``m`` and value CV ``c`` has variance
+        ``g * m * (1 + c**2)``. ``g`` per arm is what the last plan expected after the
+        hour just played (before the first plan: the whole budget at the target).
+        """
+        env, prior = self.env, self.forecaster.prior
+        last = self.decisions[-1] if self.decisions else None
+        if last is not None and last.gmv_by_period is not None:
+            gmv = np.maximum(last.gmv_by_period.sum(axis=1) - last.predicted_gmv, 0.0)
+            spend = max(last.plan_spend - float(last.planned_spend.sum()), 0.0)
+        else:
+            share = np.full(env.n_arms, 1.0 / env.n_arms)
+            gmv, spend = share * env.budget * env.roi_target, env.budget
+        hour = min(self.t, env.horizon - 1)
+        order_value = prior.aov[hour] * self.forecaster.factor("aov")
+        variance = float((gmv * order_value * (1.0 + prior.aov_cv**2)).sum())
+        total = max(self.spent + spend, 0.01 * env.budget)
+        return math.sqrt(variance) / (env.roi_target * total)
+
+    def forecast(self):
+        return self.forecaster.forecast(self.t, trend_gain=self._trend_gain)
+
     def features(self) -> np.ndarray:
         """The planner's observation at the start of the current hour (past data only)."""
         env, budget, target = self.env, self.env.budget, self.env.roi_target
@@ -98,6 +143,12 @@ class PlannedMPCStrategy(MPCStrategy):
         hourly_budget = budget / horizon
         last_roi = self.last_gmv / self.last_spend if self.last_spend > 0 else target
         logs = self._log_factors()
+        f = self.forecaster
+        trends = {
+            "value": TREND_SCALE * (f.trend("ctr") + f.trend("cvr") + f.trend("aov")),
+            "price": TREND_SCALE * f.trend("price"),
+            "traffic": TREND_SCALE * f.trend("traffic"),
+        }
         features = [
             1.0 - spent_share,
             1.0 - elapsed_share,
@@ -120,29 +171,43 @@ class PlannedMPCStrategy(MPCStrategy):
             float(logs["value"].min()),
             float(logs["traffic"].mean()),
             env.n_arms / 10.0,
+            10.0 * self.roi_uncertainty(),
+            float(trends["value"].mean()),
+            float(trends["value"].min()),
+            float(trends["price"].max()),
+            float(trends["traffic"].mean()),
         ]
         return np.clip(np.nan_to_num(np.array(features, dtype=np.float32)), -5.0, 5.0)
 
     # -- what the planner decides ---------------------------------------------------------
     def plan_from_action(self, action: np.ndarray | None) -> Plan:
-        """The MPC plan for a normalised action in [-1, 1]^3.
+        """The MPC plan for a normalised action in [-1, 1]^3 (and the forecasts' trend).
 
-        ``pacing`` goes straight to the plan, ``roi_margin`` moves the ROI safety margin by
-        up to +-``ROI_MARGIN_RANGE``, and ``trend_gain`` tilts each arm by
-        ``TILT_RANGE ** (gain * z)`` where ``z`` is the arm's forecast value correction
-        relative to the other arms: a positive gain bets that a trend the forecaster has
-        started to see (a wearing creative, a cheaper channel) will continue.
+        * ``roi_risk`` sets the z-score ``NEUTRAL_Z + Z_RANGE * roi_risk`` (-0.5 to 2.5):
+          the ROI margin is that many :meth:`roi_uncertainty` units, replacing the
+          bidder's own fixed margin (never below 0, at most ``roi_safety +
+          ROI_MARGIN_RANGE``).
+        * ``trend_tilt`` tilts each arm by ``TILT_RANGE ** (tilt * v)`` where ``v`` is
+          the arm's forecast value-per-cost correction relative to the other arms.
+        * ``trend_gain`` extrapolates every forecast correction along its recent trend
+          (:meth:`bidder.forecast.Forecaster.forecast`): positive bets that a trend the
+          forecaster has started to see (a wearing creative, a bid war building up) will
+          go on, negative that it will fade. Unlike a tilt it also moves the predictions
+          the ROI constraint uses.
         """
         if action is None:
+            self._trend_gain = 0.0
             return Plan.neutral()
         a = np.clip(np.nan_to_num(np.asarray(action, dtype=float)), -1.0, 1.0)
         logs = self._log_factors()
         value = logs["value"] - logs["price"]
-        trend = np.clip(value - value.mean(), -1.0, 1.0)
+        relative = np.clip(value - value.mean(), -1.0, 1.0)
+        own = self.config.roi_safety
+        margin = (NEUTRAL_Z + Z_RANGE * float(a[0])) * self.roi_uncertainty()
+        self._trend_gain = float(a[2])
         return Plan(
-            tilts=TILT_RANGE ** (a[2] * trend),
-            pacing=float(a[0]),
-            roi_margin=ROI_MARGIN_RANGE * float(a[1]),
+            tilts=TILT_RANGE ** (a[1] * relative),
+            roi_margin=float(np.clip(margin - own, -own, ROI_MARGIN_RANGE)),
         )
 
     def choose_action(self, features: np.ndarray) -> np.ndarray | None:
@@ -200,11 +265,11 @@ class PlannerEnv(gym.Env):
     market (:class:`~envs.AdMarketEnv`) plays the hour.
 
     ## Action Space
-    ``Box(-1, 1, (3,), float32)``: pacing, ROI margin, trend gain (see
-    :meth:`PlannedMPCStrategy.plan_from_action`). The zero action is MPC alone.
+    ``Box(-1, 1, (3,), float32)``: :data:`ACTION_NAMES` (see
+    :meth:`PlannedMPCStrategy.plan_from_action`).
 
     ## Observation Space
-    ``Box(-5, 5, (20,), float32)``: :data:`FEATURE_NAMES`, the same for any number of arms.
+    ``Box(-5, 5, (25,), float32)``: :data:`FEATURE_NAMES`, the same for any number of arms.
 
     ## Rewards
     The market's reward divided by ``budget * roi_target``: the episode's return is the
@@ -213,10 +278,13 @@ class PlannerEnv(gym.Env):
     size weigh alike.
 
     With ``relative_to_mpc``, MPC alone first plays the same campaign on the same market
-    draw (common random numbers) and its normalised score is subtracted on the last step:
+    draw (common random numbers), and each hour's reward has MPC alone's normalised GMV of
+    that hour subtracted (the rest of its day and its score adjustment on the last step):
     the return becomes the policy's gain over MPC alone, which removes most of the
-    variance that market noise and scenario difficulty put into the return (the optimal
-    policy is unchanged: the subtracted amount does not depend on the actions). With
+    variance that market noise and scenario difficulty put into the return, and the
+    value still to come at any hour is a small difference rather than the rest of a
+    day's GMV, which the critic could only guess. The optimal policy is unchanged: the
+    subtracted amounts do not depend on the actions. With
     ``roi_miss_penalty``, a campaign that ends below its ROI target loses that much more,
     because advertisers judge a missed target beyond what the score's quadratic term says.
 
@@ -265,11 +333,16 @@ class PlannerEnv(gym.Env):
         self.strategy.reset(self.market_env)
         self._scale = self.market_env.budget * self.market_env.roi_target
         self._baseline = 0.0
+        # MPC alone's normalised GMV per hour, then its end-of-day score adjustment.
+        self._baseline_steps = np.zeros(self.market_env.horizon + 1)
         if self.relative_to_mpc:
             from policies.evaluate import run_episode
 
             alone = run_episode(MPCStrategy(), scenario, market_seed)
             self._baseline = alone.score / self._scale
+            hourly = alone.trace["gmv"].sum(axis=1) / self._scale
+            self._baseline_steps[: len(hourly)] = hourly
+            self._baseline_steps[-1] = self._baseline - hourly.sum()
         return self.strategy.features(), {"scenario": scenario.name}
 
     def step(self, action: np.ndarray):
@@ -283,12 +356,18 @@ class PlannerEnv(gym.Env):
         )
         out_info = {"scenario": market.scenario.name}
         self.strategy.observe(info)
-        reward = reward / self._scale
+        # Hour by hour, what MPC alone made in the same hour of the same draw is subtracted
+        # (the rest of its day, and its score adjustment, when the campaign ends).
+        reward = reward / self._scale - self._baseline_steps[market.t - 1]
         if terminated:
+            reward -= self._baseline_steps[market.t :].sum()
+            missed = market.gmv_total < market.roi_target * market.spent * (1.0 - 1e-9)
             out_info["score"] = info["score"]
             out_info["normalised_score"] = info["score"] / self._scale
-            reward -= self._baseline
-            if market.gmv_total < market.roi_target * market.spent * (1.0 - 1e-9):
+            out_info["roi_missed"] = missed
+            if self.relative_to_mpc:
+                out_info["mpc_normalised_score"] = self._baseline
+            if missed:
                 reward -= self.roi_miss_penalty
         return (
             self.strategy.features(),

@@ -1,7 +1,7 @@
 """``ppo-mpc``: a PPO policy chooses the MPC bidder's plan every hour.
 
 The policy sees the campaign through :func:`PlannedMPCStrategy.features` and outputs the
-three-entry plan action of :mod:`policies.planner_env`; the MPC bidder turns the plan into
+plan action of :mod:`policies.planner_env`; the MPC bidder turns the plan into
 bids, so the budget and the ROI target are enforced exactly as for MPC alone.
 stable-baselines3 (and torch) are imported only when a policy is loaded, so listing
 strategies stays cheap.
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from envs.errors import InputError
-from policies.planner_env import PlannedMPCStrategy
+from policies.planner_env import N_ACTIONS, N_FEATURES, PlannedMPCStrategy
 from policies.strategy import Strategy, register_strategy
 
 #: The shipped policy, produced by ``make train-default``.
@@ -37,12 +37,20 @@ def load_ppo_model(path: str | Path | None = None) -> Any:
     from stable_baselines3 import PPO
 
     try:
-        return PPO.load(path, device="cpu")
+        model = PPO.load(path, device="cpu")
     except Exception as err:  # SB3 raises many kinds for a bad zip
         raise PolicyFileError(
             f"policy file {path} could not be read as a PPO policy ({type(err).__name__}: "
             f"{err}); give a .zip written by `autopilot train`"
         ) from err
+    seen, acts = model.observation_space.shape, model.action_space.shape
+    if seen != (N_FEATURES,) or acts != (N_ACTIONS,):
+        raise PolicyFileError(
+            f"policy file {path} was trained for {seen[0] if seen else '?'} features and "
+            f"{acts[0] if acts else '?'} plan entries, this planner has {N_FEATURES} and "
+            f"{N_ACTIONS}; retrain it with `autopilot train` (or `make train-default`)"
+        )
+    return model
 
 
 @register_strategy("ppo-mpc")

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from bidder.plan import ROI_MARGIN_RANGE
 from policies.cli import main
 from policies.evaluate import run_episode
-from policies.planner_env import N_FEATURES, PlannedMPCStrategy, PlannerEnv
+from policies.planner_env import (
+    N_ACTIONS,
+    N_FEATURES,
+    NEUTRAL_Z,
+    PlannedMPCStrategy,
+    PlannerEnv,
+)
 from policies.ppo import DEFAULT_POLICY, PolicyFileError, load_ppo_model, load_ppo_strategy
 from policies.strategy import make_strategy
 from policies.train import TrainConfig, train
@@ -18,7 +25,7 @@ from policies.train import TrainConfig, train
 
 class ZeroPlan(PlannedMPCStrategy):
     def choose_action(self, features: np.ndarray) -> np.ndarray:
-        return np.zeros(3)
+        return np.zeros(N_ACTIONS)
 
 
 def test_planner_env_passes_gymnasium_checker():
@@ -32,7 +39,7 @@ def test_planner_env_is_deterministic_with_a_seed():
         features, _ = env.reset(seed=3)
         values, done = [float(features.sum())], False
         while not done:
-            features, reward, done, _, _ = env.step(np.array([0.3, -0.5, 0.2], np.float32))
+            features, reward, done, _, _ = env.step(np.array([-0.5, 0.2, 0.4], np.float32))
             values += [float(features.sum()), reward]
         return values
 
@@ -45,12 +52,44 @@ def test_observation_has_one_size_for_any_number_of_arms():
         assert features.shape == (N_FEATURES,)
 
 
-def test_zero_plan_is_mpc_alone():
+class NoPlan(PlannedMPCStrategy):
+    def choose_action(self, features: np.ndarray) -> None:
+        return None
+
+
+def test_no_plan_is_mpc_alone():
     for scenario in ("bid-war", "steady"):
-        planned = run_episode(ZeroPlan(), scenario, 5)
+        planned = run_episode(NoPlan(), scenario, 5)
         alone = run_episode(make_strategy("mpc"), scenario, 5)
         assert planned.score == alone.score
         np.testing.assert_array_equal(planned.trace["bid_cpm"], alone.trace["bid_cpm"])
+
+
+class Recorder(ZeroPlan):
+    """The zero plan, recording its ROI uncertainty and margins hour by hour."""
+
+    def choose_action(self, features: np.ndarray) -> np.ndarray:
+        self.__dict__.setdefault("sigmas", []).append(self.roi_uncertainty())
+        cautious = self.plan_from_action(np.array([1.0, 0.0, 0.0]))
+        bold = self.plan_from_action(np.array([-1.0, 0.0, 0.0]))
+        self.__dict__.setdefault("spread", []).append(cautious.roi_margin - bold.roi_margin)
+        return super().choose_action(features)
+
+
+def test_roi_margin_is_risk_calibrated_and_shrinks_as_the_day_is_known():
+    strategy = Recorder()
+    run_episode(strategy, "steady", 2)
+    sigmas = np.array(strategy.sigmas)
+    assert np.all(sigmas > 0) and np.all(np.isfinite(sigmas))
+    # Early on most GMV is still to come; by the last hour little is left to chance.
+    assert sigmas[-1] < 0.3 * sigmas[0]
+    # The zero action's margin is NEUTRAL_Z standard deviations (the bidder's own 3%
+    # replaced), and a higher risk entry always means a wider margin.
+    plan = strategy.plan_from_action(np.zeros(N_ACTIONS))
+    own = strategy.config.roi_safety
+    expected = np.clip(NEUTRAL_Z * strategy.roi_uncertainty(), 0.0, own + ROI_MARGIN_RANGE)
+    assert plan.roi_margin + own == pytest.approx(expected)
+    assert np.all(np.array(strategy.spread) > 0)
 
 
 def test_episode_return_is_the_normalised_score():
@@ -58,7 +97,7 @@ def test_episode_return_is_the_normalised_score():
     env.reset(seed=1)
     total, done, info = 0.0, False, {}
     while not done:
-        _, reward, done, _, info = env.step(np.zeros(3, np.float32))
+        _, reward, done, _, info = env.step(np.zeros(N_ACTIONS, np.float32))
         total += reward
     assert total == pytest.approx(info["normalised_score"], rel=1e-9)
 
@@ -152,6 +191,19 @@ def test_a_missing_policy_file_is_a_clear_error(tmp_path):
         load_ppo_strategy(tmp_path / "bad.zip")
 
 
+def test_a_policy_for_another_planner_shape_is_a_clear_error(tmp_path):
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    class Older(gym.Env):
+        observation_space = gym.spaces.Box(-5.0, 5.0, (N_FEATURES - 5,), np.float32)
+        action_space = gym.spaces.Box(-1.0, 1.0, (N_ACTIONS - 1,), np.float32)
+
+    PPO("MlpPolicy", Older(), n_steps=8, batch_size=8, device="cpu").save(tmp_path / "old.zip")
+    with pytest.raises(PolicyFileError, match="retrain"):
+        load_ppo_strategy(tmp_path / "old.zip")
+
+
 @pytest.mark.skipif(not DEFAULT_POLICY.is_file(), reason="no shipped policy")
 def test_shipped_policy_is_small_and_never_overspends():
     assert DEFAULT_POLICY.stat().st_size < 1_000_000
@@ -159,13 +211,20 @@ def test_shipped_policy_is_small_and_never_overspends():
     assert result.spend <= result.budget
 
 
-def test_relative_reward_is_zero_for_mpc_alone():
-    # Common random numbers: the zero plan replays MPC alone's campaign exactly.
-    env = PlannerEnv(scenario="bid-war", relative_to_mpc=True)
+def test_relative_reward_is_the_gain_over_mpc_alone_on_the_same_draw():
+    env = PlannerEnv(scenario="bid-war", relative_to_mpc=True, roi_miss_penalty=0.5)
     env.reset(seed=4)
-    total, done = 0.0, False
+    total, done, info = 0.0, False, {}
     while not done:
-        _, reward, done, _, _ = env.step(np.zeros(3, np.float32))
+        _, reward, done, _, info = env.step(np.array([-0.3, 0.2, 0.2], np.float32))
         total += reward
-    assert total == pytest.approx(0.0, abs=1e-12)
+    # MPC alone on the same market draw: the same seed stream the environment used.
+    market_seed = int(np.random.default_rng(4).integers(2**31))
+    alone = run_episode(make_strategy("mpc"), "bid-war", market_seed)
+    scale = alone.budget * alone.roi_target
+    assert info["mpc_normalised_score"] == pytest.approx(alone.score / scale, rel=1e-12)
+    penalty = 0.5 if info["roi_missed"] else 0.0
+    assert total == pytest.approx(
+        info["normalised_score"] - alone.score / scale - penalty, abs=1e-12
+    )
     check_env(PlannerEnv(scenario="steady", relative_to_mpc=True), skip_render_check=True)

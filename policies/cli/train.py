@@ -13,8 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train the PPO planner (ppo-mpc) on simulated markets",
-        description="Train a PPO policy that chooses the MPC bidder's plan (pacing, ROI "
-        "margin, trend gain) every hour, over presets and randomised markets. Writes the "
+        description="Train a PPO policy that chooses the MPC bidder's plan (ROI risk, "
+        "trend tilt, forecast trend) every hour, over presets and randomised markets. Writes the "
         "policy .zip, a .json with the config and learning curve beside it, checkpoints, "
         "and TensorBoard logs under runs/.",
     )
