@@ -150,6 +150,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train a policy as ``config`` says; returns the summary also written as JSON."""
     if config.timesteps < 1:
         raise InputError(f"--timesteps {config.timesteps}: give at least 1 step")
+    if config.eval_every > 0 and config.eval_seeds < 1:
+        raise InputError(f"--eval-seeds {config.eval_seeds}: give at least 1 day per preset")
     if config.scenario not in ("mixed", "sampled"):
         from envs.market_env import resolve_scenario
 

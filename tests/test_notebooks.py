@@ -18,7 +18,7 @@ SMALL = {
         'STRATEGIES = ["even", "mpc", "ppo-mpc", "oracle"]\nPLOT_SCENARIO = "bid-war"\n'
     ),
     "02_train_ppo.ipynb": (
-        "TIMESTEPS = 480\nEVAL_EVERY = 240\nN_ENVS = 1\nSEED = 0\n"
+        "TIMESTEPS = 480\nEVAL_EVERY = 240\nEVAL_SEEDS = 1\nN_ENVS = 1\nSEED = 0\n"
         'OUT = "runs/notebook_ppo_mpc.zip"\nCOMPARE_SCENARIO = "steady"\nCOMPARE_EPISODES = 1\n'
     ),
 }

@@ -109,6 +109,7 @@ def _small(tmp_path, name: str, **changes) -> TrainConfig:
         out=str(tmp_path / f"{name}.zip"),
         n_envs=1,
         eval_every=0,
+        eval_seeds=1,
         runs_dir="",
         progress=False,
     )
@@ -131,6 +132,8 @@ def test_train_smoke_through_the_cli(tmp_path):
             "1",
             "--eval-every",
             "240",
+            "--eval-seeds",
+            "1",
             "--runs-dir",
             str(tmp_path / "runs"),
             "--no-progress",
@@ -143,6 +146,7 @@ def test_train_smoke_through_the_cli(tmp_path):
     assert [p["timesteps"] for p in summary["learning_curve"]] == [240, 480]
     assert any((tmp_path / "runs").iterdir())  # TensorBoard logs
     assert main(["train", "--scenario", "no-such-preset", "--out", str(out)]) == 2
+    assert main(["train", "--eval-seeds", "0", "--out", str(out)]) == 2
 
 
 def test_save_load_round_trip_gives_the_same_actions(tmp_path):

@@ -45,6 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate and checkpoint every N steps (0: never)",
     )
     parser.add_argument(
+        "--eval-seeds",
+        type=int,
+        default=defaults.eval_seeds,
+        help=f"evaluation days per preset at each evaluation (default: {defaults.eval_seeds})",
+    )
+    parser.add_argument(
         "--runs-dir",
         default=defaults.runs_dir,
         help="TensorBoard log folder ('' turns logging off)",
@@ -65,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         n_envs=args.n_envs,
         eval_every=args.eval_every,
+        eval_seeds=args.eval_seeds,
         runs_dir=args.runs_dir,
         resume=args.resume,
         progress=not args.no_progress,
