@@ -10,6 +10,7 @@ goes, and ``resume`` continues from the newest checkpoint after an interruption.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import time
@@ -57,7 +58,8 @@ class TrainConfig:
     clip_range: float = 0.2
     ent_coef: float = 0.0
     log_std_init: float = -2.0
-    """Initial log standard deviation of the actions: a cautious start near MPC alone."""
+    """Initial log standard deviation of the actions: a cautious start near the neutral
+    plan (the risk-calibrated margin at its neutral z-score)."""
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     eval_every: int = 5_000
     """Evaluate (and checkpoint) every this many steps; 0 turns both off."""
@@ -226,7 +228,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
             self.logger.record("eval/roi_missed", point["roi_missed"])
             checkpoints.mkdir(parents=True, exist_ok=True)
             self.model.save(checkpoints / f"ppo_mpc_{self.num_timesteps}_steps.zip")
-            if point["selection"] >= max(p["selection"] for p in curve):
+            if point["selection"] >= max(p.get("selection", -math.inf) for p in curve):
                 self.model.save(checkpoints / "best.zip")
             if self.bar is not None:
                 self.bar.set_postfix(pct_of_mpc=f"{point['pct_of_mpc']:.1f}")
@@ -281,7 +283,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     best = checkpoints / "best.zip"
     chosen = None
     if config.keep_best and curve and best.is_file():
-        chosen = max(curve, key=lambda p: p["selection"])
+        chosen = max(curve, key=lambda p: p.get("selection", -math.inf))
         shutil.copyfile(best, out)
     else:
         model.save(out)
