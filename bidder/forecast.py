@@ -30,6 +30,8 @@ from envs.market import EpisodeMarket, creative_wear
 from envs.stats import normal_ppf
 
 QUANTITIES = ("traffic", "price", "ctr", "cvr", "aov")
+#: The market field each quantity's correction multiplies.
+FIELDS = {"traffic": "traffic", "price": "price_median", "ctr": "ctr", "cvr": "cvr", "aov": "aov"}
 
 
 @dataclass(frozen=True)
@@ -168,17 +170,15 @@ class Forecaster:
         the slow average's mean age onwards, damped by ``trend_damping`` per hour ahead,
         times ``g``: 1 extrapolates the measured trend, 0 holds the current level.
         """
-        names = {"traffic": "traffic", "price": "price_median", "ctr": "ctr"}
-        names |= {"cvr": "cvr", "aov": "aov"}
         if trend_gain == 0.0:
-            return self.prior.from_hour(t, **{names[q]: self.factor(q) for q in QUANTITIES})
+            return self.prior.from_hour(t, **{FIELDS[q]: self.factor(q) for q in QUANTITIES})
         phi = self.config.trend_damping
         ahead = np.arange(self.prior.traffic.shape[0] - t, dtype=float)[:, None]
         # Hours the trend runs: from the slow average's centre to the last observed hour,
         # one more to reach hour t, then a damped sum over the hours beyond.
         reach = self._lag(self.decay) + 1.0 + phi * (1.0 - phi**ahead) / (1.0 - phi)
         factors = {
-            names[q]: self.factor(q) * np.exp(np.clip(trend_gain * self.trend(q) * reach, -3, 3))
+            FIELDS[q]: self.factor(q) * np.exp(np.clip(trend_gain * self.trend(q) * reach, -3, 3))
             for q in QUANTITIES
         }
         return self.prior.from_hour(t, **factors)
