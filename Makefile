@@ -37,7 +37,7 @@ bench: $(STAMP)
 # The shipped PPO planner: about 15 minutes on 2 cores; writes the .zip and a .json with the
 # config and the learning curve beside it.
 train-default: $(STAMP)
-	$(VENV)/bin/autopilot train --scenario mixed --timesteps 120000 --seed 0 \
+	$(VENV)/bin/autopilot train --scenario mixed --timesteps 80000 --seed 0 \
 		--eval-every 10000 --out policies/pretrained/ppo_mpc_default.zip
 	rm -rf policies/pretrained/ppo_mpc_default_checkpoints
 

@@ -18,6 +18,13 @@ slope (:meth:`Forecaster.trend`): a fast average ahead of the slow one means the
 is still moving. ``forecast(t, trend_gain=g)`` extrapolates that slope into the coming
 hours with a damped trend; ``g = 0`` (the default, what MPC alone uses) is the level
 forecast above, unchanged.
+
+The forecaster also keeps score of itself (:meth:`Forecaster.value_bias`): before it
+learns from an hour, it compares the GMV each arm realised with the GMV its corrections
+predicted for the impressions actually bought. A shrunk, exponentially weighted ratio of
+the two is the arm's recent forecast bias. Corrections that lag a value still falling (a
+creative wearing out all afternoon) show up there as a ratio below 1 hour after hour,
+which a planner can hold back ROI margin for.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ class ForecastConfig:
         fast_half_life_hours: half-life of the fast average that measures trends.
         max_slope: the largest trend, in log units per hour, that is extrapolated.
         trend_damping: each further hour ahead carries the trend this much less far.
+        bias_half_life_hours: half-life of an hour's weight in the forecast-bias score.
+        bias_prior_weight: weight of "no bias" in that score, in well-measured hours.
     """
 
     half_life_hours: float = 3.0
@@ -54,6 +63,8 @@ class ForecastConfig:
     fast_half_life_hours: float = 1.0
     max_slope: float = 0.3
     trend_damping: float = 0.8
+    bias_half_life_hours: float = 2.0
+    bias_prior_weight: float = 3.0
 
 
 class Forecaster:
@@ -64,7 +75,9 @@ class Forecaster:
         self.config = config or ForecastConfig()
         self.decay = 0.5 ** (1.0 / self.config.half_life_hours)
         self.fast_decay = 0.5 ** (1.0 / self.config.fast_half_life_hours)
+        self.bias_decay = 0.5 ** (1.0 / self.config.bias_half_life_hours)
         k = prior.traffic.shape[1]
+        self._bias_num, self._bias_den = np.zeros(k), np.zeros(k)
         self._num = {q: np.zeros(k) for q in QUANTITIES}
         self._den = {q: np.zeros(k) for q in QUANTITIES}
         self._fast_num = {q: np.zeros(k) for q in QUANTITIES}
@@ -103,7 +116,9 @@ class Forecaster:
         orders = np.asarray(figures["orders"], dtype=float)
         gmv = np.asarray(figures["gmv"], dtype=float)
         win_rate = np.asarray(figures["win_rate"], dtype=float)
+        wear = 1.0 if exposure is None else creative_wear(prior, exposure)
         with np.errstate(divide="ignore", invalid="ignore"):
+            self._score_value(t, impressions, gmv, wear)
             # Traffic: opportunities seen = impressions / win rate.
             informative = (win_rate > 0.01) & (impressions > 0)
             opportunities = np.where(
@@ -126,13 +141,40 @@ class Forecaster:
                 prior.saturation * prior.traffic[t] * self.factor("traffic"), 1e-9
             )
             reach = audience * -np.expm1(-impressions / audience)
-            wear = 1.0 if exposure is None else creative_wear(prior, exposure)
             expected_clicks = prior.ctr[t] * wear * reach
             self._add("ctr", clicks / expected_clicks, self._weight(expected_clicks))
             expected_orders = clicks * prior.cvr[t]
             self._add("cvr", orders / expected_orders, self._weight(expected_orders))
             self._add("aov", gmv / (orders * prior.aov[t]), self._weight(orders))
         self.hours_observed += 1
+
+    def _score_value(
+        self, t: int, impressions: np.ndarray, gmv: np.ndarray, wear: np.ndarray | float
+    ) -> None:
+        """Add hour ``t``'s realised against predicted GMV (before learning from it)."""
+        prior = self.prior
+        audience = np.maximum(prior.saturation * prior.traffic[t] * self.factor("traffic"), 1e-9)
+        clicks = prior.ctr[t] * wear * audience * -np.expm1(-impressions / audience)
+        orders = clicks * self.factor("ctr") * prior.cvr[t] * self.factor("cvr")
+        predicted = orders * prior.aov[t] * self.factor("aov")
+        ok = predicted > 0
+        ratio = np.where(ok, gmv / np.where(ok, predicted, 1.0), 0.0)
+        weight = np.where(ok, self._weight(orders), 0.0)
+        self._bias_num = self.bias_decay * self._bias_num + weight * ratio
+        self._bias_den = self.bias_decay * self._bias_den + weight
+
+    def value_bias(self) -> np.ndarray:
+        """Recent realised/predicted GMV per arm for the impressions bought (1 = unbiased).
+
+        Each hour's ratio is taken before the corrections learn from that hour, so it is
+        the forecast's own one-hour-ahead error; hours count by their expected orders, as
+        in the corrections, and ``bias_prior_weight`` hours of ratio 1 shrink the score.
+        Prices are left out on purpose: a price rise shows in the win rate and the price
+        correction catches it within the hour, while a falling value per impression is
+        what the level corrections lag.
+        """
+        k = self.config.bias_prior_weight
+        return (k + self._bias_num) / (k + self._bias_den)
 
     def factor(self, quantity: str) -> np.ndarray:
         """The current correction factor of ``quantity`` per arm (1 = the prior)."""

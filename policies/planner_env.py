@@ -18,7 +18,10 @@ its plan depends on how much GMV is still to come (a sum of random orders) again
 is already banked. The action picks a z-score, and the ROI margin is that many standard
 deviations of the remaining GMV (:meth:`PlannedMPCStrategy.roi_uncertainty`): wide early
 in the day, shrinking to nothing as the day's outcome becomes known. MPC alone keeps a
-fixed 3% margin all day.
+fixed 3% margin all day. Two terms no policy can turn off sit beside it: in the last hour,
+which no later hour can make up for, the z-score is at least ``FINAL_Z``; and the GMV a
+forecast has lately been overestimating (:meth:`bidder.forecast.Forecaster.value_bias`)
+is held back in full (:meth:`PlannedMPCStrategy.forecast_shortfall`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ FEATURE_NAMES = (
     "min_value_trend",
     "max_price_trend",
     "mean_traffic_trend",
+    "forecast_shortfall",
 )
 #: Names of the planner's action entries, each in [-1, 1].
 ACTION_NAMES = ("roi_risk", "trend_tilt", "trend_gain")
@@ -72,6 +76,8 @@ N_FEATURES = len(FEATURE_NAMES)
 N_ACTIONS = len(ACTION_NAMES)
 #: The z-score of the ROI margin at ``roi_risk = 0``, and how far +-1 moves it.
 NEUTRAL_Z, Z_RANGE = 1.0, 1.5
+#: The lowest z-score of the last hour's margin: nothing after it can make up a shortfall.
+FINAL_Z = 2.0
 #: Trend-feature scale: slopes in log units per hour times this are roughly in [-1, 1].
 TREND_SCALE = 5.0
 
@@ -105,16 +111,11 @@ class PlannedMPCStrategy(MPCStrategy):
             "traffic": np.log(np.maximum(f.factor("traffic"), 1e-6)),
         }
 
-    def roi_uncertainty(self) -> float:
-        """Standard deviation of the campaign's remaining GMV, relative to the GMV the ROI
-        target asks of the campaign's planned total spend.
-
-        Orders arrive as Poisson counts with gamma-distributed values, so GMV ``g`` still
-        to come from an arm with mean order value ``m`` and value CV ``c`` has variance
-        ``g * m * (1 + c**2)``. ``g`` per arm is what the last plan expected after the
-        hour just played (before the first plan: the whole budget at the target).
-        """
-        env, prior = self.env, self.forecaster.prior
+    def _remaining_plan(self) -> tuple[np.ndarray, float]:
+        """GMV per arm the last plan expected after the hour just played, and the GMV the
+        ROI target asks of the campaign's planned total spend (before the first plan: the
+        whole budget at the target, split evenly)."""
+        env = self.env
         last = self.decisions[-1] if self.decisions else None
         if last is not None and last.gmv_by_period is not None:
             gmv = np.maximum(last.gmv_by_period.sum(axis=1) - last.predicted_gmv, 0.0)
@@ -122,11 +123,32 @@ class PlannedMPCStrategy(MPCStrategy):
         else:
             share = np.full(env.n_arms, 1.0 / env.n_arms)
             gmv, spend = share * env.budget * env.roi_target, env.budget
-        hour = min(self.t, env.horizon - 1)
+        total = max(self.spent + spend, 0.01 * env.budget)
+        return gmv, env.roi_target * total
+
+    def roi_uncertainty(self) -> float:
+        """Standard deviation of the campaign's remaining GMV, relative to the GMV the ROI
+        target asks of the campaign's planned total spend.
+
+        Orders arrive as Poisson counts with gamma-distributed values, so GMV ``g`` still
+        to come from an arm with mean order value ``m`` and value CV ``c`` has variance
+        ``g * m * (1 + c**2)``, ``g`` per arm as in :meth:`_remaining_plan`.
+        """
+        prior = self.forecaster.prior
+        gmv, required = self._remaining_plan()
+        hour = min(self.t, self.env.horizon - 1)
         order_value = prior.aov[hour] * self.forecaster.factor("aov")
         variance = float((gmv * order_value * (1.0 + prior.aov_cv**2)).sum())
-        total = max(self.spent + spend, 0.01 * env.budget)
-        return math.sqrt(variance) / (env.roi_target * total)
+        return math.sqrt(variance) / required
+
+    def forecast_shortfall(self) -> float:
+        """The remaining GMV the forecasts are likely to overstate, relative to the GMV the
+        ROI target asks of the planned total spend: each arm's planned GMV times how far its
+        recent realised/predicted ratio (:meth:`~bidder.forecast.Forecaster.value_bias`)
+        lies below 1. Zero while the forecasts keep up with the market."""
+        gmv, required = self._remaining_plan()
+        shortfall = np.maximum(1.0 - self.forecaster.value_bias(), 0.0)
+        return float((gmv * shortfall).sum()) / required
 
     def forecast(self):
         return self.forecaster.forecast(self.t, trend_gain=self._trend_gain)
@@ -176,6 +198,7 @@ class PlannedMPCStrategy(MPCStrategy):
             float(trends["value"].min()),
             float(trends["price"].max()),
             float(trends["traffic"].mean()),
+            10.0 * self.forecast_shortfall(),
         ]
         return np.clip(np.nan_to_num(np.array(features, dtype=np.float32)), -5.0, 5.0)
 
@@ -183,9 +206,10 @@ class PlannedMPCStrategy(MPCStrategy):
     def plan_from_action(self, action: np.ndarray | None) -> Plan:
         """The MPC plan for a normalised action in [-1, 1]^3 (and the forecasts' trend).
 
-        * ``roi_risk`` sets the z-score ``NEUTRAL_Z + Z_RANGE * roi_risk`` (-0.5 to 2.5):
-          the ROI margin is that many :meth:`roi_uncertainty` units, replacing the
-          bidder's own fixed margin (never below 0, at most ``roi_safety +
+        * ``roi_risk`` sets the z-score ``NEUTRAL_Z + Z_RANGE * roi_risk`` (-0.5 to 2.5,
+          at least ``FINAL_Z`` in the campaign's last hour): the ROI margin is that many
+          :meth:`roi_uncertainty` units plus the :meth:`forecast_shortfall`, replacing
+          the bidder's own fixed margin (never below 0, at most ``roi_safety +
           ROI_MARGIN_RANGE``).
         * ``trend_tilt`` tilts each arm by ``TILT_RANGE ** (tilt * v)`` where ``v`` is
           the arm's forecast value-per-cost correction relative to the other arms.
@@ -203,7 +227,10 @@ class PlannedMPCStrategy(MPCStrategy):
         value = logs["value"] - logs["price"]
         relative = np.clip(value - value.mean(), -1.0, 1.0)
         own = self.config.roi_safety
-        margin = (NEUTRAL_Z + Z_RANGE * float(a[0])) * self.roi_uncertainty()
+        z = NEUTRAL_Z + Z_RANGE * float(a[0])
+        if self.t >= self.env.horizon - 1:
+            z = max(z, FINAL_Z)
+        margin = z * self.roi_uncertainty() + self.forecast_shortfall()
         self._trend_gain = float(a[2])
         return Plan(
             tilts=TILT_RANGE ** (a[1] * relative),
@@ -269,7 +296,7 @@ class PlannerEnv(gym.Env):
     :meth:`PlannedMPCStrategy.plan_from_action`).
 
     ## Observation Space
-    ``Box(-5, 5, (25,), float32)``: :data:`FEATURE_NAMES`, the same for any number of arms.
+    ``Box(-5, 5, (26,), float32)``: :data:`FEATURE_NAMES`, the same for any number of arms.
 
     ## Rewards
     The market's reward divided by ``budget * roi_target``: the episode's return is the

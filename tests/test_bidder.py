@@ -219,6 +219,32 @@ def test_forecast_trend_sees_a_wearing_creative_and_extrapolates_it():
     assert np.all(np.abs(ahead.ctr[-1, worn] - truth) < np.abs(level.ctr[-1, worn] - truth))
 
 
+def _value_bias_after(name: str, seed: int, hours: int = 14) -> tuple[np.ndarray, list[str]]:
+    """Play ``name`` with a fixed bid for ``hours`` hours; the forecaster's value bias."""
+    scenario = get_scenario(name)
+    forecaster = Forecaster(build_episode(scenario.replace(shocks=())))
+    env = AdMarketEnv(scenario)
+    env.reset(seed=seed)
+    exposure = np.zeros(scenario.n_arms)
+    for t in range(hours):
+        _, _, _, _, info = env.step(np.full(scenario.n_arms, 0.3, dtype=np.float32))
+        forecaster.update(t, info["bid_cpm"], info, exposure.copy())
+        exposure += info["impressions"]
+    return forecaster.value_bias(), scenario.arm_names
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_forecast_bias_flags_a_creative_the_corrections_lag(seed: int):
+    bias, names = _value_bias_after("creative-fatigue", seed)
+    worn = [names.index(name) for name in ("serum/feed", "serum/live")]
+    others = [k for k in range(len(names)) if k not in worn]
+    # The wearing creatives keep delivering less than forecast; the others do not.
+    assert bias[worn].mean() < 0.94 and bias[others].mean() > 0.96
+    # Where nothing changes, the one-hour-ahead forecasts are about right.
+    steady, _ = _value_bias_after("steady", seed)
+    assert np.all(np.abs(steady - 1.0) < 0.06)
+
+
 def test_forecast_learns_a_bid_war():
     scenario = get_scenario("bid-war")
     prior = build_episode(scenario.replace(shocks=()))
