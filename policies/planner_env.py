@@ -231,6 +231,8 @@ class PlannedMPCStrategy(MPCStrategy):
         if self.t >= self.env.horizon - 1:
             z = max(z, FINAL_Z)
         margin = z * self.roi_uncertainty() + self.forecast_shortfall()
+        if not math.isfinite(margin):  # risk that cannot be measured: plan cautiously
+            margin = own + ROI_MARGIN_RANGE
         self._trend_gain = float(a[2])
         return Plan(
             tilts=TILT_RANGE ** (a[1] * relative),

@@ -7,8 +7,11 @@ import json
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bidder.plan import ROI_MARGIN_RANGE
+from envs.sampler import sample_scenario
 from policies.cli import main
 from policies.evaluate import run_episode
 from policies.planner_env import (
@@ -104,6 +107,42 @@ def test_roi_margin_is_risk_calibrated_and_shrinks_as_the_day_is_known():
     assert shortfall.max() > 0.005 and shortfall[0] == 0.0
     # The last hour, which nothing can make up for, is never planned below FINAL_Z.
     assert bold[-1] + own == pytest.approx(min(FINAL_Z * sigma[-1] + shortfall[-1], cap))
+
+
+def test_an_unmeasurable_risk_gives_the_widest_margin():
+    strategy = ZeroPlan()
+    run_episode(strategy, "steady", 1)
+    strategy.forecast_shortfall = lambda: float("nan")
+    assert strategy.plan_from_action(np.zeros(N_ACTIONS)).roi_margin == ROI_MARGIN_RANGE
+
+
+class RandomActions(PlannedMPCStrategy):
+    """Any action at all, corners included: the plan must still keep the budget."""
+
+    def __init__(self, rng: np.random.Generator, corners: bool):
+        super().__init__()
+        self.rng, self.corners = rng, corners
+
+    def choose_action(self, features: np.ndarray) -> np.ndarray:
+        assert np.all(np.isfinite(features))
+        if self.corners:
+            return self.rng.choice([-1.0, 1.0], N_ACTIONS)
+        return self.rng.uniform(-1.5, 1.5, N_ACTIONS)  # out of range too: clipped
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    budget_scale=st.sampled_from([1e-3, 1.0, 20.0]),
+    corners=st.booleans(),
+)
+def test_no_planner_action_overspends_or_breaks_the_plan(seed, budget_scale, corners):
+    scenario = sample_scenario(np.random.default_rng(seed), horizon_hours=12)
+    scenario = scenario.replace(budget=scenario.budget * budget_scale)
+    strategy = RandomActions(np.random.default_rng(seed + 1), corners)
+    result = run_episode(strategy, scenario, seed)
+    assert result.spend <= scenario.budget
+    assert all(d.plan_spend <= scenario.budget + 1e-9 for d in strategy.decisions)
 
 
 def test_episode_return_is_the_normalised_score():
