@@ -18,10 +18,11 @@ its plan depends on how much GMV is still to come (a sum of random orders) again
 is already banked. The action picks a z-score, and the ROI margin is that many standard
 deviations of the remaining GMV (:meth:`PlannedMPCStrategy.roi_uncertainty`): wide early
 in the day, shrinking to nothing as the day's outcome becomes known. MPC alone keeps a
-fixed 3% margin all day. Two terms no policy can turn off sit beside it: in the last hour,
-which no later hour can make up for, the z-score is at least ``FINAL_Z``; and the GMV a
-forecast has lately been overestimating (:meth:`bidder.forecast.Forecaster.value_bias`)
-is held back in full (:meth:`PlannedMPCStrategy.forecast_shortfall`).
+fixed 3% margin all day. Two terms no policy can turn off sit beside it: near the end,
+when few hours are left to make up a shortfall, the z-score is at least ``FINAL_Z /
+sqrt(hours left)`` (2 in the last hour, 1.41 in the one before); and the GMV a forecast
+has lately been overestimating (:meth:`bidder.forecast.Forecaster.value_bias`) is held
+back in full (:meth:`PlannedMPCStrategy.forecast_shortfall`).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ N_FEATURES = len(FEATURE_NAMES)
 N_ACTIONS = len(ACTION_NAMES)
 #: The z-score of the ROI margin at ``roi_risk = 0``, and how far +-1 moves it.
 NEUTRAL_Z, Z_RANGE = 1.0, 1.5
-#: The lowest z-score of the last hour's margin: nothing after it can make up a shortfall.
+#: The lowest z-score of the last hour's margin, which nothing after it can make up for;
+#: with ``h`` hours left the floor is ``FINAL_Z / sqrt(h)``.
 FINAL_Z = 2.0
 #: Trend-feature scale: slopes in log units per hour times this are roughly in [-1, 1].
 TREND_SCALE = 5.0
@@ -207,7 +209,7 @@ class PlannedMPCStrategy(MPCStrategy):
         """The MPC plan for a normalised action in [-1, 1]^3 (and the forecasts' trend).
 
         * ``roi_risk`` sets the z-score ``NEUTRAL_Z + Z_RANGE * roi_risk`` (-0.5 to 2.5,
-          at least ``FINAL_Z`` in the campaign's last hour): the ROI margin is that many
+          at least ``FINAL_Z / sqrt(hours left)``): the ROI margin is that many
           :meth:`roi_uncertainty` units plus the :meth:`forecast_shortfall`, replacing
           the bidder's own fixed margin (never below 0, at most ``roi_safety +
           ROI_MARGIN_RANGE``).
@@ -227,9 +229,10 @@ class PlannedMPCStrategy(MPCStrategy):
         value = logs["value"] - logs["price"]
         relative = np.clip(value - value.mean(), -1.0, 1.0)
         own = self.config.roi_safety
-        z = NEUTRAL_Z + Z_RANGE * float(a[0])
-        if self.t >= self.env.horizon - 1:
-            z = max(z, FINAL_Z)
+        z = max(
+            NEUTRAL_Z + Z_RANGE * float(a[0]),
+            FINAL_Z / math.sqrt(max(self.env.horizon - self.t, 1)),
+        )
         margin = z * self.roi_uncertainty() + self.forecast_shortfall()
         if not math.isfinite(margin):  # risk that cannot be measured: plan cautiously
             margin = own + ROI_MARGIN_RANGE

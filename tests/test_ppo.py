@@ -79,6 +79,7 @@ class Recorder(ZeroPlan):
         neutral = self.plan_from_action(np.zeros(N_ACTIONS))
         record.append(
             (
+                self.env.horizon - self.t,
                 self.roi_uncertainty(),
                 self.forecast_shortfall(),
                 cautious.roi_margin - bold.roi_margin,
@@ -92,21 +93,23 @@ class Recorder(ZeroPlan):
 def test_roi_margin_is_risk_calibrated_and_shrinks_as_the_day_is_known():
     strategy = Recorder()
     run_episode(strategy, "creative-fatigue", 2)
-    sigma, shortfall, spread, bold, neutral = np.array(strategy.record).T
+    hours_left, sigma, shortfall, spread, bold, neutral = np.array(strategy.record).T
     assert np.all(sigma > 0) and np.all(np.isfinite(sigma))
     # Early on most GMV is still to come; by the last hour little is left to chance.
     assert sigma[-1] < 0.3 * sigma[0]
-    # The zero action's margin is NEUTRAL_Z standard deviations plus the GMV the
-    # forecasts have lately overstated (the bidder's own 3% replaced)...
+    # The margin is z standard deviations plus the GMV the forecasts have lately
+    # overstated (the bidder's own 3% replaced). The zero action's z is NEUTRAL_Z, the
+    # boldest action's -0.5, and neither goes below FINAL_Z / sqrt(hours left): the
+    # fewer hours are left to make up a shortfall, the more caution.
     own, cap = strategy.config.roi_safety, strategy.config.roi_safety + ROI_MARGIN_RANGE
-    expected = np.clip(NEUTRAL_Z * sigma + shortfall, 0.0, cap)
-    np.testing.assert_allclose(neutral[:-1] + own, expected[:-1], rtol=1e-9)
-    # ...and a higher risk entry always means a wider margin.
+    floor = FINAL_Z / np.sqrt(hours_left)
+    for z, margin in ((np.maximum(NEUTRAL_Z, floor), neutral), (np.maximum(-0.5, floor), bold)):
+        np.testing.assert_allclose(margin + own, np.clip(z * sigma + shortfall, 0, cap), rtol=1e-9)
+    assert hours_left[-1] == 1 and floor[-1] == FINAL_Z
+    # A higher risk entry always means a wider margin (the floor stays below z = 2.5).
     assert np.all(spread > 0)
     # A wearing creative makes the forecasts optimistic, and the margin holds it back.
     assert shortfall.max() > 0.005 and shortfall[0] == 0.0
-    # The last hour, which nothing can make up for, is never planned below FINAL_Z.
-    assert bold[-1] + own == pytest.approx(min(FINAL_Z * sigma[-1] + shortfall[-1], cap))
 
 
 def test_an_unmeasurable_risk_gives_the_widest_margin():
