@@ -137,25 +137,29 @@ class Forecaster:
             price_weight = np.where(informative & (win_rate < 0.99), self._weight(impressions), 0.0)
             self._add("price", median / prior.price_median[t], price_weight)
             # CTR against the prior's expected clicks for the impressions actually bought.
-            audience = np.maximum(
-                prior.saturation * prior.traffic[t] * self.factor("traffic"), 1e-9
-            )
-            reach = audience * -np.expm1(-impressions / audience)
-            expected_clicks = prior.ctr[t] * wear * reach
+            expected_clicks = self._prior_clicks(t, impressions, wear)
             self._add("ctr", clicks / expected_clicks, self._weight(expected_clicks))
             expected_orders = clicks * prior.cvr[t]
             self._add("cvr", orders / expected_orders, self._weight(expected_orders))
             self._add("aov", gmv / (orders * prior.aov[t]), self._weight(orders))
         self.hours_observed += 1
 
+    def _prior_clicks(
+        self, t: int, impressions: np.ndarray, wear: np.ndarray | float
+    ) -> np.ndarray:
+        """Clicks the prior's CTR gives ``impressions`` in hour ``t``: unique reach of an
+        audience sized by the current traffic correction, and creative ``wear``."""
+        prior = self.prior
+        audience = np.maximum(prior.saturation * prior.traffic[t] * self.factor("traffic"), 1e-9)
+        return prior.ctr[t] * wear * (audience * -np.expm1(-impressions / audience))
+
     def _score_value(
         self, t: int, impressions: np.ndarray, gmv: np.ndarray, wear: np.ndarray | float
     ) -> None:
         """Add hour ``t``'s realised against predicted GMV (before learning from it)."""
         prior = self.prior
-        audience = np.maximum(prior.saturation * prior.traffic[t] * self.factor("traffic"), 1e-9)
-        clicks = prior.ctr[t] * wear * audience * -np.expm1(-impressions / audience)
-        orders = clicks * self.factor("ctr") * prior.cvr[t] * self.factor("cvr")
+        clicks = self._prior_clicks(t, impressions, wear) * self.factor("ctr")
+        orders = clicks * prior.cvr[t] * self.factor("cvr")
         predicted = orders * prior.aov[t] * self.factor("aov")
         ok = predicted > 0
         ratio = np.where(ok, gmv / np.where(ok, predicted, 1.0), 0.0)
