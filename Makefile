@@ -34,11 +34,11 @@ bench: $(STAMP)
 	$(PY) bench/mpc_latency.py --json bench/results/mpc_latency.json
 	$(PY) bench/recommend_speed.py --json bench/results/recommend_speed.json
 
-# The shipped PPO planner: about 15 minutes on 2 cores; writes the .zip and a .json with the
+# The shipped PPO planner: about 15 minutes on 2 cores; writes the .safetensors policy and a .json with the
 # config and the learning curve beside it.
 train-default: $(STAMP)
 	$(VENV)/bin/autopilot train --scenario mixed --timesteps 80000 --seed 0 \
-		--eval-every 10000 --out policies/pretrained/ppo_mpc_default.zip
+		--eval-every 10000 --out policies/pretrained/ppo_mpc_default.safetensors
 	rm -rf policies/pretrained/ppo_mpc_default_checkpoints
 
 lint: $(STAMP)

@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="5 episodes, for a fast look (overrides --episodes)"
     )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--policy", default=None, help="ppo-mpc policy .zip (default: shipped)")
+    parser.add_argument(
+        "--policy", default=None, help="ppo-mpc policy .safetensors (default: shipped)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first preset day")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)

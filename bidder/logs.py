@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from envs.errors import InputError
-from envs.io import atomic_write
+from envs.io import atomic_write, check_input_file
 from envs.scenario import KNOWN_CHANNELS, Arm
 
 #: Arm keys: at most one row per date, hour, product and channel.
@@ -46,6 +46,15 @@ LOG_COLUMNS: tuple[str, ...] = (
     *OPTIONAL_NUMERIC_COLUMNS,
     *OPTIONAL_TEXT_COLUMNS,
 )
+#: The largest count (impressions, clicks, orders) and amount (spend, gmv, bid) a row may
+#: hold: far above any real hour, and exact in float64 and int64 alike.
+MAX_COUNT = 10**15
+MAX_AMOUNT = 1e15
+#: The largest log file read (bytes): about 10 million rows of CSV.
+MAX_LOG_BYTES = 2 * 1024**3
+#: Dates a log may hold: the span of pandas' nanosecond timestamps, a day inside each end.
+MIN_LOG_DATE = dt.date(1678, 1, 1)
+MAX_LOG_DATE = dt.date(2262, 4, 10)
 #: File suffixes and their formats.
 FORMATS: dict[str, str] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -87,17 +96,27 @@ def log_format(path: str | os.PathLike[str]) -> str:
     return table_format(path, "log file")
 
 
+def table_writer(
+    df: pd.DataFrame, path: str | os.PathLike[str], what: str = "file"
+) -> Callable[[Path], None]:
+    """A function writing ``df`` to a given file as CSV or Parquet by ``path``'s suffix, for
+    :func:`envs.io.atomic_write` or :class:`envs.io.OutputSet`.
+
+    Raises:
+        LogError: an unknown suffix.
+    """
+    if table_format(path, what) == "csv":
+        return lambda tmp: df.to_csv(tmp, index=False)
+    return lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow")
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike[str], what: str = "file") -> None:
     """Write ``df`` atomically as CSV or Parquet by the path's suffix (no index column).
 
     Raises:
         LogError: an unknown suffix (nothing is written).
     """
-    path = Path(path)
-    if table_format(path, what) == "csv":
-        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
-    else:
-        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
+    atomic_write(Path(path), table_writer(df, path, what))
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -116,9 +135,7 @@ def read_logs(path: str | os.PathLike[str]) -> pd.DataFrame:
     """
     path = Path(path)
     kind = log_format(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
-        raise LogError(f"{path}: the log file {what}; check the path")
+    check_input_file(path, "log file", MAX_LOG_BYTES, LogError)
     try:
         if kind == "csv":
             # Text first: types are checked column by column below, so that a stray word
@@ -130,7 +147,7 @@ def read_logs(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise LogError(
             f"{path}: the file is empty; export at least a header line and one row per hour"
         ) from None
-    except (OSError, ValueError, ImportError) as err:
+    except (OSError, ValueError, ImportError, UnicodeError, MemoryError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise LogError(
             f"{path}: cannot read the file as {kind.upper()} ({reason}); "
@@ -180,9 +197,13 @@ def _validate(raw: pd.DataFrame, source: str, row_label: RowLabel) -> pd.DataFra
     clean["product"] = checker.text("product", allow_blank=False)
     clean["channel"] = checker.channel()
     for name in COUNT_COLUMNS:
-        clean[name] = checker.number(name, whole=True).astype(np.int64)
+        clean[name] = checker.number(
+            name, whole=True, high=MAX_COUNT, high_fix="no hour has that many; fix the export"
+        ).astype(np.int64)
     for name in AMOUNT_COLUMNS:
-        clean[name] = checker.number(name)
+        clean[name] = checker.number(
+            name, high=MAX_AMOUNT, high_fix="no hour has that much; fix the export"
+        )
     if "win_rate" in raw.columns:
         clean["win_rate"] = checker.number("win_rate", high=1.0)
     if "clearing_cpm" in raw.columns:
@@ -377,14 +398,14 @@ class _ColumnChecker:
             )
             return dates.astype("datetime64[ns]")
         text = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else str(v).strip())
-        dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        dates = _parse_each(text, "%Y-%m-%d")
         self.fail(
             dates.isna().to_numpy(),
             "date",
-            lambda v: f"{v!r} is not a date",
+            lambda v: f"{v!r} is not a date between {MIN_LOG_DATE} and {MAX_LOG_DATE}",
             "write dates as YYYY-MM-DD, e.g. 2026-01-05",
         )
-        return dates.astype("datetime64[ns]")
+        return pd.to_datetime(dates).astype("datetime64[ns]")
 
     def _timestamp(self) -> pd.Series:
         values = self.raw["timestamp"]
@@ -398,13 +419,22 @@ class _ColumnChecker:
             stamps = values
         else:
             text = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else str(v).strip())
-            stamps = pd.to_datetime(text, format="ISO8601", errors="coerce")
+            parsed = _parse_each(text, "ISO8601")
             self.fail(
-                stamps.isna().to_numpy(),
+                parsed.isna().to_numpy(),
                 "timestamp",
-                lambda v: f"{v!r} is not a timestamp",
+                lambda v: f"{v!r} is not a timestamp between {MIN_LOG_DATE} and {MAX_LOG_DATE}",
                 "write the start of the hour as YYYY-MM-DD HH:00",
             )
+            offsets = parsed.map(lambda stamp: str(stamp.utcoffset()))
+            self.fail(
+                (offsets != offsets.iloc[0]).to_numpy(),
+                "timestamp",
+                lambda v: f"{v!r} has another UTC offset than the first row ({text.iloc[0]!r})",
+                "export every row in one time zone (or every row without an offset)",
+            )
+            stamps = pd.to_datetime(list(parsed), utc=False)
+            stamps = pd.Series(stamps, index=values.index)
         if stamps.dt.tz is not None:
             # Local wall-clock hours are what dayparts follow; drop the zone, keep the clock.
             stamps = stamps.dt.tz_localize(None)
@@ -448,6 +478,20 @@ class _ColumnChecker:
         )
 
 
+def _parse_each(text: pd.Series, fmt: str) -> pd.Series:
+    """Parse every distinct text once; NaT where it is not a time pandas can hold."""
+    parsed: dict[str, Any] = {}
+    for value in pd.unique(text):
+        try:
+            stamp = pd.to_datetime(value, format=fmt)
+        except (ValueError, OverflowError, TypeError):  # OutOfBoundsDatetime is a ValueError
+            stamp = pd.NaT
+        if stamp is not pd.NaT and not (MIN_LOG_DATE <= stamp.date() <= MAX_LOG_DATE):
+            stamp = pd.NaT
+        parsed[value] = stamp
+    return text.map(parsed)
+
+
 # -- writing ------------------------------------------------------------------------------
 def to_export_frame(logs: pd.DataFrame) -> pd.DataFrame:
     """The documented columns of a clean log frame, dates as ``YYYY-MM-DD`` text."""
@@ -489,8 +533,8 @@ def episode_to_logs(
         date: the day's date.
 
     Returns:
-        One row per traced hour and arm in the documented columns (date as text), amounts
-        rounded to cents as a platform reports them.
+        One row per traced hour and arm in the documented columns (date as text), spend
+        rounded down and GMV to the nearest cent, as a platform reports them.
     """
     hours, n_arms = np.asarray(trace["spend"]).shape
     if n_arms != len(arms):
@@ -508,7 +552,9 @@ def episode_to_logs(
             "impressions": per_row("impressions").astype(np.int64),
             "clicks": per_row("clicks").astype(np.int64),
             "orders": per_row("orders").astype(np.int64),
-            "spend": np.round(per_row("spend"), 2),
+            # Down to the cent, so that a day's logged spend never exceeds what was spent
+            # (and so never the budget), as rounding to the nearest cent could.
+            "spend": np.floor(per_row("spend") * 100.0) / 100.0,
             "gmv": np.round(per_row("gmv"), 2),
             "bid": np.round(per_row("bid_cpm"), 4),
             "win_rate": np.round(per_row("win_rate"), 6),
@@ -523,6 +569,8 @@ __all__ = [
     "KEY_COLUMNS",
     "LOG_COLUMNS",
     "LogError",
+    "MAX_LOG_DATE",
+    "MIN_LOG_DATE",
     "REQUIRED_COLUMNS",
     "episode_to_logs",
     "log_format",

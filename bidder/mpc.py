@@ -89,13 +89,17 @@ class CampaignState:
     exposure: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name, low in (("budget", 0.0), ("roi_target", 0.0)):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > low):
-                raise BidderInputError(
-                    f"{name} = {value!r}: must be a positive finite number; "
-                    f"give the campaign's {name.replace('_', ' ')}"
-                )
+        budget = self.budget
+        if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
+            raise BidderInputError(
+                f"budget = {budget!r}: must be a positive finite number; give the campaign's budget"
+            )
+        target = self.roi_target
+        if not (isinstance(target, (int, float)) and math.isfinite(target) and target >= 0):
+            raise BidderInputError(
+                f"roi_target = {target!r}: must be a finite number >= 0 (0: no ROI target); "
+                "give the campaign's ROI target"
+            )
         for name in ("spent", "gmv"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

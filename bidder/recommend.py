@@ -139,6 +139,7 @@ class FittedMarket:
     first_date: dt.date
     last_date: dt.date
     untradeable: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -339,6 +340,7 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         )
     priced = (impressions >= MIN_ROW_IMPRESSIONS) & (paid_ratio > 0) & (paid_ratio < 1)
     mid_win = priced & (win_rate >= WIN_RATE_RANGE[0]) & (win_rate <= WIN_RATE_RANGE[1])
+    warnings = _check_teachable(impressions, bid, paid_ratio, priced, source)
 
     # 1. The log-spread of clearing prices per channel, from rows that give both equations.
     z_observed = normal_ppf(np.where(mid_win, win_rate, 0.5))
@@ -452,7 +454,51 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         first_date=min(row_dates),
         last_date=last,
         untradeable=untradeable,
+        warnings=warnings,
     )
+
+
+#: Below this share of usable rows (a bid above the price paid) the fitted auction is
+#: flagged in the summary as resting on few rows.
+MIN_PRICED_SHARE = 0.5
+
+
+def _check_teachable(
+    impressions: np.ndarray,
+    bid: np.ndarray,
+    paid_ratio: np.ndarray,
+    priced: np.ndarray,
+    source: str,
+) -> list[str]:
+    """Refuse a history from which no auction can be learned; warn about a thin one.
+
+    In a second-price auction a won impression costs at most the bid, so a row whose price
+    paid per impression is above its bid (or whose bid is 0) says nothing about where the
+    bid stood: usually the bid column is not in CPM, or holds a budget instead of a bid.
+    """
+    active = impressions >= MIN_ROW_IMPRESSIONS
+    n_active = int(active.sum())
+    zero_bid = int((active & (bid <= 0)).sum())
+    above_bid = int((active & (bid > 0) & (paid_ratio >= 1)).sum())
+    cause = (
+        f"column 'bid' is 0 in {zero_bid:,} of the {n_active:,} rows with impressions and "
+        f"below the price paid per impression in {above_bid:,}"
+    )
+    fix = (
+        "export each hour's bid as CPM (currency per 1000 impressions), the price paid per "
+        "impression being 1000 * spend / impressions"
+    )
+    if n_active and not priced.any():
+        raise RecommendError(
+            f"{source}: no row shows where its bid stood in the auction ({cause}), so no "
+            f"price curve can be learned; {fix}"
+        )
+    if n_active and priced.sum() < MIN_PRICED_SHARE * n_active:
+        return [
+            f"only {int(priced.sum()):,} of {n_active:,} rows with impressions are usable to "
+            f"learn the auction ({cause}); the bids rest on few rows: {fix}"
+        ]
+    return []
 
 
 def _fit_weekday_factors(
@@ -771,6 +817,7 @@ def _summary(
             },
         },
         "arms": len(fitted.arms),
+        "warnings": list(fitted.warnings),
         "thin_arms": [
             {
                 "product": fit.product,

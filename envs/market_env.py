@@ -27,6 +27,11 @@ def score(gmv: float, spend: float, roi_target: float) -> float:
     return float(gmv) * min(1.0, (gmv / spend) / roi_target) ** 2
 
 
+#: The largest seed any command takes (numpy's legacy seeding, which training uses, stops
+#: at 2**32 - 1).
+MAX_SEED = 2**32 - 1
+
+
 def resolve_scenario(scenario: Scenario | str) -> Scenario:
     """A Scenario from itself, a preset name, or a path to a TOML file."""
     if isinstance(scenario, Scenario):

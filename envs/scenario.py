@@ -35,6 +35,15 @@ SHOCK_KINDS: tuple[str, ...] = (
 #: Default day-of-week traffic factors, Monday first: e-commerce traffic rises towards
 #: the weekend.
 DEFAULT_WEEKDAY_FACTORS: tuple[float, ...] = (0.95, 0.95, 0.97, 1.0, 1.03, 1.07, 1.03)
+#: Upper bounds of the sizes a scenario may state (docs/market.md, "Bounds"): far beyond
+#: any real campaign, and small enough that every random draw and sum stays finite.
+MAX_BUDGET = 1e13
+MAX_TRAFFIC = 1e9
+MAX_PRICE_CPM = 1e6
+MAX_AOV = 1e8
+MAX_DESCRIPTION = 1000
+#: The largest scenario file read (bytes).
+MAX_SCENARIO_BYTES = 1024 * 1024
 
 
 class ScenarioError(InputError):
@@ -106,6 +115,7 @@ class Product:
             self.aov,
             low=0,
             low_open=True,
+            high=MAX_AOV,
             fix="give the mean order value in currency units, e.g. 159.0",
         )
         _check_number(
@@ -153,6 +163,7 @@ class Channel:
             self.price_cpm,
             low=0,
             low_open=True,
+            high=MAX_PRICE_CPM,
             fix="give the median CPM in currency units, e.g. 30.0",
         )
         _check_number(
@@ -224,6 +235,7 @@ class Arm:
             self.traffic,
             low=0,
             low_open=True,
+            high=MAX_TRAFFIC,
             fix="give mean impression opportunities per hour, e.g. 20000",
         )
         _check_number(
@@ -339,6 +351,15 @@ class Shock:
                 else "give a positive multiplier, e.g. 1.5"
             ),
         )
+        for attr in ("channel", "to_channel", "product"):
+            value = getattr(self, attr)
+            if value is not None and not isinstance(value, str):
+                _fail(
+                    f"{path}.{attr}",
+                    value,
+                    "expected one name",
+                    f'write {attr} = "name" (one shock per {attr}), or leave it out',
+                )
         for attr in ("channel", "to_channel"):
             value = getattr(self, attr)
             if value is not None and value not in KNOWN_CHANNELS:
@@ -405,11 +426,19 @@ class Scenario:
     # -- validation ---------------------------------------------------------------------
     def _validate(self) -> None:
         _check_name("name", self.name)
+        if not isinstance(self.description, str) or len(self.description) > MAX_DESCRIPTION:
+            _fail(
+                "description",
+                self.description,
+                f"expected one line of text (at most {MAX_DESCRIPTION} characters)",
+                'write description = "..."',
+            )
         _check_number(
             "budget",
             self.budget,
             low=0,
             low_open=True,
+            high=MAX_BUDGET,
             fix="give a positive total budget in currency units, e.g. 50000",
         )
         _check_number(
@@ -513,6 +542,40 @@ class Scenario:
                     "no such product in the scenario",
                     f"use one of {', '.join(sorted(product_names))}",
                 )
+        self._check_effective_cvr()
+
+    def _check_effective_cvr(self) -> None:
+        """A conversion rate is a probability after the shocks too (price cuts and
+        promotions multiply it). A cheap bound first; the exact hourly values only when
+        the bound exceeds 1."""
+        lifted = False
+        for arm in self.arms:
+            bound = arm.cvr
+            for shock in self.shocks:
+                if (shock.channel is None or shock.channel == arm.channel) and (
+                    shock.product is None or shock.product == arm.product
+                ):
+                    if shock.kind == "price_cut":
+                        bound *= max(1.0, shock.factor)
+                    elif shock.kind == "promotion":
+                        bound *= max(1.0, math.sqrt(shock.factor))
+            lifted = lifted or bound > 1.0
+        if not lifted:
+            return
+        from envs.market import build_episode  # the market reads scenarios: import late
+
+        cvr = build_episode(self).cvr
+        worst = cvr.max(axis=0)
+        for k, arm in enumerate(self.arms):
+            if worst[k] > 1.0:
+                hour = int(cvr[:, k].argmax())
+                _fail(
+                    f"arms[{k}].cvr",
+                    arm.cvr,
+                    f"the shocks (price_cut, promotion) lift it to {worst[k]:.3g} at campaign "
+                    f"hour {hour}, and a conversion rate cannot exceed 1",
+                    "lower those shocks' factors or the arm's cvr",
+                )
 
     @staticmethod
     def _check_unique(path: str, names: list[str]) -> None:
@@ -577,7 +640,15 @@ class Scenario:
                     for i, item in enumerate(items)
                 )
             if "weekday_factors" in kwargs:
-                kwargs["weekday_factors"] = tuple(kwargs["weekday_factors"])
+                factors = kwargs["weekday_factors"]
+                if not isinstance(factors, list):
+                    _fail(
+                        "weekday_factors",
+                        factors,
+                        "expected a list of 7 numbers",
+                        "write weekday_factors = [1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 1.1], Monday first",
+                    )
+                kwargs["weekday_factors"] = tuple(factors)
             return cls(**kwargs)
         except ScenarioError as err:
             raise ScenarioError(f"{source}: {err}") from None
@@ -588,17 +659,28 @@ class Scenario:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ScenarioError(f"{source}: not valid TOML ({err}); fix the syntax") from None
+        except RecursionError:
+            raise ScenarioError(
+                f"{source}: the TOML nests too deeply to be a scenario; write flat tables as "
+                "`autopilot scenario show default` prints them"
+            ) from None
         return cls.from_dict(data, source)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Scenario:
+        from envs.io import read_input_bytes
+
         path = Path(path)
+        data = read_input_bytes(path, "scenario file", MAX_SCENARIO_BYTES, ScenarioError)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
             raise ScenarioError(
-                f"{path}: cannot read the scenario file ({err.strerror}); check the path"
+                f"{path}: the scenario file is not UTF-8 text (byte {err.start}); save it as "
+                "UTF-8 TOML"
             ) from None
+        if "\x00" in text:
+            raise ScenarioError(f"{path}: the scenario file holds NUL bytes; it is not TOML text")
         return cls.from_toml(text, source=str(path))
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -82,6 +82,14 @@ NEUTRAL_Z, Z_RANGE = 1.0, 1.5
 FINAL_Z = 2.0
 #: Trend-feature scale: slopes in log units per hour times this are roughly in [-1, 1].
 TREND_SCALE = 5.0
+#: Features are clipped to +-FEATURE_BOUND; actions live in [-1, 1].
+FEATURE_BOUND = 5.0
+
+
+def planner_spaces() -> tuple[spaces.Box, spaces.Box]:
+    """The planner's (observation, action) spaces, for the environment and saved policies."""
+    observation = spaces.Box(-FEATURE_BOUND, FEATURE_BOUND, (N_FEATURES,), dtype=np.float32)
+    return observation, spaces.Box(-1.0, 1.0, (N_ACTIONS,), dtype=np.float32)
 
 
 class PlannedMPCStrategy(MPCStrategy):
@@ -202,7 +210,9 @@ class PlannedMPCStrategy(MPCStrategy):
             float(trends["traffic"].mean()),
             10.0 * self.forecast_shortfall(),
         ]
-        return np.clip(np.nan_to_num(np.array(features, dtype=np.float32)), -5.0, 5.0)
+        return np.clip(
+            np.nan_to_num(np.array(features, dtype=np.float32)), -FEATURE_BOUND, FEATURE_BOUND
+        )
 
     # -- what the planner decides ---------------------------------------------------------
     def plan_from_action(self, action: np.ndarray | None) -> Plan:
@@ -351,8 +361,7 @@ class PlannerEnv(gym.Env):
             fixed = resolve_scenario(scenario)
             scenario_source = lambda rng: fixed  # noqa: E731 - a one-line source
         self.scenario_source = scenario_source or training_scenarios()
-        self.action_space = spaces.Box(-1.0, 1.0, (N_ACTIONS,), dtype=np.float32)
-        self.observation_space = spaces.Box(-5.0, 5.0, (N_FEATURES,), dtype=np.float32)
+        self.observation_space, self.action_space = planner_spaces()
         self.strategy = PlannedMPCStrategy()
         self.market_env: AdMarketEnv | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,18 @@ def _mean_trace(episodes: list[EpisodeResult], figure: str) -> np.ndarray:
 def plot_strategies(per_strategy: dict[str, list[EpisodeResult]], path: Path, title: str) -> None:
     """One row per strategy: cumulative spend against the budget, spend per channel per
     hour, and cumulative ROI against the target. Written atomically as PNG."""
+    atomic_write(Path(path), strategy_figure_writer(per_strategy, title))
+
+
+def strategy_figure_writer(
+    per_strategy: dict[str, list[EpisodeResult]], title: str
+) -> Callable[[Path], None]:
+    """A function that draws :func:`plot_strategies`'s figure into a given PNG file, for
+    :class:`envs.io.OutputSet` (the figure is drawn when the function is called)."""
+    return lambda tmp: _draw(per_strategy, tmp, title)
+
+
+def _draw(per_strategy: dict[str, list[EpisodeResult]], path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,5 +77,7 @@ def plot_strategies(per_strategy: dict[str, list[EpisodeResult]], path: Path, ti
         ax.set_xlabel("campaign hour")
     fig.suptitle(title)
     fig.tight_layout()
-    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=90))
-    plt.close(fig)
+    try:
+        fig.savefig(path, format="png", dpi=90)
+    finally:
+        plt.close(fig)

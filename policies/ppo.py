@@ -4,7 +4,8 @@ The policy sees the campaign through :func:`PlannedMPCStrategy.features` and out
 plan action of :mod:`policies.planner_env`; the MPC bidder turns the plan into
 bids, so the budget and the ROI target are enforced exactly as for MPC alone.
 stable-baselines3 (and torch) are imported only when a policy is loaded, so listing
-strategies stays cheap.
+strategies stays cheap. Policy files hold tensors and validated settings only
+(:mod:`policies.policy_file`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -14,43 +15,31 @@ from typing import Any
 
 import numpy as np
 
-from envs.errors import InputError
-from policies.planner_env import N_ACTIONS, N_FEATURES, PlannedMPCStrategy
+from policies.planner_env import PlannedMPCStrategy
+from policies.policy_file import PolicyFileError, load_policy_network
 from policies.strategy import Strategy, register_strategy
 
 #: The shipped policy, produced by ``make train-default``.
-DEFAULT_POLICY = Path(__file__).resolve().parent / "pretrained" / "ppo_mpc_default.zip"
-
-
-class PolicyFileError(InputError):
-    """A policy file that is missing or is not a stable-baselines3 PPO zip."""
+DEFAULT_POLICY = Path(__file__).resolve().parent / "pretrained" / "ppo_mpc_default.safetensors"
 
 
 def load_ppo_model(path: str | Path | None = None) -> Any:
-    """The stable-baselines3 PPO model stored at ``path`` (default: the shipped policy)."""
+    """The policy network stored at ``path`` (default: the shipped policy).
+
+    The file is read as tensors and validated settings only (:mod:`policies.policy_file`);
+    nothing in it can run code. The returned network has stable-baselines3's
+    ``predict(observation, deterministic=...)``.
+
+    Raises:
+        PolicyFileError: the file is missing, unsafe, damaged or made for another planner.
+    """
     path = Path(path) if path is not None else DEFAULT_POLICY
-    if not path.is_file():
+    if not path.exists():
         raise PolicyFileError(
             f"policy file {path} not found; train one with `autopilot train --out {path}` "
             "or `make train-default`"
         )
-    from stable_baselines3 import PPO
-
-    try:
-        model = PPO.load(path, device="cpu")
-    except Exception as err:  # SB3 raises many kinds for a bad zip
-        raise PolicyFileError(
-            f"policy file {path} could not be read as a PPO policy ({type(err).__name__}: "
-            f"{err}); give a .zip written by `autopilot train`"
-        ) from err
-    seen, acts = model.observation_space.shape, model.action_space.shape
-    if seen != (N_FEATURES,) or acts != (N_ACTIONS,):
-        raise PolicyFileError(
-            f"policy file {path} was trained for {seen[0] if seen else '?'} features and "
-            f"{acts[0] if acts else '?'} plan entries, this planner has {N_FEATURES} and "
-            f"{N_ACTIONS}; retrain it with `autopilot train` (or `make train-default`)"
-        )
-    return model
+    return load_policy_network(path)
 
 
 @register_strategy("ppo-mpc")
@@ -58,8 +47,8 @@ class PPOStrategy(PlannedMPCStrategy):
     """The PPO planner on top of the MPC bidder.
 
     Args:
-        path: the policy .zip (default: the shipped ``policies/pretrained`` policy).
-        model: an already loaded PPO model (used instead of ``path``; the training code
+        path: the policy .safetensors file (default: the shipped ``policies/pretrained`` policy).
+        model: an already loaded network or PPO model (used instead of ``path``; the training code
             evaluates the model it is training this way).
         deterministic: act with the policy's mean action (true for evaluation).
     """

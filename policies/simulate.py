@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bidder.logs import LogError, episode_to_logs, validate_logs
+from bidder.logs import MAX_LOG_DATE, MIN_LOG_DATE, LogError, episode_to_logs, validate_logs
 from envs.errors import InputError
-from envs.market_env import resolve_scenario
+from envs.market_env import MAX_SEED, resolve_scenario
 from envs.scenario import Scenario, Shock
 from policies.evaluate import run_episode
 from policies.strategy import make_strategy
@@ -158,9 +158,20 @@ def simulate_logs(
             f"(horizon_hours = {scenario.horizon_hours}); ask for at most {n_days} days or "
             "lengthen horizon_hours"
         )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SimulationError(f"seed = {seed!r}: give a whole number between 0 and {MAX_SEED}")
     if start_date is None:
         start_date = default_start_date(scenario)
     else:
+        if (
+            start_date < MIN_LOG_DATE
+            or start_date.toordinal() + days - 1 > MAX_LOG_DATE.toordinal()
+        ):
+            raise SimulationError(
+                f"start date {start_date.isoformat()} and {days} days: logs hold dates from "
+                f"{MIN_LOG_DATE} to {MAX_LOG_DATE}; start between those dates, {days} days "
+                "before the end at the latest"
+            )
         scenario = scenario.replace(start_weekday=start_date.weekday())
 
     strategy = make_strategy(strategy_name, **dict(strategy_options or {}))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,9 +20,19 @@ from typing import Any
 import numpy as np
 
 from envs.errors import InputError
-from envs.io import atomic_write_text
+from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
 from envs.presets import PRESETS
 from policies.planner_env import PlannerEnv, training_scenarios
+from policies.policy_file import (
+    POLICY_SUFFIX,
+    PolicyFileError,
+    load_weights,
+    make_settings,
+    policy_bytes,
+    read_policy_file,
+    restore_optimizer,
+    save_policy,
+)
 
 
 @dataclass
@@ -37,8 +46,9 @@ class TrainConfig:
     """Environment steps (campaign hours) to train for in total."""
     seed: int = 0
     """Seeds the environments, the network initialisation and the PPO sampling."""
-    out: str = "ppo_mpc.zip"
-    """Where the trained policy is written; the learning curve goes beside it as .json."""
+    out: str = "ppo_mpc.safetensors"
+    """Where the trained policy is written (a ``.safetensors`` policy file, docs/security.md);
+    the learning curve goes beside it as .json."""
     n_envs: int = 2
     """Parallel environments (one process each when above 1): one per core."""
     preset_share: float = 0.4
@@ -141,8 +151,8 @@ def _checkpoint_dir(config: TrainConfig) -> Path:
 def latest_checkpoint(config: TrainConfig) -> Path | None:
     """The newest checkpoint of this run, or ``None``."""
     found = []
-    for path in _checkpoint_dir(config).glob("ppo_mpc_*_steps.zip"):
-        match = re.fullmatch(r"ppo_mpc_(\d+)_steps\.zip", path.name)
+    for path in _checkpoint_dir(config).glob(f"ppo_mpc_*_steps{POLICY_SUFFIX}"):
+        match = re.fullmatch(r"ppo_mpc_(\d+)_steps\.safetensors", path.name)
         if match:
             found.append((int(match.group(1)), path))
     return max(found)[1] if found else None
@@ -154,10 +164,20 @@ def train(config: TrainConfig) -> dict[str, Any]:
         raise InputError(f"--timesteps {config.timesteps}: give at least 1 step")
     if config.eval_every > 0 and config.eval_seeds < 1:
         raise InputError(f"--eval-seeds {config.eval_seeds}: give at least 1 day per preset")
+    out = Path(config.out)
+    if out.suffix != POLICY_SUFFIX:
+        raise PolicyFileError(
+            f"--out {out}: a policy file ends in {POLICY_SUFFIX} (tensors and settings, no "
+            f"code; docs/security.md); write e.g. --out {out.with_suffix(POLICY_SUFFIX).name}"
+        )
+    check_output_path(out, "policy file")
+    summary_path = out.with_suffix(".json")
+    check_output_path(summary_path, "training summary")
     if config.scenario not in ("mixed", "sampled"):
         from envs.market_env import resolve_scenario
 
         resolve_scenario(config.scenario)  # fail fast, with the scenario error's message
+        check_outputs_distinct([config.scenario], [out, summary_path])
     # Heavy imports here so that the CLI's --help stays fast.
     import torch
     from stable_baselines3 import PPO
@@ -180,9 +200,13 @@ def train(config: TrainConfig) -> dict[str, Any]:
     eval_scenarios = list(PRESETS)
     started = time.perf_counter()
     curve: list[dict[str, float]] = []
-    out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     checkpoints = _checkpoint_dir(config)
+    run_id = new_run_id()
+    record = {"run_id": run_id, "scenario": config.scenario, "seed": config.seed}
+
+    def settings_of(model: Any) -> dict[str, Any]:
+        return make_settings(config.net_arch, model.num_timesteps, trained_with=record)
 
     class Monitor(BaseCallback):
         """Periodic evaluation, checkpoint and progress bar in one callback."""
@@ -227,9 +251,15 @@ def train(config: TrainConfig) -> dict[str, Any]:
             self.logger.record("eval/worst_pct_of_mpc", point["worst_pct_of_mpc"])
             self.logger.record("eval/roi_missed", point["roi_missed"])
             checkpoints.mkdir(parents=True, exist_ok=True)
-            self.model.save(checkpoints / f"ppo_mpc_{self.num_timesteps}_steps.zip")
+            policy = self.model.policy
+            save_policy(
+                checkpoints / f"ppo_mpc_{self.num_timesteps}_steps{POLICY_SUFFIX}",
+                settings_of(self.model),
+                policy,
+                policy.optimizer,
+            )
             if point["selection"] >= max(p.get("selection", -math.inf) for p in curve):
-                self.model.save(checkpoints / "best.zip")
+                save_policy(checkpoints / f"best{POLICY_SUFFIX}", settings_of(self.model), policy)
             if self.bar is not None:
                 self.bar.set_postfix(pct_of_mpc=f"{point['pct_of_mpc']:.1f}")
 
@@ -248,29 +278,37 @@ def train(config: TrainConfig) -> dict[str, Any]:
     resume_from = latest_checkpoint(config) if config.resume else None
     run_name = f"{Path(config.scenario).stem}__ppo_mpc__{config.seed}__{int(time.time())}"
     tensorboard = config.runs_dir or None
+    model = PPO(
+        "MlpPolicy",
+        vec_env,
+        learning_rate=config.learning_rate,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_range,
+        ent_coef=config.ent_coef,
+        seed=config.seed,
+        device="cpu",
+        verbose=0,
+        tensorboard_log=tensorboard,
+        policy_kwargs={"net_arch": list(config.net_arch), "log_std_init": config.log_std_init},
+    )
     if resume_from is not None:
-        model = PPO.load(resume_from, env=vec_env, device="cpu", tensorboard_log=tensorboard)
-        previous = Path(config.out).with_suffix(".json")
-        if previous.is_file():
-            curve.extend(json.loads(previous.read_text()).get("learning_curve", []))
-    else:
-        model = PPO(
-            "MlpPolicy",
-            vec_env,
-            learning_rate=config.learning_rate,
-            n_steps=config.n_steps,
-            batch_size=config.batch_size,
-            n_epochs=config.n_epochs,
-            gamma=config.gamma,
-            gae_lambda=config.gae_lambda,
-            clip_range=config.clip_range,
-            ent_coef=config.ent_coef,
-            seed=config.seed,
-            device="cpu",
-            verbose=0,
-            tensorboard_log=tensorboard,
-            policy_kwargs={"net_arch": list(config.net_arch), "log_std_init": config.log_std_init},
-        )
+        # The checkpoint's tensors go into the network built from this config: a
+        # checkpoint is data, never code (docs/security.md).
+        stored = read_policy_file(resume_from)
+        load_weights(model.policy, stored.policy_tensors, str(resume_from))
+        restore_optimizer(model.policy.optimizer, stored.optimizer_tensors, str(resume_from))
+        model.num_timesteps = stored.settings["num_timesteps"]
+        if summary_path.is_file():
+            try:
+                previous = json.loads(summary_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                previous = {}
+            if isinstance(previous, dict) and isinstance(previous.get("learning_curve"), list):
+                curve.extend(p for p in previous["learning_curve"] if isinstance(p, dict))
     remaining = config.timesteps - model.num_timesteps
     if remaining > 0:
         model.learn(
@@ -280,15 +318,17 @@ def train(config: TrainConfig) -> dict[str, Any]:
             reset_num_timesteps=resume_from is None,
         )
     vec_env.close()
-    best = checkpoints / "best.zip"
+    best = checkpoints / f"best{POLICY_SUFFIX}"
     chosen = None
     if config.keep_best and curve and best.is_file():
         chosen = max(curve, key=lambda p: p.get("selection", -math.inf))
-        shutil.copyfile(best, out)
+        read_policy_file(best)  # the file to ship must be one that loads
+        final = best.read_bytes()
     else:
-        model.save(out)
+        final = policy_bytes(settings_of(model), model.policy)
 
     summary = {
+        "run_id": run_id,
         "config": asdict(config) | {"resumed_from": str(resume_from) if resume_from else None},
         "timesteps": int(model.num_timesteps),
         "wall_s": round(time.perf_counter() - started, 1),
@@ -296,5 +336,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "learning_curve": curve,
         "chosen": chosen,
     }
-    atomic_write_text(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
+    # The policy and its summary are one output: both or neither, stamped with one run id.
+    outputs = OutputSet()
+    outputs.add_bytes(out, final)
+    outputs.add_text(summary_path, json.dumps(summary, indent=2) + "\n")
+    outputs.commit()
     return summary

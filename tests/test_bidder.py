@@ -289,7 +289,7 @@ def test_plan_validation_and_action_mapping():
     [
         ({"budget": -5.0}, "budget"),
         ({"budget": float("nan")}, "budget"),
-        ({"roi_target": 0.0}, "roi_target"),
+        ({"roi_target": -1.0}, "roi_target"),
         ({"spent": float("inf")}, "spent"),
     ],
 )

@@ -162,7 +162,7 @@ def _small(tmp_path, name: str, **changes) -> TrainConfig:
     fields = dict(
         timesteps=480,
         seed=7,
-        out=str(tmp_path / f"{name}.zip"),
+        out=str(tmp_path / f"{name}.safetensors"),
         n_envs=1,
         eval_every=0,
         eval_seeds=1,
@@ -174,7 +174,7 @@ def _small(tmp_path, name: str, **changes) -> TrainConfig:
 
 
 def test_train_smoke_through_the_cli(tmp_path):
-    out = tmp_path / "policy.zip"
+    out = tmp_path / "policy.safetensors"
     code = main(
         [
             "train",
@@ -208,9 +208,11 @@ def test_train_smoke_through_the_cli(tmp_path):
 def test_save_load_round_trip_gives_the_same_actions(tmp_path):
     config = _small(tmp_path, "round")
     train(config)
-    from stable_baselines3 import PPO
+    from policies.policy_file import build_network, load_weights, read_policy_file
 
-    trained = PPO.load(config.out, device="cpu")
+    stored = read_policy_file(config.out)
+    trained = build_network(stored.settings)
+    load_weights(trained, stored.policy_tensors, config.out)
     loaded = load_ppo_model(config.out)
     features = np.random.default_rng(0).normal(size=(32, N_FEATURES)).astype(np.float32)
     np.testing.assert_array_equal(
@@ -224,13 +226,14 @@ def test_save_load_round_trip_gives_the_same_actions(tmp_path):
 
 def test_same_seed_gives_the_same_policy(tmp_path):
     import torch
-    from stable_baselines3 import PPO
+
+    from policies.policy_file import read_policy_file
 
     params = []
     for name in ("a", "b"):
         config = _small(tmp_path, name)
         train(config)
-        params.append(PPO.load(config.out, device="cpu").policy.state_dict())
+        params.append(read_policy_file(config.out).policy_tensors)
     for key, value in params[0].items():
         assert torch.equal(value, params[1][key]), key
 
@@ -239,29 +242,32 @@ def test_resume_continues_from_the_newest_checkpoint(tmp_path):
     config = _small(tmp_path, "resumable", eval_every=240)
     train(config)
     summary = train(_small(tmp_path, "resumable", eval_every=240, timesteps=720, resume=True))
-    assert summary["config"]["resumed_from"].endswith("ppo_mpc_480_steps.zip")
+    assert summary["config"]["resumed_from"].endswith("ppo_mpc_480_steps.safetensors")
     assert summary["timesteps"] >= 720
 
 
 def test_a_missing_policy_file_is_a_clear_error(tmp_path):
     with pytest.raises(PolicyFileError, match="make train-default"):
-        load_ppo_strategy(tmp_path / "missing.zip")
-    (tmp_path / "bad.zip").write_text("not a zip")
-    with pytest.raises(PolicyFileError, match="could not be read"):
-        load_ppo_strategy(tmp_path / "bad.zip")
+        load_ppo_strategy(tmp_path / "missing.safetensors")
+    (tmp_path / "bad.safetensors").write_text("not a policy")
+    with pytest.raises(PolicyFileError, match="not a safetensors policy"):
+        load_ppo_strategy(tmp_path / "bad.safetensors")
 
 
 def test_a_policy_for_another_planner_shape_is_a_clear_error(tmp_path):
-    import gymnasium as gym
-    from stable_baselines3 import PPO
+    import torch
+    from safetensors.torch import save
 
-    class Older(gym.Env):
-        observation_space = gym.spaces.Box(-5.0, 5.0, (N_FEATURES - 5,), np.float32)
-        action_space = gym.spaces.Box(-1.0, 1.0, (N_ACTIONS - 1,), np.float32)
+    from policies.planner_env import FEATURE_NAMES
+    from policies.policy_file import make_settings
 
-    PPO("MlpPolicy", Older(), n_steps=8, batch_size=8, device="cpu").save(tmp_path / "old.zip")
+    older = make_settings([64, 64], 0) | {"feature_names": list(FEATURE_NAMES[:-5])}
+    path = tmp_path / "old.safetensors"
+    path.write_bytes(
+        save({"policy/log_std": torch.zeros(N_ACTIONS)}, metadata={"settings": json.dumps(older)})
+    )
     with pytest.raises(PolicyFileError, match="retrain"):
-        load_ppo_strategy(tmp_path / "old.zip")
+        load_ppo_strategy(path)
 
 
 @pytest.mark.skipif(not DEFAULT_POLICY.is_file(), reason="no shipped policy")

@@ -241,6 +241,7 @@ def test_writes_rows_and_summary(history, tmp_path, capsys):
         "planned_spend",
         "expected_gmv",
         "expected_roi",
+        "run_id",
     ]
     assert len(table) == 15 * 24 and set(table["hour"]) == set(range(24))
     assert (table["date"] == NEXT_DAY).all()

@@ -302,7 +302,7 @@ def test_missing_file_fails_with_one_line(
     assert out == ""
     assert_one_line_naming(err, str(path))
     assert "check the path" in err
-    with pytest.raises(ScenarioError, match="cannot read"):
+    with pytest.raises(ScenarioError, match="does not exist"):
         Scenario.load(path)
 
 

@@ -11,7 +11,9 @@ line, exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -26,13 +28,41 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diagnose": ("policies.cli.diagnose", "find ROI drops in logs and attribute their causes"),
     "recommend": ("policies.cli.recommend", "fit hourly logs and write tomorrow's bids"),
     "train": ("policies.cli.train", "train the PPO planner (ppo-mpc) on simulated markets"),
+    "policy": ("policies.cli.policy", "show a policy file, or convert an old one safely"),
 }
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors on one line, like every other error (the usage is in ``--help``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def seed_arg(text: str) -> int:
+    """An argparse type: a whole number between 0 and ``MAX_SEED``."""
+    from envs.market_env import MAX_SEED
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..{MAX_SEED}")
+    return value
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so that temporary files are removed and no output is
+    # left half-written.
+    raise KeyboardInterrupt
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (all of them when ``None`` is
     not enough to tell, e.g. for tests that want every sub-parser: pass ``"*"``)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="autopilot",
         description=(
             "Ad-budget autopilot: simulate a multi-channel ad market, bid under a hard "
@@ -53,14 +83,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
     except InputError as err:
-        print(f"autopilot {args.command}: error: {err}", file=sys.stderr)
+        print(f"autopilot {args.command}: error: {_one_line(str(err))}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # A file the command could not read or write, outside the paths it checked.
+        where = f"{err.filename}: " if err.filename else ""
+        print(
+            f"autopilot {args.command}: error: {where}{err.strerror or err}; check the path, "
+            "its permissions and the free space",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("autopilot: interrupted", file=sys.stderr)
         return 130
+    finally:
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":

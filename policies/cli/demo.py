@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from policies.cli import evaluate
+from policies.cli import evaluate, seed_arg
 from policies.strategy import strategy_names
 
 #: The autopilot first, then the baselines and the clairvoyant limit.
@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--scenario", default="default", help="preset name or TOML path")
     parser.add_argument("--episodes", type=int, default=5, help="simulated days")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first day")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the first day")
     parser.add_argument("--plot", type=Path, default=Path("runs/demo.png"), help="plot path")
     parser.set_defaults(func=run)
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from bidder.diagnose import DEFAULT_BASELINE_DAYS, Diagnosis, diagnose, format_report
-from bidder.logs import LogError, read_logs
-from envs.io import atomic_write_text
+from bidder.logs import read_logs
+from envs.io import atomic_write_text, check_output_path, check_outputs_distinct
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +48,9 @@ def _plain(value: object) -> object:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.out is not None and Path(args.out).is_dir():
-        raise LogError(f"--out {args.out}: is a folder; give a file name")
+    if args.out is not None:
+        check_output_path(args.out, "diagnosis report")
+        check_outputs_distinct([args.history], [args.out])
     diagnosis = diagnose(read_logs(args.history), args.date, args.baseline_days)
     text = _as_json(diagnosis) if args.json else format_report(diagnosis)
     print(text, end="")

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 from envs.errors import InputError
-from envs.io import atomic_write_text
+from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
 from envs.market_env import resolve_scenario
-from policies.evaluate import evaluate_many, format_table
+from envs.presets import PRESETS
+from policies.cli import seed_arg
+from policies.evaluate import check_horizons, evaluate_many, format_table
 from policies.strategy import strategy_names
 
 DEFAULT_STRATEGIES = "even,proportional,pid,online-lp,mpc,oracle"
@@ -36,13 +38,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"comma-separated strategy names (default: {DEFAULT_STRATEGIES})",
     )
     parser.add_argument("--episodes", type=int, default=10, help="episodes per scenario")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the first episode")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     parser.add_argument(
         "--plot", type=Path, default=None, help="write a PNG (one per scenario when several)"
     )
     parser.add_argument(
-        "--policy", type=Path, default=None, help="PPO policy .zip for the ppo-mpc strategy"
+        "--policy",
+        type=Path,
+        default=None,
+        help="ppo-mpc policy (.safetensors) for the ppo-mpc strategy",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -67,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
     strategies = parse_strategies(args.strategies)
     scenarios = args.scenario or ["default"]
     scenario_objects = [resolve_scenario(s) for s in scenarios]  # fail fast on a bad file
+    check_horizons(scenario_objects)
+    plots = _plot_paths(args.plot, [sc.name for sc in scenario_objects]) if args.plot else []
+    for path in [args.json, *plots]:
+        if path is not None:
+            check_output_path(path)
+    inputs = [s for s in scenarios if s not in PRESETS] + [args.policy]
+    check_outputs_distinct(inputs, [args.json, *plots])
     kwargs = {"ppo-mpc": {"path": args.policy}} if args.policy else {}
     report = evaluate_many(
         strategies,
@@ -78,19 +90,27 @@ def run(args: argparse.Namespace) -> int:
     )
     results = report.pop("_results")
     print(format_table(report))
+    # Every output of the run, or none: the JSON and the plots carry one run id.
+    run_id = new_run_id()
+    outputs = OutputSet()
     if args.json:
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        outputs.add_text(args.json, json.dumps({"run_id": run_id} | report, indent=2) + "\n")
     if args.plot:
-        from policies.plots import plot_strategies
+        from policies.plots import strategy_figure_writer
 
-        for name, per_strategy in results.items():
-            path = (
-                args.plot
-                if len(results) == 1
-                else args.plot.with_name(f"{args.plot.stem}-{name}{args.plot.suffix or '.png'}")
-            )
+        for (name, per_strategy), path in zip(results.items(), plots, strict=True):
             shown = {s: per_strategy[s] for s in strategies}
-            plot_strategies(shown, path, f"{name}: mean of {args.episodes} episodes")
+            title = f"{name}: mean of {args.episodes} episodes (run {run_id})"
+            outputs.add(path, strategy_figure_writer(shown, title))
+    outputs.commit()
+    for path in [args.json, *plots]:
+        if path is not None:
             print(f"wrote {path}")
     return 0
+
+
+def _plot_paths(plot: Path, names: list[str]) -> list[Path]:
+    """One plot per scenario: ``plot`` itself for one, ``STEM-NAME.png`` for several."""
+    if len(names) == 1:
+        return [plot]
+    return [plot.with_name(f"{plot.stem}-{name}{plot.suffix or '.png'}") for name in names]

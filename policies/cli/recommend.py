@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bidder.logs import read_logs, table_format, write_table
+from bidder.logs import read_logs, table_format, table_writer
 from bidder.recommend import (
     RECOMMENDATION_COLUMNS,
     Recommendation,
@@ -17,7 +17,7 @@ from bidder.recommend import (
     check_settings,
     recommend,
 )
-from envs.io import atomic_write_text
+from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--policy",
         default=None,
-        help="a ppo-mpc policy .zip; it is checked, but the day-ahead plan is the neutral "
+        help="a ppo-mpc policy .safetensors file; it is checked, but the day-ahead plan is the neutral "
         "plan (the policy plans hour by hour from live results)",
     )
     parser.set_defaults(func=run)
@@ -56,22 +56,34 @@ def _parse_date(text: str) -> dt.date:
 
 
 def write_recommendation(recommendation: Recommendation, out: str | Path) -> Path:
-    """Write the rows (CSV or Parquet by suffix) and the JSON summary, each atomically.
+    """Write the rows (CSV or Parquet by suffix) and the JSON summary: both or neither.
+
+    Both carry one run id (the table's ``run_id`` column, the summary's ``run_id``), so
+    a reader can tell that they belong together.
 
     Returns:
         The summary's path.
     """
     out = Path(out)
-    table: pd.DataFrame = recommendation.table[list(RECOMMENDATION_COLUMNS)]
-    write_table(table, out, "recommendation file")
+    run_id = new_run_id()
+    table: pd.DataFrame = recommendation.table[list(RECOMMENDATION_COLUMNS)].assign(run_id=run_id)
     summary = summary_path(out)
-    atomic_write_text(summary, json.dumps(recommendation.summary, indent=2) + "\n")
+    outputs = OutputSet()
+    outputs.add(out, table_writer(table, out, "recommendation file"))
+    outputs.add_text(
+        summary, json.dumps({"run_id": run_id} | recommendation.summary, indent=2) + "\n"
+    )
+    outputs.commit()
+    recommendation.summary["run_id"] = run_id
     return summary
 
 
 def run(args: argparse.Namespace) -> int:
     # Everything a user can get wrong is checked before anything is written.
     table_format(args.out, "recommendation file")
+    check_output_path(args.out, "recommendation file")
+    check_output_path(summary_path(args.out), "recommendation summary")
+    check_outputs_distinct([args.history, args.policy], [args.out, summary_path(args.out)])
     date = _parse_date(args.date)
     check_settings(args.budget, args.roi_target)
     plan_note = "neutral plan (MPC alone)"
@@ -97,5 +109,6 @@ def run(args: argparse.Namespace) -> int:
         f"to {args.out} and the summary to {summary}: planned spend {s['planned_spend']:,.0f} "
         f"of {s['budget']:,.0f}, expected GMV {s['expected_gmv']:,.0f}, "
         f"ROI {s['expected_roi']:.2f}; {len(s['thin_arms'])} thin arms"
+        + "".join(f"; warning: {text}" for text in s["warnings"])
     )
     return 0

@@ -6,6 +6,9 @@ import argparse
 import datetime as dt
 
 from bidder.logs import log_format, write_logs
+from envs.io import check_output_path, check_outputs_distinct
+from envs.presets import PRESETS
+from policies.cli import seed_arg
 from policies.simulate import SimulationError, simulate_logs
 
 
@@ -20,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scenario", default="default", help="preset name or TOML path")
     parser.add_argument("--strategy", default="even", help="registered strategy to play")
     parser.add_argument("--days", type=int, default=14, help="number of days (default 14)")
-    parser.add_argument("--seed", type=int, default=0, help="market seed")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="market seed")
     parser.add_argument(
         "--start-date",
         default=None,
@@ -44,6 +47,9 @@ def _parse_date(text: str | None) -> dt.date | None:
 def run(args: argparse.Namespace) -> int:
     # Check the output's type before playing days that could not be written.
     log_format(args.out)
+    check_output_path(args.out, "log file")
+    if args.scenario not in PRESETS:
+        check_outputs_distinct([args.scenario], [args.out])
     logs = simulate_logs(
         args.scenario, args.strategy, args.days, args.seed, start_date=_parse_date(args.start_date)
     )

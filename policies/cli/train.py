@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from policies.cli import seed_arg
 from policies.train import TrainConfig, train
 
 
@@ -15,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train the PPO planner (ppo-mpc) on simulated markets",
         description="Train a PPO policy that chooses the MPC bidder's plan (ROI risk, "
         "trend tilt, forecast trend) every hour, over presets and randomised markets. Writes the "
-        "policy .zip, a .json with the config and learning curve beside it, checkpoints, "
+        "policy (.safetensors: tensors and settings, docs/security.md), a .json with the config and learning curve beside it, checkpoints, "
         "and TensorBoard logs under runs/.",
     )
     parser.add_argument(
@@ -30,8 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.timesteps,
         help=f"environment steps in total (default: {defaults.timesteps})",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
-    parser.add_argument("--out", default=defaults.out, help="policy .zip to write")
+    parser.add_argument("--seed", type=seed_arg, default=defaults.seed, help="random seed")
+    parser.add_argument("--out", default=defaults.out, help="policy file to write (.safetensors)")
     parser.add_argument(
         "--n-envs",
         type=int,
