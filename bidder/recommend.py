@@ -40,7 +40,7 @@ from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
 from bidder.plan import Plan
 from envs.errors import InputError
 from envs.market import EpisodeMarket, expected_response
-from envs.stats import normal_cdf, normal_ppf
+from envs.stats import lognormal_auction, normal_cdf, normal_ppf
 
 HOURS_PER_DAY = 24
 #: Fewest distinct dates a history needs: every hour of the day is then seen at least
@@ -140,6 +140,7 @@ class FittedMarket:
     last_date: dt.date
     untradeable: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     warnings: list[str] = field(default_factory=list)
+    traffic_noise_by_channel: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -387,6 +388,15 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         n_arms * HOURS_PER_DAY,
     )
     traffic_cells = traffic_cells.reshape(n_arms, HOURS_PER_DAY)
+    traffic_noise = _fit_traffic_noise(
+        opportunities,
+        counted,
+        traffic_cells.ravel()[cell] * day_factor,
+        c,
+        hour,
+        row_dates,
+        channels,
+    )
     untradeable = ~np.isfinite(traffic_cells).any(axis=1)
     traffic_by_hour, shape = _fill_daypart(traffic_cells, channel_of_arm, n_channels)
     traffic_by_hour = np.where(np.isfinite(traffic_by_hour), traffic_by_hour, 0.0)
@@ -455,7 +465,42 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         last_date=last,
         untradeable=untradeable,
         warnings=warnings,
+        traffic_noise_by_channel=traffic_noise,
     )
+
+
+def _fit_traffic_noise(
+    opportunities: np.ndarray,
+    counted: np.ndarray,
+    expected: np.ndarray,
+    c: np.ndarray,
+    hour: np.ndarray,
+    row_dates: np.ndarray,
+    channels: Sequence[str],
+) -> dict[str, float]:
+    """Day-to-day log-spread of each channel's hourly traffic around the fitted mean.
+
+    A channel's arms share its hour's traffic swings, so the spread is measured on the
+    opportunity-weighted mean log ratio per (date, channel, hour), less the part that
+    Poisson counting alone explains.
+    """
+    usable = counted & np.isfinite(expected) & (expected > 0)
+    noise = {name: 0.0 for name in channels}
+    if not usable.any():
+        return noise
+    dates = np.unique(row_dates, return_inverse=True)[1]
+    group = (dates * len(channels) + c) * HOURS_PER_DAY + hour
+    ratio = np.log(opportunities[usable] / expected[usable])
+    keys, index = np.unique(group[usable], return_inverse=True)
+    weight = np.bincount(index, opportunities[usable])
+    mean_log = np.bincount(index, opportunities[usable] * ratio) / weight
+    channel_of_group = (keys // HOURS_PER_DAY) % len(channels)
+    for ci, name in enumerate(channels):
+        in_channel = channel_of_group == ci
+        if in_channel.sum() >= 10:
+            spread = float(np.var(mean_log[in_channel])) - float(np.mean(1.0 / weight[in_channel]))
+            noise[name] = float(np.sqrt(np.clip(spread, 0.0, 1.0)))
+    return noise
 
 
 #: Below this share of usable rows (a bid above the price paid) the fitted auction is
@@ -708,6 +753,78 @@ def plan_day(
     return bids, decision
 
 
+@dataclass(frozen=True)
+class SpendRisk:
+    """How far the day's spend can run past its expectation without the platform's cap.
+
+    The platform stops delivering at the budget, so the real spend never exceeds it; but a
+    plan whose *uncapped* spend often would is a plan cut short on busy days. Spend is a
+    sum of Poisson auctions (variance ``traffic * E[price^2; win]`` per arm and hour) times
+    each channel's day-to-day traffic swing (log-spread from the history, shared by the
+    channel's arms in an hour); the total is taken as normal (hundreds of arm-hours).
+    """
+
+    expected: float
+    sd: float
+
+    def quantile(self, probability: float) -> float:
+        return self.expected + float(normal_ppf(np.array(probability))) * self.sd
+
+    def probability_over(self, amount: float) -> float:
+        if self.sd <= 0:
+            return float(self.expected > amount)
+        return float(1.0 - normal_cdf(np.array((amount - self.expected) / self.sd)))
+
+
+def spend_risk(fitted: FittedMarket, bids: np.ndarray) -> SpendRisk:
+    """The uncapped spend distribution of per-hour ``bids`` (24, K) on the fitted day."""
+    market = fitted.market
+    _, _, pay2 = lognormal_auction(np.maximum(bids, 1e-12), market.price_median, market.price_sigma)
+    spend = _expected(market, bids).spend
+    counting = float((market.traffic * pay2).sum()) / 1e6  # CPM: prices per 1000 impressions
+    channels = sorted(fitted.price_sigma_by_channel)
+    swing = 0.0
+    for name in channels:
+        arms = [k for k, (_, channel) in enumerate(fitted.arms) if channel == name]
+        sigma = fitted.traffic_noise_by_channel.get(name, 0.0)
+        by_hour = spend[:, arms].sum(axis=1)
+        swing += math.expm1(sigma * sigma) * float((by_hour * by_hour).sum())
+    return SpendRisk(expected=float(spend.sum()), sd=math.sqrt(max(counting + swing, 0.0)))
+
+
+def plan_within_risk(
+    fitted: FittedMarket,
+    budget: float,
+    roi_target: float,
+    plan: Plan | None,
+    budget_risk: float,
+) -> tuple[np.ndarray, Decision, float]:
+    """Bids whose uncapped spend exceeds ``budget`` with probability at most ``budget_risk``.
+
+    The day is re-planned with a smaller planning budget (the budget less the spend's
+    margin at that risk) until the margin fits, at most four times; if it still does not,
+    every bid is lowered by one common factor until it does.
+
+    Returns:
+        The bids, the last decision and the planning budget used.
+    """
+    planning = budget
+    for _ in range(4):
+        bids, decision = plan_day(fitted, planning, roi_target, plan)
+        over = spend_risk(fitted, bids).quantile(1.0 - budget_risk) - budget
+        if over <= 0:
+            return bids, decision, planning
+        planning = max(planning - over, 1e-6 * budget)
+    low, high = 0.0, 1.0
+    for _ in range(50):
+        mid = 0.5 * (low + high)
+        if spend_risk(fitted, bids * mid).quantile(1.0 - budget_risk) > budget:
+            high = mid
+        else:
+            low = mid
+    return bids * low, decision, planning
+
+
 def recommend(
     logs: pd.DataFrame,
     budget: float,
@@ -716,6 +833,7 @@ def recommend(
     plan: Plan | None = None,
     source: str = "history",
     plan_note: str = "neutral plan (MPC alone)",
+    budget_risk: float | None = None,
 ) -> Recommendation:
     """Fit the history and plan ``date``: per-hour bids, spend and GMV per arm.
 
@@ -727,6 +845,9 @@ def recommend(
         plan: the MPC plan (default: neutral).
         source: what to call the history in messages.
         plan_note: how the plan was chosen, for the summary.
+        budget_risk: if given (0 < P < 0.5), plan so that the spend without the
+            platform's delivery cap exceeds the budget with probability at most P
+            (:class:`SpendRisk`); otherwise plan the expected spend up to the budget.
 
     Returns:
         The recommendation rows (``RECOMMENDATION_COLUMNS``), the summary and the fit.
@@ -736,8 +857,15 @@ def recommend(
             history, or an ROI target that no allocation of the budget reaches.
     """
     check_settings(budget, roi_target)
+    check_budget_risk(budget_risk)
     fitted = fit_market(logs, date, source)
-    bids, decision = plan_day(fitted, float(budget), float(roi_target), plan)
+    planning_budget = float(budget)
+    if budget_risk is None:
+        bids, decision = plan_day(fitted, float(budget), float(roi_target), plan)
+    else:
+        bids, decision, planning_budget = plan_within_risk(
+            fitted, float(budget), float(roi_target), plan, budget_risk
+        )
     if not decision.roi_target_reachable:
         raise RecommendError(
             f"ROI target {roi_target:g} cannot be reached tomorrow: the best reachable ROI at "
@@ -766,7 +894,42 @@ def recommend(
         worst = table["planned_spend"].idxmax()
         table.loc[worst, "planned_spend"] = round(table.loc[worst, "planned_spend"] - 0.01, 2)
     summary = _summary(fitted, decision, table, float(budget), float(roi_target), plan_note)
+    risk = spend_risk(fitted, bids)
+    summary["spend_risk"] = {
+        "meaning": "the day's spend without the platform's delivery cap (which stops at the "
+        "budget): its expectation, standard deviation, the amounts it stays below with 95% "
+        "and 99% probability, and the probability it exceeds the budget",
+        "expected": round(risk.expected, 2),
+        "sd": round(risk.sd, 2),
+        "p95": round(risk.quantile(0.95), 2),
+        "p99": round(risk.quantile(0.99), 2),
+        "probability_over_budget": round(risk.probability_over(float(budget)), 4),
+        "budget_risk": budget_risk,
+        "planning_budget": round(planning_budget, 2),
+        "traffic_noise_by_channel": {
+            name: round(value, 4) for name, value in fitted.traffic_noise_by_channel.items()
+        },
+    }
     return Recommendation(table=table, summary=summary, fitted=fitted, decision=decision)
+
+
+def check_budget_risk(budget_risk: float | None) -> None:
+    """Refuse a budget risk that is not a probability in (0, 0.5).
+
+    Raises:
+        RecommendError: names the value and the range.
+    """
+    if budget_risk is None:
+        return
+    if (
+        isinstance(budget_risk, bool)
+        or not isinstance(budget_risk, (int, float))
+        or not 0.0 < budget_risk < 0.5
+    ):
+        raise RecommendError(
+            f"--budget-risk {budget_risk!r} is not a probability between 0 and 0.5; give "
+            "e.g. --budget-risk 0.05 for at most a 5% chance that uncapped spend exceeds the budget"
+        )
 
 
 def _summary(

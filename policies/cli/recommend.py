@@ -14,6 +14,7 @@ from bidder.recommend import (
     RECOMMENDATION_COLUMNS,
     Recommendation,
     RecommendError,
+    check_budget_risk,
     check_settings,
     recommend,
 )
@@ -34,6 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--roi-target", required=True, type=float, help="GMV / spend target")
     parser.add_argument("--date", required=True, help="the day to plan, YYYY-MM-DD")
     parser.add_argument("--out", required=True, help="recommendations, .csv or .parquet")
+    parser.add_argument(
+        "--budget-risk",
+        type=float,
+        default=None,
+        metavar="P",
+        help="plan so that spend without the platform's cap exceeds the budget with "
+        "probability at most P (e.g. 0.05); default: expected spend up to the budget",
+    )
     parser.add_argument(
         "--policy",
         default=None,
@@ -86,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs_distinct([args.history, args.policy], [args.out, summary_path(args.out)])
     date = _parse_date(args.date)
     check_settings(args.budget, args.roi_target)
+    check_budget_risk(args.budget_risk)
     plan_note = "neutral plan (MPC alone)"
     if args.policy is not None:
         # The policy's features describe a campaign in progress (spend so far, last hour's
@@ -100,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
         )
     logs = read_logs(args.history)
     recommendation = recommend(
-        logs, args.budget, args.roi_target, date, source=str(args.history), plan_note=plan_note
+        logs,
+        args.budget,
+        args.roi_target,
+        date,
+        source=str(args.history),
+        plan_note=plan_note,
+        budget_risk=args.budget_risk,
     )
     summary = write_recommendation(recommendation, args.out)
     s = recommendation.summary
@@ -108,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {len(recommendation.table):,} rows ({s['arms']} arms x 24 hours) for {s['date']} "
         f"to {args.out} and the summary to {summary}: planned spend {s['planned_spend']:,.0f} "
         f"of {s['budget']:,.0f}, expected GMV {s['expected_gmv']:,.0f}, "
-        f"ROI {s['expected_roi']:.2f}; {len(s['thin_arms'])} thin arms"
-        + "".join(f"; warning: {text}" for text in s["warnings"])
+        f"ROI {s['expected_roi']:.2f}; uncapped spend below {s['spend_risk']['p95']:,.0f} "
+        f"with 95% probability, over the budget with "
+        f"{100 * s['spend_risk']['probability_over_budget']:.0f}%; "
+        f"{len(s['thin_arms'])} thin arms" + "".join(f"; warning: {text}" for text in s["warnings"])
     )
     return 0
