@@ -211,7 +211,12 @@ def read_input_bytes(
     """The bytes of a regular file of at most ``max_bytes`` (see :func:`check_input_file`)."""
     path = check_input_file(path, what, max_bytes, error)
     try:
-        with open(path, "rb") as handle:
+        # Non-blocking, and checked again on the open file: a path swapped for a FIFO
+        # after the check above still cannot block the read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise error(f"{path}: the {what} is not a regular file; give a file on disk")
             data = handle.read(max_bytes + 1)
     except OSError as err:
         raise error(f"{path}: cannot read the {what} ({_describe_os_error(err)})") from None
