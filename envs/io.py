@@ -41,8 +41,10 @@ class FileInputError(InputError):
 
 
 def new_run_id() -> str:
-    """A short id stamped on every output of one run, so a reader can tell a pair."""
-    return uuid.uuid4().hex[:12]
+    """A short id stamped on every output of one run, so a reader can tell a pair.
+
+    Prefixed so that no reader takes it for a number (``7e92...`` is one in CSV)."""
+    return f"run-{uuid.uuid4().hex[:12]}"
 
 
 def _umask() -> int:

@@ -374,9 +374,10 @@ def test_recommend_writes_its_pair_with_one_run_id_or_neither(workdir, capsys):
     assert snapshot(workdir) == before
     code, err = cli(capsys, *args, "--out", str(workdir / "ok.csv"))
     assert code == 0, err
-    table = pd.read_csv(workdir / "ok.csv")
+    table = pd.read_csv(workdir / "ok.csv")  # as a reader would: no dtype given
     summary = json.loads((workdir / "ok.json").read_text())
     assert table["run_id"].nunique() == 1 and table["run_id"].iloc[0] == summary["run_id"]
+    assert summary["run_id"].startswith("run-")  # never parsed as a number (7e92... is one)
 
 
 def test_evaluate_writes_json_and_plot_together(tmp_path, capsys):
