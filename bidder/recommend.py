@@ -740,17 +740,22 @@ def plan_day(
     decision = bidder.decide(market, state, plan)
     bids = np.asarray(decision.bids_by_period, dtype=float).T.copy()
     bids[:, fitted.untradeable] = 0.0
-    spend = _expected(market, bids).spend.sum()
-    if spend > budget:
-        low, high = 0.0, 1.0
-        for _ in range(60):
-            mid = 0.5 * (low + high)
-            if _expected(market, bids * mid).spend.sum() > budget:
-                high = mid
-            else:
-                low = mid
-        bids = bids * low
+    if _expected(market, bids).spend.sum() > budget:
+        bids = _scaled_down(bids, lambda scaled: _expected(market, scaled).spend.sum() > budget)
     return bids, decision
+
+
+def _scaled_down(bids: np.ndarray, too_much) -> np.ndarray:
+    """``bids`` times the largest common factor in [0, 1] for which ``too_much(bids)`` is
+    false (bisection; ``too_much`` must grow with the bids)."""
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        if too_much(bids * mid):
+            high = mid
+        else:
+            low = mid
+    return bids * low
 
 
 @dataclass(frozen=True)
@@ -782,14 +787,12 @@ def spend_risk(fitted: FittedMarket, bids: np.ndarray) -> SpendRisk:
     _, _, pay2 = lognormal_auction(np.maximum(bids, 1e-12), market.price_median, market.price_sigma)
     spend = _expected(market, bids).spend
     counting = float((market.traffic * pay2).sum()) / 1e6  # CPM: prices per 1000 impressions
-    channels = sorted(fitted.price_sigma_by_channel)
-    swing = 0.0
-    for name in channels:
-        arms = [k for k, (_, channel) in enumerate(fitted.arms) if channel == name]
-        sigma = fitted.traffic_noise_by_channel.get(name, 0.0)
-        by_hour = spend[:, arms].sum(axis=1)
-        swing += math.expm1(sigma * sigma) * float((by_hour * by_hour).sum())
-    return SpendRisk(expected=float(spend.sum()), sd=math.sqrt(max(counting + swing, 0.0)))
+    channels = sorted(fitted.traffic_noise_by_channel)
+    of_channel = np.array([[ch == name for name in channels] for _, ch in fitted.arms], float)
+    by_channel_hour = spend @ of_channel  # (24, channels): the arms of a channel swing together
+    sigma = np.array([fitted.traffic_noise_by_channel[name] for name in channels])
+    swing = float((np.expm1(sigma * sigma) * by_channel_hour**2).sum())
+    return SpendRisk(expected=float(spend.sum()), sd=math.sqrt(counting + swing))
 
 
 def plan_within_risk(
@@ -815,14 +818,10 @@ def plan_within_risk(
         if over <= 0:
             return bids, decision, planning
         planning = max(planning - over, 1e-6 * budget)
-    low, high = 0.0, 1.0
-    for _ in range(50):
-        mid = 0.5 * (low + high)
-        if spend_risk(fitted, bids * mid).quantile(1.0 - budget_risk) > budget:
-            high = mid
-        else:
-            low = mid
-    return bids * low, decision, planning
+    bids = _scaled_down(
+        bids, lambda scaled: spend_risk(fitted, scaled).quantile(1.0 - budget_risk) > budget
+    )
+    return bids, decision, planning
 
 
 def recommend(

@@ -254,7 +254,6 @@ class OutputSet:
         try:
             for current, write in self._items:
                 staged.append((self._stage(current, write), current))
-            renamed = 0
             for tmp, current in staged:
                 os.replace(tmp, current)
                 renamed += 1

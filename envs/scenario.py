@@ -545,22 +545,10 @@ class Scenario:
         self._check_effective_cvr()
 
     def _check_effective_cvr(self) -> None:
-        """A conversion rate is a probability after the shocks too (price cuts and
-        promotions multiply it). A cheap bound first; the exact hourly values only when
-        the bound exceeds 1."""
-        lifted = False
-        for arm in self.arms:
-            bound = arm.cvr
-            for shock in self.shocks:
-                if (shock.channel is None or shock.channel == arm.channel) and (
-                    shock.product is None or shock.product == arm.product
-                ):
-                    if shock.kind == "price_cut":
-                        bound *= max(1.0, shock.factor)
-                    elif shock.kind == "promotion":
-                        bound *= max(1.0, math.sqrt(shock.factor))
-            lifted = lifted or bound > 1.0
-        if not lifted:
+        """A conversion rate is a probability after the shocks too: price cuts and
+        promotions multiply it. The market's own hourly CVR is checked (it knows which arms
+        and hours each shock reaches), and only when such a shock raises CVR at all."""
+        if not any(s.kind in ("price_cut", "promotion") and s.factor > 1 for s in self.shocks):
             return
         from envs.market import build_episode  # the market reads scenarios: import late
 

@@ -362,11 +362,10 @@ def convert_sb3_zip(source: str | Path, out: str | Path) -> dict[str, Any]:
                 and archive.getinfo("data").file_size < 16 * 1024 * 1024
             ):
                 # Plain JSON; only the integer step count is taken from it.
-                with_steps = json.loads(archive.read("data").decode("utf-8"))
-                steps = with_steps.get("num_timesteps", 0) if isinstance(with_steps, dict) else 0
+                data_json = json.loads(archive.read("data").decode("utf-8"))
+                if isinstance(data_json, dict):
+                    steps = data_json.get("num_timesteps", 0)
                 steps = steps if type(steps) is int and steps >= 0 else 0
-    except PolicyFileError:
-        raise
     except (
         zipfile.BadZipFile,
         KeyError,

@@ -448,11 +448,18 @@ def test_scenarios_that_would_crash_the_simulator_are_refused(tmp_path, capsys, 
 
 def test_shocks_that_keep_cvr_a_probability_are_accepted():
     scenario = get_scenario("default")
-    text = scenario.to_toml() + (
-        '\n[[shocks]]\nkind = "price_cut"\nstart_hour = 3\nend_hour = 5\nfactor = 5.0\n'
-        '\n[[shocks]]\nkind = "price_cut"\nstart_hour = 6\nfactor = 5.0\n'
-    )  # two non-overlapping cuts: the cheap bound (x25) says maybe, the exact check says fine
-    assert len(Scenario.from_toml(text).shocks) == len(scenario.shocks) + 2
+    factor = 0.9 / max(arm.cvr for arm in scenario.arms)  # alone: every CVR stays below 1
+
+    def with_cuts(second_start: int) -> str:
+        return scenario.to_toml() + (
+            f'\n[[shocks]]\nkind = "price_cut"\nstart_hour = 3\nend_hour = 5\nfactor = {factor}\n'
+            f'\n[[shocks]]\nkind = "price_cut"\nstart_hour = {second_start}\nfactor = {factor}\n'
+        )
+
+    # Two cuts in different hours are fine; the same two overlapping lift CVR above 1.
+    assert len(Scenario.from_toml(with_cuts(6)).shocks) == len(scenario.shocks) + 2
+    with pytest.raises(ScenarioError, match="cannot exceed 1"):
+        Scenario.from_toml(with_cuts(4))
 
 
 # -- 8. simulated logs never overspend by rounding ------------------------------------------
