@@ -38,7 +38,7 @@ from envs.scenario import Product, Scenario  # noqa: E402
 
 ARM_COUNTS: tuple[int, ...] = (10, 25, 100)
 #: Large enough that no hour of random bids can spend it: episodes run the full horizon.
-UNREACHABLE_BUDGET = 1e15
+UNREACHABLE_BUDGET = 1e13  # the largest budget a scenario may state
 
 
 def bench_scenario(n_arms: int) -> Scenario:

@@ -244,6 +244,7 @@ class MPCBidder:
             forecast.aov[0],
             forecast.saturation,
             bids,
+            forecast.mechanism,
         )
         return np.minimum(out.spend[0], total), np.minimum(out.spend[1], total)
 

@@ -130,6 +130,8 @@ def build_curves(
         forecast.aov[:, None, :],
         forecast.saturation,
         bids[:, period_of_hour, :].transpose(1, 2, 0),
+        forecast.mechanism,
+        1.0 if forecast.attribution is None else forecast.attribution[:, None, :],
     )
     spend, gmv = outcome.spend, outcome.gmv
     n_arms = len(bid_cap)

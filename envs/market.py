@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.mechanisms import Mechanism, attribution, build_mechanism
 from envs.scenario import Scenario
 from envs.stats import lognormal_auction, normal_cdf
 
@@ -76,6 +77,11 @@ class EpisodeMarket:
         saturation: audience size as a multiple of the hour's traffic, (K,).
         fatigue_impressions, fatigue_floor: creative wear-out parameters, (K,).
         hour_of_day: hour of day of each campaign hour, (T,).
+        mechanism: the channels' auction rules, price families, reserve prices, rivals
+            and order delays (:class:`~envs.mechanisms.Mechanism`); ``None`` for plain
+            second-price log-normal auctions with orders in the click's hour.
+        attribution: share of each hour's orders that arrive within the attribution
+            window, (T, K); ``None`` when orders are not delayed.
     """
 
     traffic: np.ndarray
@@ -89,6 +95,8 @@ class EpisodeMarket:
     fatigue_impressions: np.ndarray
     fatigue_floor: np.ndarray
     hour_of_day: np.ndarray
+    mechanism: Mechanism | None = None
+    attribution: np.ndarray | None = None
 
     @property
     def horizon(self) -> int:
@@ -105,6 +113,8 @@ class EpisodeMarket:
         unknown = set(factors) - set(per_hour)
         if unknown:
             raise ValueError(f"not per-hour market fields: {sorted(unknown)}")
+        if self.attribution is not None:
+            per_hour["attribution"] = self.attribution[t:]
         return dataclasses.replace(self, hour_of_day=self.hour_of_day[t:], **per_hour)
 
     def __post_init__(self) -> None:
@@ -205,6 +215,7 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
         noise = np.exp(s * rng.standard_normal((T, len(names))) - 0.5 * s * s)
         traffic = traffic * noise[:, [names.index(c) for c in arm_channel]]
 
+    mechanism = build_mechanism(scenario)
     return EpisodeMarket(
         traffic=traffic,
         price_median=price_median,
@@ -217,6 +228,8 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
         fatigue_impressions=np.array([a.fatigue_impressions for a in arms]),
         fatigue_floor=np.array([a.fatigue_floor for a in arms]),
         hour_of_day=hour_of_day,
+        mechanism=mechanism,
+        attribution=attribution(mechanism, T, scenario.attribution_window_hours),
     )
 
 
@@ -247,21 +260,31 @@ def expected_response(
     aov: np.ndarray,
     saturation: np.ndarray,
     bids_cpm: np.ndarray,
+    mechanism: Mechanism | None = None,
+    attributed: np.ndarray | float = 1.0,
 ) -> HourExpectation:
     """Expected hourly figures for any broadcastable arrays of market parameters and bids.
 
     The same closed form as :func:`expected_hour`, written on raw arrays so that a
     planner can evaluate many hours, arms and candidate bids in one call. ``ctr`` must
-    already include creative wear.
+    already include creative wear. ``mechanism`` (arms on the last axis) gives other
+    auctions and price families; without it the auction is second-price on log-normal
+    prices. ``price_median`` is then the price level (rivals' reaction included), and
+    ``attributed`` the share of orders that arrive within the attribution window.
     """
     bids = np.maximum(bids_cpm, 1e-12)
-    win, pay1, _ = lognormal_auction(bids, price_median, price_sigma)
+    if mechanism is None:
+        win, pay1, _ = lognormal_auction(bids, price_median, price_sigma)
+    else:
+        win, pay1, _ = mechanism.auction_moments(bids, price_median)
     lam = traffic * win
     audience = np.maximum(saturation * traffic, 1e-9)
     # E[A (1 - exp(-n / A))] for n ~ Poisson(lam) is A (1 - exp(lam (exp(-1/A) - 1))).
     reach = audience * -np.expm1(lam * np.expm1(-1.0 / audience))
     clicks = ctr * reach
     orders = clicks * cvr
+    if mechanism is not None:
+        orders = orders * attributed
     return HourExpectation(
         win_rate=win,
         impressions=lam,
@@ -273,23 +296,35 @@ def expected_response(
 
 
 def expected_hour(
-    market: EpisodeMarket, t: int, bids_cpm: np.ndarray, exposure: np.ndarray | None = None
+    market: EpisodeMarket,
+    t: int,
+    bids_cpm: np.ndarray,
+    exposure: np.ndarray | None = None,
+    price_factor: np.ndarray | None = None,
 ) -> HourExpectation:
     """Expected outcome of hour ``t`` for the given bids, before any budget cap.
 
     Exact for the sampling model of :func:`sample_hour` (Poisson impressions make the
-    expected saturated reach closed-form).
+    expected saturated reach closed-form). ``price_factor`` multiplies the hour's price
+    level per arm (the rivals' reaction, :class:`~envs.mechanisms.Rivals`). With delayed
+    orders, ``orders`` and ``gmv`` are what the hour's clicks bring within the
+    attribution window, whenever it arrives.
     """
     ctr = market.ctr[t] if exposure is None else market.ctr[t] * creative_wear(market, exposure)
+    price = (
+        market.price_median[t] if price_factor is None else market.price_median[t] * price_factor
+    )
     return expected_response(
         market.traffic[t],
-        market.price_median[t],
+        price,
         market.price_sigma,
         ctr,
         market.cvr[t],
         market.aov[t],
         market.saturation,
         np.asarray(bids_cpm, dtype=float),
+        market.mechanism,
+        1.0 if market.attribution is None else market.attribution[t],
     )
 
 
@@ -308,6 +343,11 @@ class HourlyStreams:
 
     #: The random draws of one hour, in the order :func:`sample_hour` makes them.
     DRAWS = ("opportunities", "impressions", "spend", "clicks", "orders", "gmv")
+    #: Draws of the mechanisms added later (delayed orders arriving, and those that
+    #: arrive after the campaign): streams of their own, far beyond the ones above, so
+    #: that the draws above stay exactly where they were.
+    EXTRA_DRAWS = ("arrivals", "late_arrivals")
+    _EXTRA_BASE = 1 << 48
 
     def __init__(self, seed: int):
         self._bitgen = np.random.PCG64(seed)
@@ -317,7 +357,12 @@ class HourlyStreams:
     def at(self, t: int, draw: int) -> np.random.Generator:
         """The generator positioned at the start of hour ``t``'s draw number ``draw``."""
         self._bitgen.state = self._start
-        self._bitgen.advance((t * len(self.DRAWS) + draw) << 64)
+        n = len(self.DRAWS)
+        if draw < n:
+            position = t * n + draw
+        else:
+            position = self._EXTRA_BASE + t * len(self.EXTRA_DRAWS) + draw - n
+        self._bitgen.advance(position << 64)
         return self._generator
 
 
@@ -328,11 +373,15 @@ def sample_hour(
     exposure: np.ndarray,
     remaining_budget: float,
     rng: np.random.Generator | HourlyStreams,
+    price_factor: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Draw one hour of auctions for every arm; spend never exceeds ``remaining_budget``.
 
     ``rng`` is either one generator used for every draw in turn, or
     :class:`HourlyStreams` (what the environment uses): a stream per hour and draw.
+    ``price_factor`` multiplies the hour's price level per arm (reacting rivals).
+    Orders are those the hour's clicks make, whenever they arrive (the environment
+    delays them, :class:`~envs.mechanisms.PendingOrders`).
 
     Returns per-arm arrays: ``opportunities``, ``impressions``, ``clicks``, ``orders``
     (integers), ``spend``, ``gmv`` (currency), ``win_rate`` and ``clearing_cpm`` (mean
@@ -350,11 +399,23 @@ def sample_hour(
             return single
 
     bids = np.maximum(bids_cpm, 1e-12)
-    # lognormal_auction with the episode's precomputed constants: this is the hottest line
-    # of an environment step. Bids are positive, so the log needs no error-state guard.
-    z = np.log(bids / market.price_median[t]) / market.price_sigma
-    cdf = normal_cdf(z - market._sigma_shifts)
-    win, pay1, pay2 = cdf[0], market._pay1_scale[t] * cdf[1], market._pay2_scale[t] * cdf[2]
+    mechanism = market.mechanism
+    if mechanism is None and price_factor is None:
+        # lognormal_auction with the episode's precomputed constants: this is the hottest
+        # line of an environment step. Bids are positive, so the log needs no guard.
+        z = np.log(bids / market.price_median[t]) / market.price_sigma
+        cdf = normal_cdf(z - market._sigma_shifts)
+        win, pay1, pay2 = cdf[0], market._pay1_scale[t] * cdf[1], market._pay2_scale[t] * cdf[2]
+    else:
+        price = (
+            market.price_median[t]
+            if price_factor is None
+            else market.price_median[t] * price_factor
+        )
+        if mechanism is None:
+            win, pay1, pay2 = lognormal_auction(bids, price, market.price_sigma)
+        else:
+            win, pay1, pay2 = mechanism.auction_moments(bids, price)
     traffic = market.traffic[t]
     opportunities = draw(0).poisson(traffic)
     impressions = draw(1).binomial(opportunities, win)
@@ -367,6 +428,12 @@ def sample_hour(
     mean_pay = np.maximum(np.where(win > 1e-12, pay1 / safe_win, bids), 1e-12)
     var_pay = np.maximum(pay2 / safe_win - mean_pay * mean_pay, 1e-6 * mean_pay * mean_pay)
     spend = draw(2).gamma(impressions * (mean_pay * mean_pay / var_pay), var_pay / mean_pay) / CPM
+    first_price = (
+        None if mechanism is None or not mechanism._any_first_price else mechanism._first_price
+    )
+    if first_price is not None:
+        # A first-price winner pays exactly its bid.
+        spend = np.where(first_price, impressions * bids / CPM, spend)
 
     # The platform stops delivering when the budget runs out within the hour: every arm
     # delivers until the same moment, so all are cut by the same fraction.
@@ -375,6 +442,8 @@ def sample_hour(
         fraction = max(remaining_budget, 0.0) / total * (1.0 - 1e-9)
         spend = spend * fraction
         impressions = np.floor(impressions * fraction).astype(np.int64)
+        if first_price is not None:
+            spend = np.where(first_price, impressions * bids / CPM, spend)
 
     # Unique reach saturates: A * (1 - exp(-n / A)) effective impressions out of n.
     audience = market.saturation * np.maximum(traffic, 1e-9)

@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.market import EpisodeMarket, HourlyStreams, build_episode, sample_hour
+from envs.mechanisms import PendingOrders, Rivals
 from envs.scenario import Scenario
 
 #: Half-width, in log space, of the bid range the normalised action spans: an action of
@@ -129,6 +130,8 @@ class AdMarketEnv(gym.Env):
         self.spent = 0.0
         self.gmv_total = 0.0
         self.exposure = np.zeros(self.n_arms)
+        self.rivals: Rivals | None = None
+        self.pending: PendingOrders | None = None
         self._last = np.zeros((len(ARM_FIGURES), self.n_arms))
         self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
 
@@ -137,6 +140,11 @@ class AdMarketEnv(gym.Env):
         self._reset_state()
         self.market = build_episode(self.scenario, self.np_random)
         self._streams = HourlyStreams(int(self.np_random.integers(2**63)))
+        mechanism = self.market.mechanism
+        if mechanism is not None and mechanism.reacts:
+            self.rivals = Rivals(mechanism)
+        if mechanism is not None and mechanism.delays:
+            self.pending = PendingOrders(mechanism)
         return self._observation(), self._info(None, np.zeros(self.n_arms))
 
     def step(self, action: np.ndarray):
@@ -148,9 +156,23 @@ class AdMarketEnv(gym.Env):
         if np.isnan(action).any():
             raise ValueError("the action contains NaN; give one finite number per arm in [-1, 1]")
         bids = self.action_to_bids(action)
+        rivals = self.rivals
         hour = sample_hour(
-            self.market, self.t, bids, self.exposure, self.budget - self.spent, self._streams
+            self.market,
+            self.t,
+            bids,
+            self.exposure,
+            self.budget - self.spent,
+            self._streams,
+            price_factor=None if rivals is None else rivals.factor(),
         )
+        if rivals is not None:
+            rivals.update(hour["impressions"], hour["opportunities"])
+        if self.pending is not None:
+            # The platform reports orders when they are placed, not when clicked.
+            hour["orders"], hour["gmv"] = self.pending.hour(
+                hour["orders"], hour["gmv"], self._streams.at(self.t, 6)
+            )
         self.exposure += hour["impressions"]
         step_spend = float(hour["spend"].sum())
         step_gmv = float(hour["gmv"].sum())
@@ -162,9 +184,18 @@ class AdMarketEnv(gym.Env):
 
         terminated = self.t >= self.horizon or self.spent >= self.budget * (1.0 - 1e-6)
         reward = step_gmv
+        late_orders = late_gmv = None
+        if terminated and self.pending is not None:
+            # Orders still pending count if they arrive within the attribution window.
+            hours_left = self.horizon - self.t + self.scenario.attribution_window_hours
+            late_orders, late_gmv = self.pending.close(hours_left, self._streams.at(self.t, 7))
+            self.gmv_total += float(late_gmv.sum())
+            reward += float(late_gmv.sum())
         if terminated:
             reward += score(self.gmv_total, self.spent, self.roi_target) - self.gmv_total
         info = self._info(hour, bids)
+        if late_gmv is not None:
+            info["late_orders"], info["late_gmv"] = late_orders, late_gmv
         if terminated:
             info["score"] = score(self.gmv_total, self.spent, self.roi_target)
         return self._observation(), reward, terminated, False, info

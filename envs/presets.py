@@ -223,6 +223,130 @@ def _aigc_mix() -> Scenario:
     )
 
 
+def _with_channels(sc: Scenario, **per_channel: dict) -> Scenario:
+    """``sc`` with some channels' fields changed: ``feed={"auction": "gsp"}``."""
+    channels = tuple(dataclasses.replace(c, **per_channel.get(c.name, {})) for c in sc.channels)
+    return sc.replace(channels=channels)
+
+
+def _gsp_feed() -> Scenario:
+    sc = _market(
+        *_SMALL,
+        name="gsp-feed",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="feed and live sell three ad slots by GSP; only exposed slots are paid",
+    )
+    slots = {"auction": "gsp", "slot_exposure": (1.0, 0.8, 0.6), "slot_price_ratio": 0.7}
+    return _with_channels(sc, feed=slots, live=dict(slots, slot_exposure=(1.0, 0.7, 0.45)))
+
+
+def _first_price_search() -> Scenario:
+    sc = _market(
+        ["serum", "sneakers"],
+        ["feed", "search", "mall"],
+        name="first-price-search",
+        budget=50_000.0,
+        roi_target=5.0,
+        description="search and mall run first-price auctions with reserve prices",
+    )
+    return _with_channels(
+        sc,
+        search={"auction": "first-price", "reserve_cpm": 20.0},
+        mall={"auction": "first-price", "reserve_cpm": 10.0},
+    )
+
+
+def _heavy_tail() -> Scenario:
+    sc = _market(
+        *_SMALL,
+        name="heavy-tail",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="brand campaigns top a quarter of feed and live auctions; gamma search prices",
+    )
+    brand = {"price_family": "mixture", "brand_share": 0.25, "brand_premium": 3.5}
+    return _with_channels(
+        sc,
+        feed=brand,
+        live=dict(brand, brand_share=0.15, reserve_cpm=12.0),
+        search={"price_family": "gamma", "price_sigma": 0.6},
+    )
+
+
+def _reactive_rivals() -> Scenario:
+    sc = _market(
+        *_SMALL,
+        name="reactive-rivals",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="rivals pace against our share: feed and live prices rise as we win more",
+    )
+    return _with_channels(
+        sc,
+        feed={"rival_elasticity": 0.8, "rival_memory_hours": 3.0},
+        live={"rival_elasticity": 1.0, "rival_memory_hours": 2.0},
+        search={"rival_elasticity": 0.5, "rival_memory_hours": 4.0},
+    )
+
+
+def _delayed_orders() -> Scenario:
+    sc = _market(
+        *_SMALL,
+        name="delayed-orders",
+        budget=60_000.0,
+        roi_target=5.0,
+        description="orders arrive hours after their clicks (mean 4 h feed, 6 h live, 2 h search)",
+    )
+    return _with_channels(
+        sc,
+        feed={"order_delay_hours": 4.0},
+        live={"order_delay_hours": 6.0},
+        search={"order_delay_hours": 2.0},
+    )
+
+
+def _real_world() -> Scenario:
+    sc = _market(
+        ["serum", "sneakers", "snack-box"],
+        list(CHANNELS),
+        name="real-world",
+        budget=120_000.0,
+        roi_target=4.0,
+        description="every mechanism at once: GSP slots, first price, heavy tails, rivals, delays",
+    )
+    return _with_channels(
+        sc,
+        feed={
+            "auction": "gsp",
+            "price_family": "mixture",
+            "brand_share": 0.2,
+            "rival_elasticity": 0.6,
+            "order_delay_hours": 3.0,
+        },
+        live={
+            "auction": "gsp",
+            "slot_exposure": (1.0, 0.7, 0.45),
+            "rival_elasticity": 0.8,
+            "rival_memory_hours": 2.0,
+            "order_delay_hours": 5.0,
+        },
+        search={
+            "auction": "first-price",
+            "price_family": "gamma",
+            "reserve_cpm": 20.0,
+            "order_delay_hours": 2.0,
+        },
+        mall={"price_family": "gamma", "price_sigma": 0.45, "reserve_cpm": 8.0},
+        affiliate={
+            "price_family": "mixture",
+            "brand_share": 0.3,
+            "brand_premium": 2.5,
+            "order_delay_hours": 6.0,
+        },
+    )
+
+
 PRESETS: dict[str, Callable[[], Scenario]] = {
     "default": _default,
     "steady": _steady,
@@ -232,7 +356,18 @@ PRESETS: dict[str, Callable[[], Scenario]] = {
     "traffic-shift": _traffic_shift,
     "promo-day": _promo_day,
     "aigc-mix": _aigc_mix,
+    "gsp-feed": _gsp_feed,
+    "first-price-search": _first_price_search,
+    "heavy-tail": _heavy_tail,
+    "reactive-rivals": _reactive_rivals,
+    "delayed-orders": _delayed_orders,
+    "real-world": _real_world,
 }
+#: The eight presets of the first market model (one second-price auction per arm, orders
+#: in the click's hour). Their seeded episodes are pinned bit for bit.
+CLASSIC_PRESETS: tuple[str, ...] = tuple(list(PRESETS)[:8])
+#: Presets of the market mechanisms beyond it (docs/market.md, "Mechanisms").
+MECHANISM_PRESETS: tuple[str, ...] = tuple(list(PRESETS)[8:])
 #: Presets whose market changes during the day.
 SHOCK_PRESETS: tuple[str, ...] = (
     "bid-war",

@@ -32,6 +32,12 @@ SHOCK_KINDS: tuple[str, ...] = (
     "promotion",
     "aigc_throttle",
 )
+#: Auction rules a channel may run (docs/market.md, "Auctions").
+AUCTIONS: tuple[str, ...] = ("second-price", "gsp", "first-price")
+#: Distributions of the highest competing bid (docs/market.md, "Clearing prices").
+PRICE_FAMILIES: tuple[str, ...] = ("lognormal", "gamma", "mixture")
+#: Most ad slots a GSP auction may have.
+MAX_SLOTS = 10
 #: Default day-of-week traffic factors, Monday first: e-commerce traffic rises towards
 #: the weekend.
 DEFAULT_WEEKDAY_FACTORS: tuple[float, ...] = (0.95, 0.95, 0.97, 1.0, 1.03, 1.07, 1.03)
@@ -142,6 +148,29 @@ class Channel:
             (0 = flat, 1 = the default evening-peak shape, >1 sharper).
         competition_elasticity: how clearing prices follow traffic through the day;
             prices scale with ``daypart ** competition_elasticity``.
+        auction: ``second-price`` (pay the highest competing bid), ``gsp`` (generalised
+            second price over ``len(slot_exposure)`` slots: pay the next slot's price,
+            only when the impression is exposed) or ``first-price`` (pay the own bid).
+        slot_exposure: GSP only: the probability that an impression in slot 1, 2, ... is
+            exposed (seen), non-increasing, each in (0, 1].
+        slot_price_ratio: GSP only: the competing price of slot ``j`` is the top
+            competing price times ``slot_price_ratio ** (j - 1)``.
+        price_family: distribution of the top competing price: ``lognormal`` (median
+            ``price_cpm``, log-spread ``price_sigma``), ``gamma`` (mean ``price_cpm``,
+            coefficient of variation ``price_sigma``, at most 1) or ``mixture`` (the
+            log-normal tail plus a block of brand campaigns, below).
+        brand_share, brand_premium, brand_sigma: mixture only: the share of auctions a
+            brand campaign tops, its median price as a multiple of ``price_cpm`` and its
+            log-spread.
+        reserve_cpm: the platform's reserve price (CPM): no impression sells below it,
+            and a winner pays at least it; 0 for none.
+        rival_elasticity: how rivals react to our share of the channel's impressions:
+            clearing prices are multiplied by ``exp(rival_elasticity * share)``, where
+            ``share`` is an exponential average of our hourly share; 0 for rivals that
+            do not react.
+        rival_memory_hours: the half-life, in hours, of that average.
+        order_delay_hours: mean delay, in hours, between a click and its order (a
+            geometric delay); 0 means orders arrive in the click's hour.
     """
 
     name: str
@@ -149,6 +178,21 @@ class Channel:
     price_sigma: float = 0.5
     daypart_strength: float = 1.0
     competition_elasticity: float = 0.4
+    auction: str = "second-price"
+    slot_exposure: tuple[float, ...] = (1.0, 0.8, 0.6)
+    slot_price_ratio: float = 0.7
+    price_family: str = "lognormal"
+    brand_share: float = 0.2
+    brand_premium: float = 3.0
+    brand_sigma: float = 0.25
+    reserve_cpm: float = 0.0
+    rival_elasticity: float = 0.0
+    rival_memory_hours: float = 3.0
+    order_delay_hours: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.slot_exposure, list):
+            object.__setattr__(self, "slot_exposure", tuple(self.slot_exposure))
 
     def validate(self, path: str) -> None:
         if self.name not in KNOWN_CHANNELS:
@@ -186,6 +230,100 @@ class Channel:
             low=0,
             high=2,
             fix="use a value between 0 and 2, e.g. 0.4",
+        )
+        self._validate_mechanisms(path)
+
+    def _validate_mechanisms(self, path: str) -> None:
+        for attr, known in (("auction", AUCTIONS), ("price_family", PRICE_FAMILIES)):
+            value = getattr(self, attr)
+            if not isinstance(value, str) or value not in known:
+                _fail(f"{path}.{attr}", value, f"unknown {attr}", f"use one of {', '.join(known)}")
+        slots = self.slot_exposure
+        if not isinstance(slots, tuple) or not 1 <= len(slots) <= MAX_SLOTS:
+            _fail(
+                f"{path}.slot_exposure",
+                slots,
+                f"expected a list of 1 to {MAX_SLOTS} exposure probabilities",
+                "write slot_exposure = [1.0, 0.8, 0.6], slot 1 first",
+            )
+        for i, value in enumerate(slots):
+            _check_number(
+                f"{path}.slot_exposure[{i}]",
+                value,
+                low=0,
+                low_open=True,
+                high=1,
+                fix="an exposure probability lies in (0, 1]",
+            )
+            if i and value > slots[i - 1]:
+                _fail(
+                    f"{path}.slot_exposure",
+                    list(slots),
+                    "exposure must not increase from one slot to the next",
+                    "order the slots from the most to the least exposed, e.g. [1.0, 0.8, 0.6]",
+                )
+        _check_number(
+            f"{path}.slot_price_ratio",
+            self.slot_price_ratio,
+            low=0.05,
+            high=0.99,
+            fix="give the price ratio of one slot to the one above, e.g. 0.7",
+        )
+        if self.price_family == "gamma" and self.price_sigma > 1.0:
+            _fail(
+                f"{path}.price_sigma",
+                self.price_sigma,
+                "a gamma clearing price's coefficient of variation must be at most 1",
+                "use price_sigma <= 1 with price_family = 'gamma', or a lognormal family",
+            )
+        _check_number(
+            f"{path}.brand_share",
+            self.brand_share,
+            low=0,
+            high=0.9,
+            fix="give the share of auctions brand campaigns top, e.g. 0.2",
+        )
+        _check_number(
+            f"{path}.brand_premium",
+            self.brand_premium,
+            low=1,
+            high=100,
+            fix="give the brand block's median price as a multiple of price_cpm, e.g. 3",
+        )
+        _check_number(
+            f"{path}.brand_sigma",
+            self.brand_sigma,
+            low=0.05,
+            high=2.0,
+            fix="use a log-scale spread between 0.05 and 2, e.g. 0.25",
+        )
+        _check_number(
+            f"{path}.reserve_cpm",
+            self.reserve_cpm,
+            low=0,
+            high=MAX_PRICE_CPM,
+            fix="give the reserve price in CPM, or 0 for none",
+        )
+        _check_number(
+            f"{path}.rival_elasticity",
+            self.rival_elasticity,
+            low=0,
+            high=5,
+            fix="give a value between 0 (rivals do not react) and 5, e.g. 0.8",
+        )
+        _check_number(
+            f"{path}.rival_memory_hours",
+            self.rival_memory_hours,
+            low=0.1,
+            high=24 * 14,
+            fix="give the half-life of the rivals' memory in hours, e.g. 3",
+        )
+        _check_number(
+            f"{path}.order_delay_hours",
+            self.order_delay_hours,
+            low=0,
+            high=24 * 7,
+            fix="give the mean hours from click to order, e.g. 3, or 0 for no delay",
         )
 
 
@@ -401,6 +539,8 @@ class Scenario:
         traffic_noise: log-scale noise of hourly traffic per channel.
         weekday_factors: traffic multiplier per weekday, Monday first.
         description: one line for ``autopilot scenario list``.
+        attribution_window_hours: how long after the campaign's last hour delayed
+            orders still count for it (channels with ``order_delay_hours > 0``).
     """
 
     name: str
@@ -416,6 +556,7 @@ class Scenario:
     traffic_noise: float = 0.1
     weekday_factors: tuple[float, ...] = DEFAULT_WEEKDAY_FACTORS
     description: str = ""
+    attribution_window_hours: int = 24
 
     def __post_init__(self) -> None:
         # Normalise sequences so that equality and hashing do not depend on list vs tuple.
@@ -469,6 +610,13 @@ class Scenario:
             low=0,
             high=6,
             fix="give the weekday of the first step, 0 (Monday) to 6 (Sunday)",
+        )
+        _check_int(
+            "attribution_window_hours",
+            self.attribution_window_hours,
+            low=0,
+            high=24 * 30,
+            fix="give the hours after the campaign's end that still count orders, e.g. 24",
         )
         _check_number(
             "traffic_noise",
@@ -710,10 +858,12 @@ def _take_fields(cls: type, data: Any, path: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "AUCTIONS",
     "Arm",
     "CREATIVE_TYPES",
     "Channel",
     "KNOWN_CHANNELS",
+    "PRICE_FAMILIES",
     "Product",
     "SHOCK_KINDS",
     "Scenario",

@@ -72,6 +72,8 @@ def run_episode(strategy: Strategy, scenario: Scenario | str, seed: int) -> Epis
         hours.append(info["hour_of_day"])
         for name in TRACE_FIGURES:
             rows[name].append(np.asarray(info[name], dtype=float))
+    # Delayed orders that arrive after the last hour, within the attribution window.
+    late_gmv = float(np.sum(info.get("late_gmv", 0.0)))
     return EpisodeResult(
         strategy=strategy.name,
         scenario=env.scenario.name,
@@ -79,7 +81,7 @@ def run_episode(strategy: Strategy, scenario: Scenario | str, seed: int) -> Epis
         budget=env.budget,
         roi_target=env.roi_target,
         spend=float(np.sum(rows["spend"])),
-        gmv=float(np.sum(rows["gmv"])),
+        gmv=float(np.sum(rows["gmv"])) + late_gmv,
         trace={name: np.array(values) for name, values in rows.items()},
         arm_names=env.arm_names,
         hour_of_day=np.array(hours),

@@ -97,16 +97,28 @@ class OracleStrategy(_MPCBase):
         self.n_pieces = n_pieces
 
     def forecast(self) -> EpisodeMarket:
-        return self.env.market.from_hour(self.t)
+        """The true market of the remaining hours. With reacting rivals, prices stand at
+        the level the rivals hold now (it moves only with our own share, which the
+        re-plan of every hour takes in)."""
+        env = self.env
+        if env.rivals is None:
+            return env.market.from_hour(self.t)
+        return env.market.from_hour(self.t, price_median=env.rivals.factor())
 
     def act(self, observation: np.ndarray) -> np.ndarray:
+        env = self.env
+        # Orders clicked but not yet placed will count within the attribution window.
+        pending = 0.0
+        if env.pending is not None:
+            hours_left = env.horizon - self.t + env.scenario.attribution_window_hours
+            pending = env.pending.expected_attributed_gmv(hours_left)
         plan = exact_plan(
             self.forecast(),
             self.bid_cap,
-            self.env.budget - self.spent,
-            self.env.roi_target,
+            env.budget - self.spent,
+            env.roi_target,
             self.spent,
-            self.gmv,
+            self.gmv + pending,
             self.exposure,
             n_pieces=self.n_pieces,
             objective="score",
