@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from envs import AdMarketEnv
+from envs.market import EpisodeMarket
 from policies.strategy import Strategy, register_strategy
 
 #: The smallest bid a strategy places to pause an arm (CPM); it wins next to nothing.
@@ -27,8 +28,8 @@ class EvenSplit(Strategy):
     def __init__(self, bid_multiplier: float = 1.0):
         self.bid_multiplier = bid_multiplier
 
-    def reset(self, env: AdMarketEnv) -> None:
-        super().reset(env)
+    def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
+        super().reset(env, prior)
         self.arm_spend = np.zeros(env.n_arms)
         self.share = env.budget / env.n_arms
 
@@ -43,8 +44,8 @@ class EvenSplit(Strategy):
 class _PacedStrategy(Strategy):
     """Shared bookkeeping for baselines that pace against observed results."""
 
-    def reset(self, env: AdMarketEnv) -> None:
-        super().reset(env)
+    def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
+        super().reset(env, prior)
         self.t = 0
         self.spent = 0.0
         self.arm_spend = np.zeros(env.n_arms)
@@ -80,11 +81,9 @@ class PIDPacer(_PacedStrategy):
     def __init__(self, kp: float = 2.0, ki: float = 0.3, kd: float = 0.5):
         self.kp, self.ki, self.kd = kp, ki, kd
 
-    def reset(self, env: AdMarketEnv) -> None:
-        super().reset(env)
-        from envs.market import build_episode
-
-        typical = build_episode(env.scenario.replace(shocks=())).traffic.sum(axis=1)
+    def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
+        super().reset(env, prior)
+        typical = self.prior.traffic.sum(axis=1)
         self.pace = np.concatenate([[0.0], np.cumsum(typical) / typical.sum()])
         self.log_multiplier = 0.0
         self.integral = 0.0
@@ -124,8 +123,8 @@ class OnlineLP(_PacedStrategy):
         self.step = step
         self.prior_impressions = prior_impressions
 
-    def reset(self, env: AdMarketEnv) -> None:
-        super().reset(env)
+    def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
+        super().reset(env, prior)
         self.log_threshold = 0.0
         # Before any data: value such that bidding the median price earns the target.
         self.prior_value = env.price_cpm / 1000.0 * env.roi_target

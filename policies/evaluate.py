@@ -8,6 +8,7 @@ import numpy as np
 
 from envs import AdMarketEnv, Scenario, score
 from envs.errors import InputError
+from envs.market import EpisodeMarket
 from envs.market_env import resolve_scenario
 from policies.strategy import Strategy
 
@@ -38,6 +39,7 @@ class EpisodeResult:
     trace: dict[str, np.ndarray] = field(repr=False)
     arm_names: list[str] = field(repr=False)
     hour_of_day: np.ndarray = field(repr=False)
+    prior: str = "true"
 
     @property
     def roi(self) -> float:
@@ -57,11 +59,33 @@ class EpisodeResult:
         return self.spend > 0 and self.roi < self.roi_target * (1.0 - 1e-9)
 
 
-def run_episode(strategy: Strategy, scenario: Scenario | str, seed: int) -> EpisodeResult:
-    """Play one episode of ``scenario`` with ``strategy``; the seed fixes the market."""
+def run_episode(
+    strategy: Strategy,
+    scenario: Scenario | str,
+    seed: int,
+    prior: str = "true",
+    prior_market: EpisodeMarket | None = None,
+) -> EpisodeResult:
+    """Play one episode of ``scenario`` with ``strategy``; the seed fixes the market.
+
+    ``prior`` is what the strategy knows beforehand (:mod:`policies.prior`), built for
+    this scenario and seed unless ``prior_market`` gives it (``prior`` then labels it).
+    This low-level function defaults to ``true`` (the research setting, which needs no
+    history); :func:`evaluate_many` and every command default to ``fitted``.
+    """
+    from policies.prior import check_prior
+    from policies.prior import prior_market as build_prior
+
+    check_prior(prior)
     env = AdMarketEnv(resolve_scenario(scenario))
+    knowledge = prior_market
+    if knowledge is None and prior != "true":
+        knowledge = build_prior(env.scenario, prior, seed)
     observation, info = env.reset(seed=seed)
-    strategy.reset(env)
+    if knowledge is None:
+        strategy.reset(env)  # strategies written before priors take the environment only
+    else:
+        strategy.reset(env, knowledge)
     rows: dict[str, list[np.ndarray]] = {name: [] for name in TRACE_FIGURES}
     hours = []
     terminated = False
@@ -85,6 +109,7 @@ def run_episode(strategy: Strategy, scenario: Scenario | str, seed: int) -> Epis
         trace={name: np.array(values) for name, values in rows.items()},
         arm_names=env.arm_names,
         hour_of_day=np.array(hours),
+        prior=prior,
     )
 
 
@@ -111,6 +136,14 @@ class StrategySummary:
             "roi_violation_rate": float(np.mean([e.roi_missed for e in self.episodes])),
             "pct_of_oracle": (100.0 * score_mean / oracle_score) if oracle_score else None,
         }
+
+
+#: What each prior mode means, for every printed output.
+PRIOR_LABELS = {
+    "fitted": "strategies start from a market fitted to 14 days of simulated logs",
+    "cold": "strategies start from channel averages, as for a new product",
+    "true": "RESEARCH ONLY: strategies were given the true shock-free market",
+}
 
 
 #: The longest campaign an evaluation plays: the clairvoyant oracle, which every
@@ -141,11 +174,14 @@ def evaluate_many(
     seed: int = 0,
     progress: bool = False,
     strategy_kwargs: dict[str, dict] | None = None,
+    prior: str = "fitted",
 ) -> dict:
     """Every strategy on every scenario over the same seeds (common random numbers).
 
     The oracle is always run, so that ``pct_of_oracle`` exists whether or not it was
-    asked for; it appears among the strategies only when asked for.
+    asked for; it appears among the strategies only when asked for. Every other
+    strategy starts from ``prior`` (:mod:`policies.prior`); each scenario's block records
+    it as ``"prior"``.
 
     Returns:
         ``{"seed", "episodes", "scenarios": {NAME: {"strategies": {S: summary}}}}`` and,
@@ -153,8 +189,10 @@ def evaluate_many(
     """
     from tqdm import tqdm
 
+    from policies.prior import check_prior
     from policies.strategy import make_strategy
 
+    check_prior(prior)
     strategy_kwargs = strategy_kwargs or {}
     to_run = list(dict.fromkeys(list(strategies) + ["oracle"]))
     scenario_objects = [resolve_scenario(s) for s in scenarios]
@@ -163,19 +201,20 @@ def evaluate_many(
     runners = {name: make_strategy(name, **strategy_kwargs.get(name, {})) for name in to_run}
     total = len(scenario_objects) * episodes * len(to_run)
     bar = tqdm(total=total, disable=not progress, desc="evaluating", unit="episode")
-    report: dict = {"seed": seed, "episodes": episodes, "scenarios": {}}
+    report: dict = {"seed": seed, "episodes": episodes, "prior": prior, "scenarios": {}}
     results: dict[str, dict[str, list[EpisodeResult]]] = {}
     for scenario in scenario_objects:
         per_strategy: dict[str, list[EpisodeResult]] = {name: [] for name in to_run}
         for episode in range(episodes):
             for name, strategy in runners.items():
                 bar.set_postfix_str(f"{scenario.name} / {name}")
-                per_strategy[name].append(run_episode(strategy, scenario, seed + episode))
+                per_strategy[name].append(run_episode(strategy, scenario, seed + episode, prior))
                 bar.update()
         oracle_score = float(np.mean([e.score for e in per_strategy["oracle"]]))
         report["scenarios"][scenario.name] = {
             "budget": scenario.budget,
             "roi_target": scenario.roi_target,
+            "prior": prior,
             "strategies": {
                 name: StrategySummary(per_strategy[name]).as_dict(oracle_score)
                 for name in strategies
@@ -190,6 +229,9 @@ def evaluate_many(
 def format_table(report: dict) -> str:
     """The evaluation as a plain-text table, one block per scenario."""
     lines = []
+    prior = report.get("prior")
+    if prior is not None:
+        lines.append(f"prior: {prior} ({PRIOR_LABELS[prior]})")
     for name, block in report["scenarios"].items():
         lines.append(f"{name}  (budget {block['budget']:,.0f}, ROI target {block['roi_target']:g})")
         lines.append(

@@ -12,7 +12,7 @@ from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
 from bidder.plan import Plan
 from bidder.response import spend_to_bid
 from envs import AdMarketEnv
-from envs.market import EpisodeMarket, build_episode
+from envs.market import EpisodeMarket
 from envs.market_env import BID_LOG_RANGE
 from policies.strategy import Strategy, register_strategy
 
@@ -23,8 +23,8 @@ class _MPCBase(Strategy):
     def __init__(self, config: MPCConfig | None = None):
         self.config = config or MPCConfig()
 
-    def reset(self, env: AdMarketEnv) -> None:
-        super().reset(env)
+    def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
+        super().reset(env, prior)
         self.bidder = MPCBidder(env.n_arms, env.horizon, self.config)
         self.bid_cap = env.price_cpm * np.exp(BID_LOG_RANGE)
         self.t = 0
@@ -67,15 +67,15 @@ class _MPCBase(Strategy):
 
 @register_strategy("mpc")
 class MPCStrategy(_MPCBase):
-    """MPC alone: the neutral plan, forecasts learned online from a shock-free prior.
+    """MPC alone: the neutral plan, forecasts learned online from the prior.
 
-    The prior is the scenario's typical day (its daypart, prices and rates without the
-    scheduled shocks and without noise), what an advertiser knows from past campaigns.
+    The prior is what the advertiser knows before the campaign (``policies.prior``): by
+    default the market fitted from two weeks of its logs.
     """
 
-    def reset(self, env: AdMarketEnv) -> None:
-        super().reset(env)
-        self.forecaster = Forecaster(build_episode(env.scenario.replace(shocks=())))
+    def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
+        super().reset(env, prior)
+        self.forecaster = Forecaster(self.prior)
 
     def forecast(self):
         return self.forecaster.forecast(self.t)

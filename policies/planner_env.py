@@ -37,6 +37,7 @@ from gymnasium import spaces
 
 from bidder.plan import ROI_MARGIN_RANGE, TILT_RANGE, Plan
 from envs import AdMarketEnv, Scenario
+from envs.market import EpisodeMarket
 from envs.market_env import resolve_scenario
 from envs.presets import PRESETS
 from envs.sampler import sample_scenario
@@ -101,8 +102,8 @@ class PlannedMPCStrategy(MPCStrategy):
     :meth:`features`; the training environment sets it from outside instead.
     """
 
-    def reset(self, env: AdMarketEnv) -> None:
-        super().reset(env)
+    def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
+        super().reset(env, prior)
         self.action: np.ndarray | None = None
         self._trend_gain = 0.0
         self.last_spend = self.last_gmv = 0.0
@@ -340,7 +341,9 @@ class PlannerEnv(gym.Env):
     ``scenario_source``: a function of a numpy Generator returning a Scenario;
     ``scenario``: a single scenario or preset name instead (every episode in it);
     ``relative_to_mpc``: subtract MPC alone's normalised score (see Rewards);
-    ``roi_miss_penalty``: extra loss of a campaign that misses its ROI target.
+    ``roi_miss_penalty``: extra loss of a campaign that misses its ROI target;
+    ``prior``: what the bidder knows beforehand (``policies.prior``: ``fitted``,
+    ``cold`` or ``true``).
 
     ## Version History
     * v0: initial version.
@@ -354,7 +357,11 @@ class PlannerEnv(gym.Env):
         scenario: Scenario | str | None = None,
         relative_to_mpc: bool = False,
         roi_miss_penalty: float = 0.0,
+        prior: str = "true",
     ):
+        from policies.prior import check_prior
+
+        self.prior = check_prior(prior)
         self.relative_to_mpc = relative_to_mpc
         self.roi_miss_penalty = roi_miss_penalty
         if scenario is not None:
@@ -370,8 +377,13 @@ class PlannerEnv(gym.Env):
         scenario = self.scenario_source(self.np_random)
         self.market_env = AdMarketEnv(scenario)
         market_seed = int(self.np_random.integers(2**31))
+        knowledge = None
+        if self.prior != "true":
+            from policies.prior import prior_market
+
+            knowledge = prior_market(scenario, self.prior, market_seed)
         self._market_obs, _ = self.market_env.reset(seed=market_seed)
-        self.strategy.reset(self.market_env)
+        self.strategy.reset(self.market_env, knowledge)
         self._scale = self.market_env.budget * self.market_env.roi_target
         self._baseline = 0.0
         # MPC alone's normalised GMV per hour, then its end-of-day score adjustment.
@@ -379,7 +391,9 @@ class PlannerEnv(gym.Env):
         if self.relative_to_mpc:
             from policies.evaluate import run_episode
 
-            alone = run_episode(MPCStrategy(), scenario, market_seed)
+            alone = run_episode(
+                MPCStrategy(), scenario, market_seed, self.prior, prior_market=knowledge
+            )
             self._baseline = alone.score / self._scale
             hourly = alone.trace["gmv"].sum(axis=1) / self._scale
             self._baseline_steps[: len(hourly)] = hourly

@@ -109,6 +109,18 @@ def _day_seed(seed: int, day: int) -> int:
     return int(np.random.SeedSequence([seed, day]).generate_state(1)[0])
 
 
+def _play_day(strategy, one_day: Scenario, day_seed: int, prior: str, seed: int):
+    """One simulated day. A fitted prior comes from one history, before the first day:
+    fitted on the typical day (the scenario without its shocks), it is the same for every
+    day, so it is fitted once per simulation."""
+    if prior != "fitted":
+        return run_episode(strategy, one_day, day_seed, prior)
+    from policies.prior import fitted_prior
+
+    knowledge = fitted_prior(one_day.replace(shocks=()), seed)
+    return run_episode(strategy, one_day, day_seed, prior, prior_market=knowledge)
+
+
 def default_start_date(scenario: Scenario) -> dt.date:
     """The first date on or after 2026-01-05 that falls on the scenario's start weekday."""
     return DEFAULT_FIRST_MONDAY + dt.timedelta(days=scenario.start_weekday)
@@ -121,6 +133,7 @@ def simulate_logs(
     seed: int,
     start_date: dt.date | None = None,
     strategy_options: Mapping[str, Any] | None = None,
+    prior: str = "fitted",
 ) -> pd.DataFrame:
     """Play ``strategy_name`` for ``days`` days of ``scenario`` and return the hourly logs.
 
@@ -137,6 +150,8 @@ def simulate_logs(
             on the scenario's start weekday.
         strategy_options: keyword arguments for the strategy's constructor (for example
             ``{"bid_multiplier": 2.0}`` for ``even``).
+        prior: what the strategy knows before each day (:mod:`policies.prior`); a fitted
+            prior is fitted once, for the first day, from a history before it.
 
     Returns:
         A validated log frame (``bidder.logs.validate_logs``), one row per hour, product
@@ -174,11 +189,14 @@ def simulate_logs(
             )
         scenario = scenario.replace(start_weekday=start_date.weekday())
 
+    from policies.prior import check_prior
+
+    check_prior(prior)
     strategy = make_strategy(strategy_name, **dict(strategy_options or {}))
     frames = []
     for day in range(days):
         one_day = day_scenario(scenario, day)
-        result = run_episode(strategy, one_day, _day_seed(seed, day))
+        result = _play_day(strategy, one_day, _day_seed(seed, day), prior, seed)
         frames.append(
             episode_to_logs(
                 trace=result.trace,

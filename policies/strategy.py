@@ -6,7 +6,9 @@ that anything SB3 can score, we can score, plus two hooks SB3 policies do not ne
 
 * :meth:`Strategy.reset` is called at the start of every episode with the unwrapped
   environment, so a strategy learns the campaign (budget, ROI target, arms, the action
-  mapping). Only the oracle may read ``env.market``, the episode's hidden truth.
+  mapping), and with the prior market it may know in advance (``policies.prior``:
+  fitted from two weeks of logs, a new product's channel averages, or the truth). Only
+  the oracle may read ``env.market``, the episode's hidden truth.
 * :meth:`Strategy.observe` receives every step's ``info`` (per-arm figures in currency),
   which is what a real advertiser sees in the platform's reports.
 """
@@ -21,6 +23,7 @@ import numpy as np
 
 from envs import AdMarketEnv
 from envs.errors import InputError
+from envs.market import EpisodeMarket
 
 
 class UnknownStrategyError(InputError):
@@ -33,9 +36,18 @@ class Strategy(ABC):
     #: Name used on the command line and in reports.
     name: str = "strategy"
 
-    def reset(self, env: AdMarketEnv) -> None:
-        """Start an episode in ``env`` (the unwrapped environment)."""
+    def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
+        """Start an episode in ``env`` (the unwrapped environment).
+
+        ``prior`` is what the strategy knows of the market before the first hour, over the
+        campaign's hours (:mod:`policies.prior`); ``None`` gives the shock-free truth.
+        """
         self.env = env
+        if prior is None:
+            from policies.prior import true_prior
+
+            prior = true_prior(env.scenario)
+        self.prior = prior
 
     def observe(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Receive the ``info`` of the step just taken."""

@@ -53,6 +53,20 @@ def seed_arg(text: str) -> int:
     return value
 
 
+def add_prior_argument(parser: argparse.ArgumentParser) -> None:
+    """``--prior fitted|cold|true``: what the strategies know before the campaign."""
+    from policies.prior import DEFAULT_PRIOR, PRIOR_MODES
+
+    parser.add_argument(
+        "--prior",
+        choices=PRIOR_MODES,
+        default=DEFAULT_PRIOR,
+        help="what every strategy but the oracle knows beforehand: fitted (from 14 days of "
+        "simulated logs, the default), cold (channel averages: a new product) or true "
+        "(the shock-free truth; research only)",
+    )
+
+
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM unwinds like Ctrl-C, so that temporary files are removed and no output is
     # left half-written.

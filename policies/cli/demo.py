@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from policies.cli import evaluate, seed_arg
+from policies.cli import add_prior_argument, evaluate, seed_arg
 from policies.strategy import strategy_names
 
 #: The autopilot first, then the baselines and the clairvoyant limit.
@@ -23,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, default=5, help="simulated days")
     parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the first day")
     parser.add_argument("--plot", type=Path, default=Path("runs/demo.png"), help="plot path")
+    add_prior_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -39,5 +40,6 @@ def run(args: argparse.Namespace) -> int:
             plot=args.plot,
             policy=None,
             no_progress=False,
+            prior=args.prior,
         )
     )

@@ -10,7 +10,7 @@ from envs.errors import InputError
 from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
 from envs.market_env import resolve_scenario
 from envs.presets import PRESETS
-from policies.cli import seed_arg
+from policies.cli import add_prior_argument, seed_arg
 from policies.evaluate import check_horizons, evaluate_many, format_table
 from policies.strategy import strategy_names
 
@@ -49,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="ppo-mpc policy (.safetensors) for the ppo-mpc strategy",
     )
+    add_prior_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         progress=not args.no_progress,
         strategy_kwargs=kwargs,
+        prior=args.prior,
     )
     results = report.pop("_results")
     print(format_table(report))

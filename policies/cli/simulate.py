@@ -8,7 +8,7 @@ import datetime as dt
 from bidder.logs import log_format, write_logs
 from envs.io import check_output_path, check_outputs_distinct
 from envs.presets import PRESETS
-from policies.cli import seed_arg
+from policies.cli import add_prior_argument, seed_arg
 from policies.simulate import SimulationError, simulate_logs
 
 
@@ -30,6 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="date of the first day, YYYY-MM-DD (its weekday drives traffic)",
     )
     parser.add_argument("--out", required=True, help="output file, .csv or .parquet")
+    add_prior_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -51,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
     if args.scenario not in PRESETS:
         check_outputs_distinct([args.scenario], [args.out])
     logs = simulate_logs(
-        args.scenario, args.strategy, args.days, args.seed, start_date=_parse_date(args.start_date)
+        args.scenario,
+        args.strategy,
+        args.days,
+        args.seed,
+        start_date=_parse_date(args.start_date),
+        prior=args.prior,
     )
     write_logs(logs, args.out)
     spend, gmv = logs["spend"].sum(), logs["gmv"].sum()

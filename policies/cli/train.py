@@ -59,6 +59,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint beside --out"
     )
+    parser.add_argument(
+        "--prior",
+        choices=("fitted", "cold", "true"),
+        default=defaults.prior,
+        help=f"what the bidder knows before each training campaign (default: {defaults.prior})",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -73,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         n_envs=args.n_envs,
         eval_every=args.eval_every,
         eval_seeds=args.eval_seeds,
+        prior=args.prior,
         runs_dir=args.runs_dir,
         resume=args.resume,
         progress=not args.no_progress,
