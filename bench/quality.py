@@ -1,8 +1,11 @@
 """Quality of every strategy against the clairvoyant oracle, on presets and unseen markets.
 
-Every preset is played for ``--episodes`` seeded days, and ``--episodes`` randomised
-markets drawn from a seed stream that training never uses make up the ``held-out``
-block (one day each). All strategies play the same days (common random numbers).
+Every preset (the eight classic ones and the six of the market mechanisms) is played for
+``--episodes`` seeded days, and ``--episodes`` randomised markets drawn from a seed stream
+that training never uses make up the ``held-out`` block (one day each). All strategies
+play the same days (common random numbers), once per prior mode (``--priors``: what every
+strategy but the clairvoyant oracle knows beforehand, ``policies.prior``); one table per
+mode.
 ``pct_of_oracle`` is the strategy's mean score over the oracle's mean score, in percent;
 for the held-out block, whose markets differ in size, ``pct_of_oracle_per_episode`` (the
 mean of per-day ratios) is also given. ``pct_of_mpc`` compares with MPC alone the same
@@ -12,6 +15,7 @@ gives every strategy the same luck hour by hour, so day-to-day noise mostly canc
 Usage::
 
     python bench/quality.py --json bench/results/quality.json [--episodes 50] [--quick]
+        [--priors true,fitted,cold]
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from envs.io import atomic_write_text
-from envs.presets import PRESETS, SHOCK_PRESETS
+from envs.presets import CLASSIC_PRESETS, MECHANISM_PRESETS, PRESETS, SHOCK_PRESETS
 from envs.sampler import sample_scenario
 from envs.scenario import Scenario
-from policies.evaluate import StrategySummary, run_episode
+from policies.evaluate import PRIOR_LABELS, StrategySummary, run_episode
+from policies.prior import PRIOR_MODES, check_prior, prior_market
 from policies.strategy import make_strategy
 
 STRATEGIES = ("even", "proportional", "pid", "online-lp", "mpc", "ppo-mpc", "oracle")
@@ -62,16 +67,82 @@ def paired_vs(runs: list, baseline: list) -> dict[str, float]:
     return {"pct_of_mpc": 100.0 * float(mine.mean()) / base, "pct_of_mpc_se": 100.0 * se / base}
 
 
-def _play(task: tuple[str, list[tuple[Scenario, int]], str | None]) -> list:
-    """Play one strategy over (scenario, seed) days; run in a worker process."""
-    name, days, policy = task
-    strategy = make_strategy(name, **({"path": policy} if name == "ppo-mpc" and policy else {}))
-    results = []
+def _play(task: tuple[list[tuple[Scenario, int]], list[str], list[str], str | None]) -> dict:
+    """Play every strategy under every prior over (scenario, seed) days, in a worker.
+
+    The oracle plays each day once (it knows the truth whatever the prior); each prior is
+    built once per day and shared by the strategies.
+    """
+    days, strategies, priors, policy = task
+    players = {
+        name: make_strategy(name, **({"path": policy} if name == "ppo-mpc" and policy else {}))
+        for name in strategies
+    }
+    out: dict = {("oracle", None): []}
     for scenario, seed in days:
-        result = run_episode(strategy, scenario, seed)
+        result = run_episode(players["oracle"], scenario, seed)
         result.trace = {}  # keep what crosses the process boundary small
-        results.append(result)
-    return results
+        out[("oracle", None)].append(result)
+        for mode in priors:
+            knowledge = prior_market(scenario, mode, seed)
+            for name, strategy in players.items():
+                if name == "oracle":
+                    continue
+                result = run_episode(strategy, scenario, seed, mode, prior_market=knowledge)
+                result.trace = {}
+                out.setdefault((name, mode), []).append(result)
+    return out
+
+
+def _summary(blocks: dict, strategies: list[str]) -> dict:
+    def mean_pct(names, strategy):
+        return float(np.mean([blocks[n]["strategies"][strategy]["pct_of_oracle"] for n in names]))
+
+    summary = {}
+    for strategy in strategies:
+        summary[strategy] = {
+            "classic_presets_pct_of_oracle_mean": mean_pct(CLASSIC_PRESETS, strategy),
+            "mechanism_presets_pct_of_oracle_mean": mean_pct(MECHANISM_PRESETS, strategy),
+            "shock_presets_pct_of_oracle_mean": mean_pct(SHOCK_PRESETS, strategy),
+            "held_out_pct_of_oracle": blocks[HELD_OUT]["strategies"][strategy]["pct_of_oracle"],
+            "held_out_pct_of_oracle_per_episode": blocks[HELD_OUT]["strategies"][strategy][
+                "pct_of_oracle_per_episode"
+            ],
+            "budget_violations": int(
+                sum(b["strategies"][strategy]["budget_violations"] for b in blocks.values())
+            ),
+            "roi_violation_rate": float(
+                np.mean([b["strategies"][strategy]["roi_violation_rate"] for b in blocks.values()])
+            ),
+        }
+    return summary
+
+
+def _print_table(mode: str, blocks: dict, summary: dict, strategies: list[str]) -> None:
+    print(f"\nprior: {mode} ({PRIOR_LABELS[mode]})")
+    print("% of the oracle's mean score (ROI target missed on % of days)")
+    print(f"{'scenario':<20}" + "".join(f"{s:>16}" for s in strategies))
+    for block, data in blocks.items():
+        cells = []
+        for s in strategies:
+            row = data["strategies"][s]
+            cells.append(
+                f"{row['pct_of_oracle']:>8.1f}% ({100 * row['roi_violation_rate']:>3.0f}%)"
+            )
+        print(f"{block:<20}" + "".join(f"{c:>16}" for c in cells))
+    for label, key in (
+        ("classic mean", "classic_presets_pct_of_oracle_mean"),
+        ("mechanisms mean", "mechanism_presets_pct_of_oracle_mean"),
+    ):
+        print(f"{label:<20}" + "".join(f"{summary[s][key]:>15.1f}%" for s in strategies))
+    print(
+        f"{'ROI missed':<20}"
+        + "".join(f"{100 * summary[s]['roi_violation_rate']:>15.1f}%" for s in strategies)
+    )
+    print(
+        f"{'overspent':<20}"
+        + "".join(f"{summary[s]['budget_violations']:>16d}" for s in strategies)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument(
+        "--priors",
+        default=",".join(PRIOR_MODES),
+        help=f"prior modes, one table each (default: {','.join(PRIOR_MODES)})",
+    )
+    parser.add_argument(
         "--policy", default=None, help="ppo-mpc policy .safetensors (default: shipped)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first preset day")
@@ -95,108 +171,70 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     episodes = 5 if args.quick else args.episodes
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    priors = [check_prior(p.strip()) for p in args.priors.split(",") if p.strip()]
     if "oracle" not in strategies:
         strategies.append("oracle")
 
+    from envs.presets import get_scenario
+
     blocks: dict[str, list[tuple[Scenario, int]]] = {}
     for name in PRESETS:
-        from envs.presets import get_scenario
-
         blocks[name] = [(get_scenario(name), args.seed + e) for e in range(episodes)]
     blocks[HELD_OUT] = [(sc, 7_000 + i) for i, sc in enumerate(held_out_scenarios(episodes))]
 
     started = time.perf_counter()
-    # One task per (block, strategy, half): enough tasks to keep every worker busy.
+    # One task per (block, fifth of its days): enough tasks to keep every worker busy.
+    parts = 5
     tasks, keys = [], []
     for block, days in blocks.items():
-        for strategy in strategies:
-            for part in range(2):
-                tasks.append((strategy, days[part::2], args.policy))
-                keys.append((block, strategy, part))
-    collected: dict[tuple[str, str], list] = {}
+        for part in range(parts):
+            if days[part::parts]:
+                tasks.append((days[part::parts], strategies, priors, args.policy))
+                keys.append((block, part))
+    collected: dict[tuple[str, str, str | None], list] = {}
     with ProcessPoolExecutor(max_workers=max(args.workers, 1)) as pool:
-        for (block, strategy, part), results in zip(keys, pool.map(_play, tasks), strict=True):
-            collected.setdefault((block, strategy), [None] * episodes)
-            collected[(block, strategy)][part::2] = results
+        for (block, part), results in zip(keys, pool.map(_play, tasks), strict=True):
+            for (strategy, mode), runs in results.items():
+                slot = collected.setdefault((block, strategy, mode), [None] * episodes)
+                slot[part::parts] = runs
 
-    report: dict = {"episodes": episodes, "seed": args.seed, "scenarios": {}}
-    for block in blocks:
-        oracle = collected[(block, "oracle")]
-        oracle_mean = float(np.mean([e.score for e in oracle]))
-        alone = collected.get((block, "mpc"))
-        rows = {}
-        for strategy in strategies:
-            runs = collected[(block, strategy)]
-            row = StrategySummary(runs).as_dict(oracle_mean)
-            ratios = [e.score / o.score for e, o in zip(runs, oracle, strict=True) if o.score > 0]
-            row["pct_of_oracle_per_episode"] = 100.0 * float(np.mean(ratios))
-            if alone is not None:
-                row.update(paired_vs(runs, alone))
-            rows[strategy] = row
-        report["scenarios"][block] = {"strategies": rows}
-
-    summary = {}
-    for strategy in strategies:
-        preset_pcts = [
-            report["scenarios"][p]["strategies"][strategy]["pct_of_oracle"] for p in PRESETS
-        ]
-        shock_pcts = [
-            report["scenarios"][p]["strategies"][strategy]["pct_of_oracle"] for p in SHOCK_PRESETS
-        ]
-        summary[strategy] = {
-            "presets_pct_of_oracle_mean": float(np.mean(preset_pcts)),
-            "shock_presets_pct_of_oracle_mean": float(np.mean(shock_pcts)),
-            "held_out_pct_of_oracle": report["scenarios"][HELD_OUT]["strategies"][strategy][
-                "pct_of_oracle"
-            ],
-            "held_out_pct_of_oracle_per_episode": report["scenarios"][HELD_OUT]["strategies"][
-                strategy
-            ]["pct_of_oracle_per_episode"],
-            "budget_violations": int(
-                sum(
-                    b["strategies"][strategy]["budget_violations"]
-                    for b in report["scenarios"].values()
-                )
-            ),
-            "roi_violation_rate": float(
-                np.mean(
-                    [
-                        b["strategies"][strategy]["roi_violation_rate"]
-                        for b in report["scenarios"].values()
-                    ]
-                )
-            ),
+    report: dict = {"episodes": episodes, "seed": args.seed, "priors": {}}
+    for mode in priors:
+        mode_blocks = {}
+        for block in blocks:
+            oracle = collected[(block, "oracle", None)]
+            oracle_mean = float(np.mean([e.score for e in oracle]))
+            alone = collected.get((block, "mpc", mode))
+            rows = {}
+            for strategy in strategies:
+                runs = oracle if strategy == "oracle" else collected[(block, strategy, mode)]
+                row = StrategySummary(runs).as_dict(oracle_mean)
+                ratios = [
+                    e.score / o.score for e, o in zip(runs, oracle, strict=True) if o.score > 0
+                ]
+                row["pct_of_oracle_per_episode"] = 100.0 * float(np.mean(ratios))
+                if alone is not None:
+                    row.update(paired_vs(runs, alone))
+                rows[strategy] = row
+            mode_blocks[block] = {"prior": mode, "strategies": rows}
+        report["priors"][mode] = {
+            "scenarios": mode_blocks,
+            "summary": _summary(mode_blocks, strategies),
         }
-    report["summary"] = summary
     report["wall_s"] = round(time.perf_counter() - started, 1)
 
     print(
-        f"% of oracle's mean score, {episodes} episodes per row "
-        f"(held-out: {episodes} unseen randomised markets)"
+        f"{episodes} episodes per row (held-out: {episodes} unseen randomised markets); the "
+        "oracle is clairvoyant under every prior"
     )
-    print(f"{'scenario':<18}" + "".join(f"{s:>13}" for s in strategies))
-    for block, data in report["scenarios"].items():
-        print(
-            f"{block:<18}"
-            + "".join(f"{data['strategies'][s]['pct_of_oracle']:>12.1f}%" for s in strategies)
-        )
-    print(
-        f"{'mean of presets':<18}"
-        + "".join(f"{summary[s]['presets_pct_of_oracle_mean']:>12.1f}%" for s in strategies)
-    )
-    print(
-        f"{'ROI missed':<18}"
-        + "".join(f"{100 * summary[s]['roi_violation_rate']:>12.1f}%" for s in strategies)
-    )
-    print(
-        f"{'overspent':<18}"
-        + "".join(f"{summary[s]['budget_violations']:>13d}" for s in strategies)
-    )
-    if "mpc" in strategies and "ppo-mpc" in strategies:
-        print("\nppo-mpc in % of MPC alone on the same days (+- paired standard error)")
-        for block, data in report["scenarios"].items():
-            row = data["strategies"]["ppo-mpc"]
-            print(f"{block:<18}{row['pct_of_mpc']:>9.2f}% +- {row['pct_of_mpc_se']:.2f}")
+    for mode in priors:
+        data = report["priors"][mode]
+        _print_table(mode, data["scenarios"], data["summary"], strategies)
+        if "mpc" in strategies and "ppo-mpc" in strategies:
+            print("ppo-mpc in % of MPC alone on the same days (+- paired standard error)")
+            for block, block_data in data["scenarios"].items():
+                row = block_data["strategies"]["ppo-mpc"]
+                print(f"  {block:<20}{row['pct_of_mpc']:>9.2f}% +- {row['pct_of_mpc_se']:.2f}")
     print(f"wall time {report['wall_s']:.0f} s")
     if args.json:
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")

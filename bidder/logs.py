@@ -218,12 +218,7 @@ def _validate(raw: pd.DataFrame, source: str, row_label: RowLabel) -> pd.DataFra
         "impressions",
         "a click needs an impression; check that the columns are not swapped",
     )
-    checker.not_above(
-        clean,
-        "orders",
-        "clicks",
-        "an attributed order needs a click; check that the columns are not swapped",
-    )
+    checker.orders_not_above_clicks(clean)
     checker.unique_keys(clean)
 
     clean.insert(0, "timestamp", clean["date"] + pd.to_timedelta(clean["hour"], unit="h"))
@@ -460,6 +455,25 @@ class _ColumnChecker:
                 ),
                 fix,
             )
+
+    def orders_not_above_clicks(self, clean: pd.DataFrame) -> None:
+        """Orders arrive hours after their clicks, so one hour may report more orders than
+        clicks; over the whole history an arm's orders cannot outnumber its clicks."""
+        keys = ["product", "channel"]
+        totals = clean.groupby(keys, sort=False)[["orders", "clicks"]].sum()
+        over = totals[totals["orders"] > totals["clicks"]]
+        if over.empty:
+            return
+        product, channel = over.index[0]
+        in_arm = ((clean["product"] == product) & (clean["channel"] == channel)).to_numpy()
+        first = int(np.flatnonzero(in_arm)[0])
+        more = f" (and {len(over) - 1} more arms)" if len(over) > 1 else ""
+        raise LogError(
+            f"{self.source}: column 'orders': {product} in {channel} (from "
+            f"{self.row_label(first)}){more} has {int(over['orders'].iloc[0]):,} orders "
+            f"exceed its {int(over['clicks'].iloc[0]):,} clicks over the history; every order "
+            "follows a click, so check that the columns are not swapped"
+        )
 
     def unique_keys(self, clean: pd.DataFrame) -> None:
         repeated = clean.duplicated(list(KEY_COLUMNS), keep=False).to_numpy()

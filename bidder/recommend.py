@@ -366,9 +366,11 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
     z_row = np.where(mid_win, z_observed, z_from_paid)
     log_median = np.where(priced, np.log(np.maximum(bid, 1e-12)) - sigma_row * z_row, np.nan)
 
-    # 3. Opportunities per row: impressions / win rate (measured where given).
+    # 3. Opportunities per row: impressions / win rate, measured wherever the logs give
+    # it (even a low measured rate is exact, while the model's rate far out in the price
+    # tail is not: a few such rows would otherwise dominate the traffic and weekday fits).
     win_used = np.where(
-        has_win_rate & (win_rate >= WIN_RATE_RANGE[0]),
+        has_win_rate & (win_rate > 0),
         win_rate,
         np.where(priced, normal_cdf(z_row), np.nan),
     )

@@ -5,10 +5,17 @@ including the number of products and channels and zero to two shocks. The budget
 ROI target are set relative to what the drawn market can deliver, so that both
 constraints matter: the budget buys roughly ``budget_share`` of the spend available at
 median bids, and the ROI target is ``roi_share`` of the ROI at median bids.
+
+Each channel also runs other market mechanisms with probability
+``mechanism_probability`` (docs/market.md, "Mechanisms"): a GSP or first-price auction, a
+gamma or mixture price family, a reserve price, reacting rivals, delayed orders, each
+drawn from its own range. They are drawn after every other field, so a generator state
+gives the same products, channels and arms as before they existed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +45,19 @@ class SamplerRanges:
     shock_factor: tuple[float, float] = (1.4, 2.5)
     budget_share: tuple[float, float] = (0.3, 1.0)
     roi_share: tuple[float, float] = (0.6, 1.0)
+    mechanism_probability: float = 0.5
+    """Chance that a channel departs from the plain second-price market at all."""
+    auction_weights: tuple[float, float, float] = (0.4, 0.4, 0.2)
+    """Second-price, GSP, first-price (given a departure)."""
+    family_weights: tuple[float, float, float] = (0.5, 0.25, 0.25)
+    """Log-normal, gamma, mixture (given a departure)."""
+    feature_probability: float = 0.35
+    """Chance of each of a reserve price, reacting rivals and delayed orders."""
+    reserve_share: tuple[float, float] = (0.2, 0.6)
+    """Reserve price as a share of the channel's price level."""
+    rival_elasticity: tuple[float, float] = (0.3, 1.2)
+    rival_memory_hours: tuple[float, float] = (1.0, 6.0)
+    order_delay_hours: tuple[float, float] = (1.0, 6.0)
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -79,6 +99,37 @@ def _sample_shock(
         product=product,
         ramp_hours=int(rng.integers(0, 6)),
     )
+
+
+def _sample_mechanisms(rng: np.random.Generator, channel: Channel, r: SamplerRanges) -> Channel:
+    """``channel`` with randomly drawn market mechanisms (or unchanged)."""
+    if rng.random() >= r.mechanism_probability:
+        return channel
+    auction = ("second-price", "gsp", "first-price")[
+        int(rng.choice(3, p=np.array(r.auction_weights) / sum(r.auction_weights)))
+    ]
+    family = ("lognormal", "gamma", "mixture")[
+        int(rng.choice(3, p=np.array(r.family_weights) / sum(r.family_weights)))
+    ]
+    changes: dict = {"auction": auction, "price_family": family}
+    if auction == "gsp":
+        n_slots = int(rng.integers(2, 5))
+        decay = float(rng.uniform(0.6, 0.9))
+        changes["slot_exposure"] = tuple(round(decay**j, 3) for j in range(n_slots))
+        changes["slot_price_ratio"] = round(float(rng.uniform(0.5, 0.85)), 3)
+    if family == "gamma":
+        changes["price_sigma"] = min(channel.price_sigma, 1.0)
+    if family == "mixture":
+        changes["brand_share"] = round(float(rng.uniform(0.1, 0.35)), 3)
+        changes["brand_premium"] = round(float(rng.uniform(1.8, 4.0)), 3)
+    if rng.random() < r.feature_probability:
+        changes["reserve_cpm"] = round(channel.price_cpm * float(rng.uniform(*r.reserve_share)), 2)
+    if rng.random() < r.feature_probability:
+        changes["rival_elasticity"] = round(float(rng.uniform(*r.rival_elasticity)), 3)
+        changes["rival_memory_hours"] = round(float(rng.uniform(*r.rival_memory_hours)), 2)
+    if rng.random() < r.feature_probability:
+        changes["order_delay_hours"] = round(float(rng.uniform(*r.order_delay_hours)), 2)
+    return dataclasses.replace(channel, **changes)
 
 
 def sample_scenario(
@@ -143,6 +194,9 @@ def sample_scenario(
         start_weekday=int(rng.integers(0, 7)),
         description="randomised scenario",
     )
+    budget_share = float(rng.uniform(*r.budget_share))
+    roi_share = float(rng.uniform(*r.roi_share))
+    draft = draft.replace(channels=tuple(_sample_mechanisms(rng, c, r) for c in channels))
     # Size the budget and ROI target against the market at median bids.
     market = build_episode(draft)
     spend = gmv = 0.0
@@ -150,6 +204,6 @@ def sample_scenario(
         outcome = expected_hour(market, t, market.price_median[t])
         spend += float(outcome.spend.sum())
         gmv += float(outcome.gmv.sum())
-    budget = round(spend * float(rng.uniform(*r.budget_share)), 2)
-    roi_target = round(gmv / spend * float(rng.uniform(*r.roi_share)), 3)
+    budget = round(spend * budget_share, 2)
+    roi_target = round(gmv / spend * roi_share, 3)
     return draft.replace(budget=max(budget, 1.0), roi_target=max(roi_target, 0.1))
