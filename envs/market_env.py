@@ -48,10 +48,12 @@ class AdMarketEnv(gym.Env):
     ## Description
     An advertiser runs one campaign with a total budget and an ROI target (GMV / spend)
     over ``scenario.horizon_hours`` hourly steps. Each hour, every arm (a product in a
-    channel: short-video feed, live room, search, mall, affiliate) enters a second-price
-    auction for the hour's impression opportunities; won impressions turn into clicks,
-    orders and GMV as random counts and amounts. The model and its defaults are written
-    down in ``docs/market.md``.
+    channel: short-video feed, live room, search, mall, affiliate) enters its channel's
+    auction (second-price, GSP over exposed slots or first-price, with an optional
+    reserve price and rivals that raise prices as we take share) for the hour's
+    impression opportunities; won impressions turn into clicks, orders and GMV as random
+    counts and amounts, and orders may arrive hours after their clicks. The model and its
+    defaults are written down in ``docs/market.md``.
 
     ## Action Space
     ``Box(-1, 1, (K,), float32)``, one entry per arm. Action ``a`` bids
@@ -68,8 +70,10 @@ class AdMarketEnv(gym.Env):
     ``hourly_budget = budget / horizon``. Every figure in currency units is in ``info``.
 
     ## Rewards
-    The step's GMV in currency units. On the last step the reward also carries
-    ``score - total_gmv`` (zero or negative), so the episode's return equals the score
+    The GMV of the orders placed in the step, in currency units. On the last step the
+    reward also carries the delayed orders that arrive within the attribution window
+    (``info["late_gmv"]``) and ``score - total_gmv`` (zero or negative), so the episode's
+    return equals the score
     ``GMV * min(1, ROI / ROI_target) ** 2``: missing the ROI target is penalised
     quadratically, as in the standard constrained-bidding metric.
 
@@ -88,7 +92,9 @@ class AdMarketEnv(gym.Env):
     list``) or a path to a scenario TOML file.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; the market mechanisms (auction rules, price families, reserve
+      prices, reacting rivals, delayed orders) were added as scenario settings whose
+      defaults leave every earlier scenario's episodes unchanged.
     """
 
     metadata = {"render_modes": []}

@@ -132,19 +132,32 @@ class Mechanism:
         steps = np.arange(3.0)[:, None]
         sigma, bs = self.price_sigma, self.brand_sigma[mix]
         object.__setattr__(self, "_shifts", steps * sigma)
-        object.__setattr__(self, "_moment1", np.exp(0.5 * sigma * sigma))
-        object.__setattr__(self, "_moment2", np.exp(2.0 * sigma * sigma))
+        s2 = sigma * sigma
+        object.__setattr__(
+            self, "_moment_consts", np.stack([s2 * 0 + 1, np.exp(0.5 * s2), np.exp(2 * s2)])
+        )
         premium = self.brand_premium[mix]
         object.__setattr__(self, "_log_premium", np.log(premium))
         object.__setattr__(self, "_brand_shifts", steps * bs)
-        object.__setattr__(self, "_brand_moment1", premium * np.exp(0.5 * bs * bs))
-        object.__setattr__(self, "_brand_moment2", premium * premium * np.exp(2.0 * bs * bs))
+        b2 = bs * bs
+        object.__setattr__(
+            self,
+            "_brand_consts",
+            np.stack([b2 * 0 + 1, premium * np.exp(0.5 * b2), premium**2 * np.exp(2 * b2)]),
+        )
         object.__setattr__(self, "_first_price", self.auction == FIRST_PRICE)
         object.__setattr__(self, "_any_first_price", bool(self._first_price.any()))
         object.__setattr__(self, "_has_reserve", bool((self.reserve > 0).any()))
-        # Slots that matter for at least one arm.
+        # Slots that matter for at least one arm, and each slot's weights in the sums
+        # of the exposed win probability and the payment moments.
         used = np.flatnonzero(self.exposure.max(axis=1) > 0)
-        object.__setattr__(self, "_n_slots", int(used.max()) + 1)
+        n_slots = int(used.max()) + 1
+        object.__setattr__(self, "_n_slots", n_slots)
+        e, a = self.exposure[:n_slots], self.slot_price[:n_slots]
+        object.__setattr__(self, "_slot_price", a)
+        object.__setattr__(self, "_weights", np.stack([e, e * a, e * a * a]))
+        r = self.reserve
+        object.__setattr__(self, "_reserve_weights", np.stack([e, e * r, e * r * r]))
 
     @property
     def reacts(self) -> bool:
@@ -159,41 +172,35 @@ class Mechanism:
         return len(self.rival_decay)
 
     # -- price families -----------------------------------------------------------------
-    def partial_moments(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def partial_moments(self, u: np.ndarray) -> np.ndarray:
         """``F``, ``M1``, ``M2`` of the *standardised* top competing price (scale 1) at
-        thresholds ``u >= 0`` of shape (..., K)."""
+        thresholds ``u >= 0`` of shape (..., K), stacked on a new first axis (3, ..., K)."""
         log_u = np.log(np.maximum(u, 1e-300))
         n_arms = u.shape[-1]
-        # Every normal CDF of the step in one call: the log-normal's three shifted
-        # arguments for every arm, then the mixture's brand block for its arms.
         lead = (3,) + (1,) * (log_u.ndim - 1)
+        # Every normal CDF in one call: the log-normal's three shifted arguments for every
+        # arm, then the mixture's brand block for its arms.
         z = log_u[None] / self.price_sigma - self._shifts.reshape(lead + (n_arms,))
         mix = self._mixture_arms
         if len(mix):
             zb = (log_u[None, ..., mix] - self._log_premium) / self.brand_sigma[mix]
             z = np.concatenate([z, zb - self._brand_shifts.reshape(lead + (len(mix),))], -1)
         cdf = normal_cdf(z)
-        f = cdf[0, ..., :n_arms]
-        m1 = self._moment1 * cdf[1, ..., :n_arms]
-        m2 = self._moment2 * cdf[2, ..., :n_arms]
+        moments = cdf[..., :n_arms] * self._moment_consts.reshape(lead + (n_arms,))
         if len(mix):
             w = self.brand_share[mix]
-            brand = cdf[..., n_arms:]
-            f[..., mix] = (1 - w) * f[..., mix] + w * brand[0]
-            m1[..., mix] = (1 - w) * m1[..., mix] + w * self._brand_moment1 * brand[1]
-            m2[..., mix] = (1 - w) * m2[..., mix] + w * self._brand_moment2 * brand[2]
+            brand = cdf[..., n_arms:] * self._brand_consts.reshape(lead + (len(mix),))
+            moments[..., mix] = (1 - w) * moments[..., mix] + w * brand
         gam = self._gamma_arms
         if len(gam):
             n = GAMMA_TABLE_POINTS
             pos = (log_u[..., gam] - self._gamma_lo) / self._gamma_step
             pos = np.minimum(np.maximum(pos, 0.0), n - 1.0)
             i0 = np.minimum(pos.astype(np.int64), n - 2)
-            frac = pos - i0
             flat = i0 + self._gamma_offsets
             lower = self._gamma_tab[:, flat]
-            value = lower + (self._gamma_tab[:, flat + 1] - lower) * frac
-            f[..., gam], m1[..., gam], m2[..., gam] = value[0], value[1], value[2]
-        return f, m1, m2
+            moments[..., gam] = lower + (self._gamma_tab[:, flat + 1] - lower) * (pos - i0)
+        return moments
 
     # -- auctions -----------------------------------------------------------------------
     def auction_moments(
@@ -207,42 +214,39 @@ class Mechanism:
         """
         bids = np.maximum(np.asarray(bids, dtype=float), 1e-12)
         scale = np.asarray(scale, dtype=float)
-        bids, scale = np.broadcast_arrays(bids, scale)
-        n_slots = self._n_slots
-        shape = (n_slots,) + (1,) * (bids.ndim - 1) + (bids.shape[-1],)
-        a = self.slot_price[:n_slots].reshape(shape)
-        e = self.exposure[:n_slots].reshape(shape)
+        if bids.shape != scale.shape:
+            bids, scale = np.broadcast_arrays(bids, scale)
+        n_slots, n_arms = self._n_slots, bids.shape[-1]
+        ones = (1,) * (bids.ndim - 1)
+        a = self._slot_price.reshape((n_slots,) + ones + (n_arms,))
         hi = bids[None] / a  # slot j is taken for P in [hi_{j-1}, hi_j)
-        lo = np.concatenate([np.zeros((1,) + bids.shape), hi[:-1]], axis=0)
-        reserve = self.reserve
+        zeros = np.zeros((1,) + bids.shape)
         if self._has_reserve:
-            mid = np.clip(reserve / a, lo, hi)  # below mid the reserve is paid
+            lo = np.concatenate([zeros, hi[:-1]], axis=0)
+            mid = np.minimum(np.maximum(self.reserve / a, lo), hi)  # below mid: pay reserve
             thresholds = np.concatenate([hi, mid], axis=0)
         else:
             thresholds = hi
-        f, m1, m2 = self.partial_moments(thresholds / scale[None])
-        m1 = m1 * scale[None]
-        m2 = m2 * (scale * scale)[None]
-        f_hi, m1_hi, m2_hi = f[:n_slots], m1[:n_slots], m2[:n_slots]
-        zeros = np.zeros((1,) + bids.shape)
-        f_lo = np.concatenate([zeros, f_hi[:-1]], axis=0)
+        powers = np.stack([np.ones_like(scale), scale, scale * scale])[:, None]
+        moments = self.partial_moments(thresholds / scale[None]) * powers
+        top = moments[:, :n_slots]
+        below = np.concatenate([np.zeros((3, 1) + bids.shape), top[:, :-1]], axis=1)
+        weights = self._weights.reshape((3, n_slots) + ones + (n_arms,))
         if self._has_reserve:
-            f_mid, m1_mid, m2_mid = f[n_slots:], m1[n_slots:], m2[n_slots:]
+            mid = moments[:, n_slots:]
+            reserve_weights = self._reserve_weights.reshape((3, n_slots) + ones + (n_arms,))
+            out = (weights * (top - mid) + reserve_weights * (mid[0] - below[0])).sum(axis=1)
         else:
-            f_mid, m1_mid, m2_mid = f_lo, np.concatenate([zeros, m1_hi[:-1]], 0), None
-        win = (e * (f_hi - f_lo)).sum(axis=0)
-        pay1 = (e * (reserve * (f_mid - f_lo) + a * (m1_hi - m1_mid))).sum(axis=0)
-        if m2_mid is None:
-            m2_mid = np.concatenate([zeros, m2_hi[:-1]], 0)
-        pay2 = (e * (reserve**2 * (f_mid - f_lo) + a * a * (m2_hi - m2_mid))).sum(axis=0)
+            out = (weights * (top - below)).sum(axis=1)
+        win, pay1, pay2 = out[0], out[1], out[2]
         if self._any_first_price:
             first = self._first_price
-            win_first = f_hi[0] * e[0]
+            win_first = top[0, 0] * self.exposure[0]
             win = np.where(first, win_first, win)
             pay1 = np.where(first, bids * win_first, pay1)
             pay2 = np.where(first, bids * bids * win_first, pay2)
         if self._has_reserve:
-            sold = bids >= reserve
+            sold = bids >= self.reserve
             win, pay1, pay2 = (np.where(sold, v, 0.0) for v in (win, pay1, pay2))
         return win, np.maximum(pay1, 0.0), np.maximum(pay2, 0.0)
 
