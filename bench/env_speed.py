@@ -12,7 +12,13 @@ Usage::
 
     python bench/env_speed.py --json bench/results/env_speed.json
 
-The JSON file holds ``{"rows": [{"arms": N, "steps_per_s": X}, ...], "machine": {...}}``.
+A second table steps the presets themselves the same way, with their own budgets, in the
+same run: ``default`` (the classic market) against every market-mechanism preset, and
+``real-world`` (all mechanisms on 15 arms) in particular, with each one's speed as a share
+of ``default``'s.
+
+The JSON file holds ``{"rows": [{"arms": N, "steps_per_s": X}, ...], "presets":
+[{"preset": NAME, "arms": K, "steps_per_s": X, "vs_default": R}, ...], "machine": {...}}``.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs.market_env import AdMarketEnv  # noqa: E402
-from envs.presets import CHANNELS, make_arm  # noqa: E402
+from envs.presets import CHANNELS, MECHANISM_PRESETS, get_scenario, make_arm  # noqa: E402
 from envs.scenario import Product, Scenario  # noqa: E402
 
 ARM_COUNTS: tuple[int, ...] = (10, 25, 100)
@@ -58,9 +64,10 @@ def bench_scenario(n_arms: int) -> Scenario:
     )
 
 
-def steps_per_second(n_arms: int, steps: int, seed: int) -> float:
+def steps_per_second(n_arms: int, steps: int, seed: int, scenario: Scenario | None = None) -> float:
     """Time ``steps`` environment steps (resets included) with random bids."""
-    env = AdMarketEnv(bench_scenario(n_arms))
+    env = AdMarketEnv(scenario or bench_scenario(n_arms))
+    n_arms = env.n_arms
     actions = np.random.default_rng(seed).uniform(-1.0, 1.0, (steps, n_arms)).astype(np.float32)
     env.reset(seed=seed)
     start = time.perf_counter()
@@ -91,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--arms", type=int, nargs="+", default=list(ARM_COUNTS), help="arm counts to measure"
     )
+    parser.add_argument(
+        "--presets",
+        nargs="*",
+        default=["default", *MECHANISM_PRESETS],
+        help="presets to step (default: default and every mechanism preset; none to skip)",
+    )
     args = parser.parse_args(argv)
 
     # A short warm-up so the first arm count does not pay for imports and caches.
@@ -102,10 +115,35 @@ def main(argv: list[str] | None = None) -> int:
         median = statistics.median(runs)
         rows.append({"arms": n_arms, "steps_per_s": round(median, 1)})
         print(f"{n_arms:>5} {median:>17,.0f} {min(runs):>9,.0f} {max(runs):>9,.0f}")
+    presets = []
+    if args.presets:
+        print(f"\n{'preset':<20} {'arms':>5} {'steps/s (median)':>17} {'vs default':>11}")
+    base = None
+    for name in args.presets:
+        scenario = get_scenario(name)
+        runs = [
+            steps_per_second(scenario.n_arms, args.steps, seed, scenario)
+            for seed in range(args.repeats)
+        ]
+        median = statistics.median(runs)
+        if name == "default":
+            base = median
+        ratio = median / base if base else None
+        presets.append(
+            {
+                "preset": name,
+                "arms": scenario.n_arms,
+                "steps_per_s": round(median, 1),
+                "vs_default": None if ratio is None else round(ratio, 3),
+            }
+        )
+        shown = "" if ratio is None else f"{ratio:>10.2f}x"
+        print(f"{name:<20} {scenario.n_arms:>5} {median:>17,.0f} {shown:>11}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "rows": rows,
+            "presets": presets,
             "steps_per_repeat": args.steps,
             "repeats": args.repeats,
             "machine": machine_info(),

@@ -276,12 +276,13 @@ def _fill_daypart(
             shape = np.where(hours > 0, part.sum(axis=0) / np.maximum(hours, 1), np.nan)
             log_shape[c] = shape
         # Hours a channel never saw take the other channels' shape at that hour.
-        overall = (
-            np.nanmean(np.where(np.isfinite(log_shape), log_shape, np.nan), axis=0)
-            if np.isfinite(log_shape).any()
-            else np.zeros(HOURS_PER_DAY)
+        finite = np.isfinite(log_shape)
+        seen_by = finite.sum(axis=0)
+        overall = np.where(
+            seen_by > 0,
+            np.where(finite, log_shape, 0.0).sum(axis=0) / np.maximum(seen_by, 1),
+            0.0,
         )
-        overall = np.where(np.isfinite(overall), overall, 0.0)
         log_shape = np.where(np.isfinite(log_shape), log_shape, overall[None, :])
         log_shape -= np.log(np.exp(log_shape).mean(axis=1, keepdims=True))
     level = np.exp(np.where(np.isfinite(log_level), log_level, -np.inf))
