@@ -37,6 +37,9 @@ from bidder.response import (
 )
 from envs.market import EpisodeMarket, creative_wear, expected_response
 
+#: The bid-change limit lets an arm bid up to this share of its forecast median price in
+#: the next hour however low its last bid was, so that a paused arm can always return.
+REENTRY_PRICE_SHARE = 0.5
 #: Solver statuses whose solution is used.
 _USABLE = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 
@@ -231,9 +234,11 @@ class MPCBidder:
         if state.previous_bids is None:
             return np.zeros(self.n_arms), total
         factor = self.config.max_bid_change
-        bids = np.stack(
-            [state.previous_bids / factor, np.minimum(state.previous_bids * factor, state.bid_cap)]
-        )
+        # An arm paused at (nearly) 0 may come back within one hour up to half its median
+        # price: without this floor a zero bid would cap every later hour at zero.
+        reentry = REENTRY_PRICE_SHARE * forecast.price_median[0]
+        high = np.minimum(np.maximum(state.previous_bids * factor, reentry), state.bid_cap)
+        bids = np.stack([state.previous_bids / factor, high])
         wear = 1.0 if state.exposure is None else creative_wear(forecast, state.exposure)
         out = expected_response(
             forecast.traffic[0],
@@ -298,8 +303,12 @@ class MPCBidder:
     ) -> Decision:
         curves, lower, upper, shaped, target = self._data(forecast, state, plan)
         remaining = state.remaining_budget
-        # Scale money by the remaining budget so the solver sees numbers near 1.
-        scale = max(remaining, 1e-9 * state.budget, 1e-9)
+        # Scale money so the solver sees numbers near 1: by the remaining budget, or by
+        # what the market can absorb when that is far less. A budget of 1e12 scaled by
+        # itself left every piece near 1e-8, inside the solver's tolerances, and the ROI
+        # constraint was met only up to them (ROI 2.4 for a target of 4).
+        absorbable = float(upper.sum()) + float(lower.sum())
+        scale = max(min(remaining, absorbable), 1e-9 * state.budget, 1e-9)
         self.value.value = shaped.ravel()
         self.roi_coef.value = (curves.slopes - target).ravel()
         self.lower.value = lower.ravel() / scale

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bidder.logs import write_logs
+from bidder.logs import read_logs, write_logs
 from bidder.recommend import MIN_HISTORY_DAYS, recommend
 from envs.market import build_episode
 from envs.market_env import resolve_scenario
@@ -403,3 +403,13 @@ def test_a_budget_risk_that_is_not_a_probability_is_refused(history, tmp_path, c
         err = capsys.readouterr().err
         assert code == 2 and "--budget-risk" in err and "\n" not in err.strip()
     assert not (tmp_path / "r.csv").exists()
+
+
+@pytest.mark.parametrize("budget", [1e9, 1e12])
+def test_recommend_keeps_the_roi_target_when_the_budget_dwarfs_the_market(history, budget):
+    """A budget of 1e12 used to give a plan at ROI 2.34 for a target of 4."""
+    logs = read_logs(history)
+    day = pd.to_datetime(logs["date"]).max().date() + dt.timedelta(days=1)
+    result = recommend(logs, budget, 4.0, day)
+    assert result.summary["expected_roi"] >= 4.0
+    assert result.summary["planned_spend"] < 1e6
