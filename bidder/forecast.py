@@ -25,6 +25,12 @@ predicted for the impressions actually bought. A shrunk, exponentially weighted 
 the two is the arm's recent forecast bias. Corrections that lag a value still falling (a
 creative wearing out all afternoon) show up there as a ratio below 1 hour after hour,
 which a planner can hold back ROI margin for.
+
+When the prior says orders follow their clicks with a delay (``prior.delay_q``, fitted from
+the logs), an hour's orders are compared with the clicks expected to convert in it: with a
+geometric delay, ``(1 - q) C_t`` where ``C_t = clicks_t + q C_{t-1}``. What is still
+waiting, ``q C_t`` clicks' worth of orders, is GMV the campaign has earned but not yet
+seen (:meth:`Forecaster.pending_gmv`).
 """
 
 from __future__ import annotations
@@ -83,6 +89,10 @@ class Forecaster:
         self._fast_num = {q: np.zeros(k) for q in QUANTITIES}
         self._fast_den = {q: np.zeros(k) for q in QUANTITIES}
         self.hours_observed = 0
+        self.delay_q = np.zeros(k) if prior.delay_q is None else np.asarray(prior.delay_q)
+        # Clicks whose orders are still to come, in clicks (observed and predicted).
+        self._waiting = np.zeros(k)
+        self._waiting_predicted = np.zeros(k)
 
     def _add(self, quantity: str, ratio: np.ndarray, weight: np.ndarray) -> None:
         ok = np.isfinite(ratio) & (weight > 0)
@@ -139,7 +149,9 @@ class Forecaster:
             # CTR against the prior's expected clicks for the impressions actually bought.
             expected_clicks = self._prior_clicks(t, impressions, wear)
             self._add("ctr", clicks / expected_clicks, self._weight(expected_clicks))
-            expected_orders = clicks * prior.cvr[t]
+            carry = clicks + self._waiting
+            self._waiting = self.delay_q * carry
+            expected_orders = (1.0 - self.delay_q) * carry * prior.cvr[t]
             self._add("cvr", orders / expected_orders, self._weight(expected_orders))
             self._add("aov", gmv / (orders * prior.aov[t]), self._weight(orders))
         self.hours_observed += 1
@@ -158,8 +170,10 @@ class Forecaster:
     ) -> None:
         """Add hour ``t``'s realised against predicted GMV (before learning from it)."""
         prior = self.prior
-        clicks = self._prior_clicks(t, impressions, wear) * self.factor("ctr")
-        orders = clicks * prior.cvr[t] * self.factor("cvr")
+        carry = self._prior_clicks(t, impressions, wear) * self.factor("ctr")
+        carry = carry + self._waiting_predicted
+        self._waiting_predicted = self.delay_q * carry
+        orders = (1.0 - self.delay_q) * carry * prior.cvr[t] * self.factor("cvr")
         predicted = orders * prior.aov[t] * self.factor("aov")
         ok = predicted > 0
         ratio = np.where(ok, gmv / np.where(ok, predicted, 1.0), 0.0)
@@ -179,6 +193,18 @@ class Forecaster:
         """
         k = self.config.bias_prior_weight
         return (k + self._bias_num) / (k + self._bias_den)
+
+    def pending_gmv(self, t: int) -> float:
+        """Expected GMV of the orders clicked before hour ``t`` but not yet placed, counted
+        as far as they arrive within the attribution window (the prior's attribution of
+        hour ``t``); 0 without delays."""
+        if not self.delay_q.any():
+            return 0.0
+        prior = self.prior
+        hour = min(t, prior.horizon - 1)
+        attributed = 1.0 if prior.attribution is None else prior.attribution[hour]
+        value = prior.cvr[hour] * self.factor("cvr") * prior.aov[hour] * self.factor("aov")
+        return float((self._waiting * value * attributed).sum())
 
     def factor(self, quantity: str) -> np.ndarray:
         """The current correction factor of ``quantity`` per arm (1 = the prior)."""

@@ -40,6 +40,7 @@ from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
 from bidder.plan import Plan
 from envs.errors import InputError
 from envs.market import EpisodeMarket, expected_response
+from envs.mechanisms import auction_mechanism, delay_probability
 from envs.stats import lognormal_auction, normal_cdf, normal_ppf
 
 HOURS_PER_DAY = 24
@@ -141,6 +142,9 @@ class FittedMarket:
     untradeable: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     warnings: list[str] = field(default_factory=list)
     traffic_noise_by_channel: dict[str, float] = field(default_factory=dict)
+    order_delay_hours_by_channel: dict[str, float] = field(default_factory=dict)
+    auction_by_channel: dict[str, str] = field(default_factory=dict)
+    reserve_cpm_by_channel: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -340,8 +344,21 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         paid_ratio = np.where(
             (impressions > 0) & (bid > 0), 1000.0 * spend / impressions / bid, np.nan
         )
-    priced = (impressions >= MIN_ROW_IMPRESSIONS) & (paid_ratio > 0) & (paid_ratio < 1)
-    mid_win = priced & (win_rate >= WIN_RATE_RANGE[0]) & (win_rate <= WIN_RATE_RANGE[1])
+    # A channel whose winners pay their own bid runs a first-price auction: the price
+    # paid then says nothing of where the bid stood, only the win rate does.
+    active = (impressions >= MIN_ROW_IMPRESSIONS) & np.isfinite(paid_ratio) & (bid > 0)
+    first_price = np.zeros(len(channels), bool)
+    for ci in range(len(channels)):
+        rows = active & (c == ci)
+        typical = float(np.median(paid_ratio[rows])) if rows.sum() >= 10 else 0.0
+        first_price[ci] = FIRST_PRICE_PAID[0] <= typical <= FIRST_PRICE_PAID[1]
+    first_row = first_price[c]
+    reserve = _fit_reserve(bid, impressions, c, len(channels))
+    in_range = has_win_rate & (win_rate >= WIN_RATE_RANGE[0]) & (win_rate <= WIN_RATE_RANGE[1])
+    priced = (impressions >= MIN_ROW_IMPRESSIONS) & np.where(
+        first_row, in_range & (paid_ratio > 0), (paid_ratio > 0) & (paid_ratio < 1)
+    )
+    mid_win = priced & in_range
     warnings = _check_teachable(impressions, bid, paid_ratio, priced, source)
 
     # 1. The log-spread of clearing prices per channel, from rows that give both equations.
@@ -352,11 +369,14 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
     sigma_by_channel: dict[str, float] = {}
     for ci, name in enumerate(channels):
         rows = mid_win & (c == ci)
-        sigma_by_channel[name] = (
-            _weighted_median(row_sigma[rows], (impressions * recency)[rows])
-            if rows.sum() >= 10
-            else DEFAULT_PRICE_SIGMA
-        )
+        if first_price[ci]:
+            sigma_by_channel[name] = _first_price_sigma(z_observed, bid, hour, rows)
+        else:
+            sigma_by_channel[name] = (
+                _weighted_median(row_sigma[rows], (impressions * recency)[rows])
+                if rows.sum() >= 10
+                else DEFAULT_PRICE_SIGMA
+            )
     sigma_row = np.array([sigma_by_channel[name] for name in channels])[c]
 
     # 2. Where the bid stood against the median in every priced row: from the win rate
@@ -420,12 +440,16 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
             audience * -np.expm1(-impressions / np.where(np.isfinite(audience), audience, 1.0)),
             impressions,
         )
+    delay_by_channel, converting_clicks = _fit_order_delay(
+        k, row_dates, hour, clicks, orders, channel_of_arm, n_arms, n_channels
+    )
     arm_fits, ctr, cvr, aov = _fit_rates(
         arms,
         k,
         reach,
         impressions,
         clicks,
+        converting_clicks,
         orders,
         gmv,
         recency,
@@ -454,6 +478,16 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         fatigue_impressions=np.full(n_arms, np.inf),
         fatigue_floor=np.full(n_arms, 0.5),
         hour_of_day=np.arange(HOURS_PER_DAY),
+        delay_q=(
+            delay_probability(delay_by_channel[channel_of_arm]) if delay_by_channel.any() else None
+        ),
+        mechanism=(
+            auction_mechanism(
+                first_price[channel_of_arm], sigma_by_arm, channel_of_arm, reserve[channel_of_arm]
+            )
+            if first_price.any() or reserve.any()
+            else None
+        ),
     )
     return FittedMarket(
         date=date,
@@ -469,7 +503,127 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         untradeable=untradeable,
         warnings=warnings,
         traffic_noise_by_channel=traffic_noise,
+        order_delay_hours_by_channel={
+            name: float(delay_by_channel[ci]) for ci, name in enumerate(channels)
+        },
+        auction_by_channel={
+            name: "first-price" if first_price[ci] else "second-price"
+            for ci, name in enumerate(channels)
+        },
+        reserve_cpm_by_channel={name: float(reserve[ci]) for ci, name in enumerate(channels)},
     )
+
+
+#: A channel whose median price paid per impression is within this range of the bid is
+#: read as a first-price auction (second-price winners pay less than their bid; a price
+#: paid far above the bid means the bid column is not in CPM, which is refused).
+FIRST_PRICE_PAID = (0.985, 1.015)
+
+
+#: Rows bid below every winning bid of their channel, yet with no impression at all, that
+#: it takes to read a reserve price from the logs.
+MIN_ROWS_FOR_RESERVE = 3
+
+
+def _fit_reserve(
+    bid: np.ndarray, impressions: np.ndarray, c: np.ndarray, n_channels: int
+) -> np.ndarray:
+    """Reserve price per channel (CPM; 0 for none seen). A platform's reserve shows as
+    hours that bid below every bid that ever won and won nothing at all; the reserve lies
+    between the highest such bid and the lowest winning one (their geometric mean is
+    taken)."""
+    reserve = np.zeros(n_channels)
+    for ci in range(n_channels):
+        won = (c == ci) & (impressions > 0) & (bid > 0)
+        if not won.any():
+            continue
+        lowest_win = float(bid[won].min())
+        empty = (c == ci) & (impressions == 0) & (bid > 0) & (bid < lowest_win)
+        if empty.sum() >= MIN_ROWS_FOR_RESERVE:
+            reserve[ci] = math.sqrt(float(bid[empty].max()) * lowest_win)
+    return reserve
+
+
+def _first_price_sigma(z: np.ndarray, bid: np.ndarray, hour: np.ndarray, rows: np.ndarray) -> float:
+    """Log-spread of clearing prices in a first-price channel, from how the win rate moves
+    with the bid: within an hour of day, ``z = Phi^-1(win rate)`` rises by ``1 / sigma``
+    per unit of log bid. The channel default when the bids hardly varied."""
+    if rows.sum() < 10:
+        return DEFAULT_PRICE_SIGMA
+    log_bid, zs, h = np.log(bid[rows]), z[rows], hour[rows]
+    dz, db = zs.copy(), log_bid.copy()
+    for value in np.unique(h):
+        same = h == value
+        dz[same] -= zs[same].mean()
+        db[same] -= log_bid[same].mean()
+    spread = float((db * db).sum())
+    slope = float((dz * db).sum()) / spread if spread > 0 else 0.0
+    if spread < 0.05 * rows.sum() * 0.01 or slope <= 1.0 / 3.0:
+        return DEFAULT_PRICE_SIGMA
+    return float(np.clip(1.0 / slope, 0.05, 2.0))
+
+
+#: Mean order delays (hours) tried per channel; 0 means orders in their click's hour.
+DELAY_GRID_HOURS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0)
+#: A channel needs this many orders in the history before its delay is measured.
+MIN_ORDERS_FOR_DELAY = 100
+
+
+def _fit_order_delay(
+    k: np.ndarray,
+    row_dates: np.ndarray,
+    hour: np.ndarray,
+    clicks: np.ndarray,
+    orders: np.ndarray,
+    channel_of_arm: np.ndarray,
+    n_arms: int,
+    n_channels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean click-to-order delay per channel, and per row the clicks whose orders are
+    expected to be placed in that row's hour.
+
+    Orders placed in an hour come from the clicks of that hour and the hours before it:
+    with a geometric delay of mean ``mu`` (``q = mu / (1 + mu)``), the clicks "converting"
+    in hour ``h`` of a day are ``(1 - q) * sum_{l <= h} q^l clicks_{h - l}``. For every
+    candidate ``mu`` of :data:`DELAY_GRID_HOURS`, each arm's CVR is fitted on those, and the
+    ``mu`` with the smallest Poisson deviance of the orders over the channel's arms wins.
+    Days are taken separately (an order placed after midnight from the previous evening's
+    click is not matched), as the simulator's day-by-day logs are written.
+    """
+    days = {d: i for i, d in enumerate(sorted(set(row_dates)))}
+    day = np.array([days[d] for d in row_dates])
+    shape = (n_arms, len(days), HOURS_PER_DAY)
+    grid_clicks, grid_orders = np.zeros(shape), np.zeros(shape)
+    np.add.at(grid_clicks, (k, day, hour), clicks)
+    np.add.at(grid_orders, (k, day, hour), orders)
+    best_mu = np.zeros(n_channels)
+    best_deviance = np.full(n_channels, np.inf)
+    orders_by_channel = np.bincount(channel_of_arm, grid_orders.sum(axis=(1, 2)), n_channels)
+    converting = {}
+    for mu in DELAY_GRID_HOURS:
+        q = mu / (1.0 + mu)
+        carry = np.zeros(shape[:2])
+        expected = np.empty(shape)
+        for h in range(HOURS_PER_DAY):
+            carry = grid_clicks[:, :, h] + q * carry
+            expected[:, :, h] = (1.0 - q) * carry
+        converting[mu] = expected
+        cvr = grid_orders.sum(axis=(1, 2)) / np.maximum(expected.sum(axis=(1, 2)), 1e-12)
+        mean = cvr[:, None, None] * expected
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term = np.where(grid_orders > 0, grid_orders * np.log(grid_orders / mean), 0.0)
+        deviance = np.where(np.isfinite(term), term, 0.0) - (grid_orders - mean)
+        by_channel = np.bincount(channel_of_arm, deviance.sum(axis=(1, 2)), n_channels)
+        better = by_channel < best_deviance - 1e-9
+        best_mu = np.where(better, mu, best_mu)
+        best_deviance = np.where(better, by_channel, best_deviance)
+    best_mu = np.where(orders_by_channel >= MIN_ORDERS_FOR_DELAY, best_mu, 0.0)
+    arm_mu = best_mu[channel_of_arm]
+    row_converting = np.empty(len(k))
+    for mu in np.unique(arm_mu):
+        rows = arm_mu[k] == mu
+        row_converting[rows] = converting[float(mu)][k[rows], day[rows], hour[rows]]
+    return best_mu, row_converting
 
 
 def _fit_traffic_noise(
@@ -631,6 +785,7 @@ def _fit_rates(
     reach: np.ndarray,
     impressions: np.ndarray,
     clicks: np.ndarray,
+    converting_clicks: np.ndarray,
     orders: np.ndarray,
     gmv: np.ndarray,
     recency: np.ndarray,
@@ -638,12 +793,16 @@ def _fit_rates(
     product_of_arm: np.ndarray,
     n_arms: int,
 ):
-    """CTR, CVR and order value per arm, shrunk towards channel x product priors."""
+    """CTR, CVR and order value per arm, shrunk towards channel x product priors.
+
+    CVR is orders over ``converting_clicks``: the clicks whose orders the fitted delay
+    places within the history (all of them when orders come in their click's hour)."""
 
     def arm_sum(values: np.ndarray) -> np.ndarray:
         return np.bincount(k, values * recency, minlength=n_arms)
 
     s_reach, s_clicks, s_orders, s_gmv = (arm_sum(v) for v in (reach, clicks, orders, gmv))
+    s_converting = arm_sum(converting_clicks)
 
     def prior(
         numerator: np.ndarray, denominator: np.ndarray, by_product: bool = True
@@ -663,14 +822,14 @@ def _fit_rates(
         return channel[channel_of_arm] * product[product_of_arm] / overall
 
     ctr_prior = prior(s_clicks, s_reach)
-    cvr_prior = prior(s_orders, s_clicks)
+    cvr_prior = prior(s_orders, s_converting)
     aov_prior = prior(s_gmv, s_orders, by_product=False)
     ctr_strength = PRIOR_CLICKS / np.maximum(ctr_prior, 1e-9)
     cvr_strength = PRIOR_ORDERS / np.maximum(cvr_prior, 1e-9)
     ctr = (s_clicks + ctr_strength * ctr_prior) / (s_reach + ctr_strength)
-    cvr = (s_orders + cvr_strength * cvr_prior) / (s_clicks + cvr_strength)
+    cvr = (s_orders + cvr_strength * cvr_prior) / (s_converting + cvr_strength)
     aov = (s_gmv + PRIOR_ORDERS * aov_prior) / (s_orders + PRIOR_ORDERS)
-    cvr_weight = s_clicks / (s_clicks + cvr_strength)
+    cvr_weight = s_converting / (s_converting + cvr_strength)
 
     totals = {
         name: np.bincount(k, values, minlength=n_arms)
@@ -721,6 +880,7 @@ def _expected(market: EpisodeMarket, bids: np.ndarray):
         market.aov,
         market.saturation,
         bids,
+        market.mechanism,
     )
 
 
@@ -787,7 +947,12 @@ class SpendRisk:
 def spend_risk(fitted: FittedMarket, bids: np.ndarray) -> SpendRisk:
     """The uncapped spend distribution of per-hour ``bids`` (24, K) on the fitted day."""
     market = fitted.market
-    _, _, pay2 = lognormal_auction(np.maximum(bids, 1e-12), market.price_median, market.price_sigma)
+    if market.mechanism is None:
+        _, _, pay2 = lognormal_auction(
+            np.maximum(bids, 1e-12), market.price_median, market.price_sigma
+        )
+    else:
+        _, _, pay2 = market.mechanism.auction_moments(bids, market.price_median)
     spend = _expected(market, bids).spend
     counting = float((market.traffic * pay2).sum()) / 1e6  # CPM: prices per 1000 impressions
     channels = sorted(fitted.traffic_noise_by_channel)

@@ -82,6 +82,9 @@ class EpisodeMarket:
             second-price log-normal auctions with orders in the click's hour.
         attribution: share of each hour's orders that arrive within the attribution
             window, (T, K); ``None`` when orders are not delayed.
+        delay_q: per arm, the hourly probability that a pending order waits one more
+            hour (geometric delay, ``envs.mechanisms.delay_probability``); ``None`` when
+            orders arrive in their click's hour.
     """
 
     traffic: np.ndarray
@@ -97,6 +100,7 @@ class EpisodeMarket:
     hour_of_day: np.ndarray
     mechanism: Mechanism | None = None
     attribution: np.ndarray | None = None
+    delay_q: np.ndarray | None = None
 
     @property
     def horizon(self) -> int:
@@ -230,6 +234,7 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
         hour_of_day=hour_of_day,
         mechanism=mechanism,
         attribution=attribution(mechanism, T, scenario.attribution_window_hours),
+        delay_q=mechanism.delay_q if mechanism is not None and mechanism.delays else None,
     )
 
 
@@ -282,9 +287,7 @@ def expected_response(
     # E[A (1 - exp(-n / A))] for n ~ Poisson(lam) is A (1 - exp(lam (exp(-1/A) - 1))).
     reach = audience * -np.expm1(lam * np.expm1(-1.0 / audience))
     clicks = ctr * reach
-    orders = clicks * cvr
-    if mechanism is not None:
-        orders = orders * attributed
+    orders = clicks * cvr * attributed
     return HourExpectation(
         win_rate=win,
         impressions=lam,

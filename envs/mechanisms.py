@@ -159,6 +159,28 @@ class Mechanism:
         r = self.reserve
         object.__setattr__(self, "_reserve_weights", np.stack([e, e * r, e * r * r]))
 
+    def select(self, arms: np.ndarray) -> Mechanism:
+        """The mechanism of the given arms (indices, in that order)."""
+        arms = np.asarray(arms)
+        per_arm = {
+            name: getattr(self, name)[..., arms]
+            for name in (
+                "auction",
+                "exposure",
+                "slot_price",
+                "family",
+                "brand_share",
+                "brand_premium",
+                "brand_sigma",
+                "reserve",
+                "price_sigma",
+                "rival_elasticity",
+                "channel_of_arm",
+                "delay_q",
+            )
+        }
+        return Mechanism(rival_decay=self.rival_decay, **per_arm)
+
     @property
     def reacts(self) -> bool:
         return bool((self.rival_elasticity > 0).any())
@@ -289,14 +311,46 @@ def build_mechanism(scenario: Scenario) -> Mechanism | None:
     )
 
 
+def auction_mechanism(
+    first_price: np.ndarray,
+    price_sigma: np.ndarray,
+    channel_of_arm: np.ndarray,
+    reserve: np.ndarray | None = None,
+) -> Mechanism:
+    """A mechanism of log-normal prices where the arms of ``first_price`` pay their bid and
+    the others the second price, with optional reserve prices: what a fit from logs can
+    tell apart (no rivals, no delay)."""
+    n_arms = len(first_price)
+    return Mechanism(
+        auction=np.where(first_price, FIRST_PRICE, SECOND_PRICE),
+        exposure=np.ones((1, n_arms)),
+        slot_price=np.ones((1, n_arms)),
+        family=np.full(n_arms, LOGNORMAL),
+        brand_share=np.zeros(n_arms),
+        brand_premium=np.ones(n_arms),
+        brand_sigma=np.full(n_arms, 0.25),
+        reserve=np.zeros(n_arms) if reserve is None else np.asarray(reserve, dtype=float),
+        price_sigma=np.asarray(price_sigma, dtype=float),
+        rival_elasticity=np.zeros(n_arms),
+        rival_decay=np.full(int(np.max(channel_of_arm)) + 1, 0.5),
+        channel_of_arm=np.asarray(channel_of_arm),
+        delay_q=np.zeros(n_arms),
+    )
+
+
 def attribution(mechanism: Mechanism | None, horizon: int, window: int) -> np.ndarray | None:
     """Share of an hour's orders that arrive by the end of the attribution window, (T, K):
     ``1 - q^(T - t + window)`` for orders made in campaign hour ``t``; ``None`` when no
     channel delays its orders."""
     if mechanism is None or not mechanism.delays:
         return None
+    return attribution_of(mechanism.delay_q, horizon, window)
+
+
+def attribution_of(delay_q: np.ndarray, horizon: int, window: int) -> np.ndarray:
+    """``1 - q^(T - t + window)`` per campaign hour ``t`` and arm, for per-arm ``q``."""
     hours_to_close = (horizon - np.arange(horizon) + window)[:, None]
-    return 1.0 - mechanism.delay_q[None, :] ** hours_to_close
+    return 1.0 - np.asarray(delay_q, dtype=float)[None, :] ** hours_to_close
 
 
 class Rivals:

@@ -33,12 +33,16 @@ class _MPCBase(Strategy):
         self.previous_bids: np.ndarray | None = None
         self.decisions: list[Decision] = []
 
+    def pending_gmv(self) -> float:
+        """GMV earned but not yet reported (delayed orders); 0 for the base class."""
+        return 0.0
+
     def state(self) -> CampaignState:
         return CampaignState(
             budget=self.env.budget,
             roi_target=self.env.roi_target,
             spent=self.spent,
-            gmv=self.gmv,
+            gmv=self.gmv + self.pending_gmv(),
             bid_cap=self.bid_cap,
             previous_bids=self.previous_bids,
             exposure=self.exposure.copy(),
@@ -79,6 +83,11 @@ class MPCStrategy(_MPCBase):
 
     def forecast(self):
         return self.forecaster.forecast(self.t)
+
+    def pending_gmv(self) -> float:
+        # Orders clicked but not yet placed count towards ROI so far, as the forecaster
+        # expects them, so that the early hours of a delayed market do not look unprofitable.
+        return self.forecaster.pending_gmv(self.t)
 
     def observe(self, info: dict[str, Any]) -> None:
         self.forecaster.update(self.t, info["bid_cpm"], info, self.exposure.copy())

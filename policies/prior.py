@@ -28,6 +28,7 @@ import numpy as np
 
 from envs.errors import InputError
 from envs.market import EpisodeMarket, build_episode
+from envs.mechanisms import attribution_of
 from envs.scenario import Scenario
 
 PRIOR_MODES: tuple[str, ...] = ("fitted", "cold", "true")
@@ -65,7 +66,7 @@ def true_prior(scenario: Scenario) -> EpisodeMarket:
 
 def _plain(market: EpisodeMarket) -> EpisodeMarket:
     """The same market seen as plain second-price auctions with orders in their hour."""
-    return dataclasses.replace(market, mechanism=None, attribution=None)
+    return dataclasses.replace(market, mechanism=None, attribution=None, delay_q=None)
 
 
 def cold_prior(scenario: Scenario) -> EpisodeMarket:
@@ -97,7 +98,9 @@ def market_from_fit(
     Hour ``t`` of the campaign takes the fitted hour of day ``(start_hour + t) % 24``;
     with ``weekday_factors`` its traffic is moved from ``fitted_weekday`` to the
     campaign hour's weekday. Arms are matched by (product, channel); an arm the history
-    never saw gets no traffic (it is not bid).
+    never saw gets no traffic (it is not bid). A fitted order delay is kept, and the
+    campaign's attribution of each hour's orders follows from it and the scenario's
+    attribution window.
     """
     index = {arm: i for i, arm in enumerate(fitted_arms)}
     columns = [index.get((a.product, a.channel), -1) for a in scenario.arms]
@@ -121,7 +124,20 @@ def market_from_fit(
             "fatigue_floor",
         )
     }
-    return EpisodeMarket(hour_of_day=hour, **per_hour, **per_arm)
+    delay_q = None
+    if fitted_market.delay_q is not None:
+        delay_q = np.where(known, fitted_market.delay_q[cols], 0.0)
+    mechanism = None if fitted_market.mechanism is None else fitted_market.mechanism.select(cols)
+    return EpisodeMarket(
+        hour_of_day=hour,
+        **per_hour,
+        **per_arm,
+        mechanism=mechanism,
+        delay_q=delay_q,
+        attribution=None
+        if delay_q is None
+        else attribution_of(delay_q, scenario.horizon_hours, scenario.attribution_window_hours),
+    )
 
 
 @functools.lru_cache(maxsize=256)
