@@ -127,6 +127,10 @@ class FittedMarket:
         arm_fits: per-arm rates and data sufficiency.
         history_days, first_date, last_date: the history that was used.
         untradeable: arms with no impressions in the history (never bid).
+        order_delay_hours_by_channel: fitted mean click-to-order delay per channel.
+        auction_by_channel: ``first-price`` where winners paid their bid, else
+            ``second-price``.
+        reserve_cpm_by_channel: reserve price read from the logs per channel (0: none).
     """
 
     date: dt.date
@@ -1144,6 +1148,11 @@ def _summary(
             else [round(float(f), 4) for f in fitted.weekday_factors],
             "price_sigma_by_channel": {
                 name: round(value, 4) for name, value in fitted.price_sigma_by_channel.items()
+            },
+            "order_delay_hours_by_channel": dict(fitted.order_delay_hours_by_channel),
+            "auction_by_channel": dict(fitted.auction_by_channel),
+            "reserve_cpm_by_channel": {
+                name: round(value, 2) for name, value in fitted.reserve_cpm_by_channel.items()
             },
         },
         "arms": len(fitted.arms),

@@ -350,6 +350,7 @@ class HourlyStreams:
     #: arrive after the campaign): streams of their own, far beyond the ones above, so
     #: that the draws above stay exactly where they were.
     EXTRA_DRAWS = ("arrivals", "late_arrivals")
+    ARRIVALS, LATE_ARRIVALS = len(DRAWS), len(DRAWS) + 1
     _EXTRA_BASE = 1 << 48
 
     def __init__(self, seed: int):

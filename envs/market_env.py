@@ -177,7 +177,7 @@ class AdMarketEnv(gym.Env):
         if self.pending is not None:
             # The platform reports orders when they are placed, not when clicked.
             hour["orders"], hour["gmv"] = self.pending.hour(
-                hour["orders"], hour["gmv"], self._streams.at(self.t, 6)
+                hour["orders"], hour["gmv"], self._streams.at(self.t, HourlyStreams.ARRIVALS)
             )
         self.exposure += hour["impressions"]
         step_spend = float(hour["spend"].sum())
@@ -194,7 +194,9 @@ class AdMarketEnv(gym.Env):
         if terminated and self.pending is not None:
             # Orders still pending count if they arrive within the attribution window.
             hours_left = self.horizon - self.t + self.scenario.attribution_window_hours
-            late_orders, late_gmv = self.pending.close(hours_left, self._streams.at(self.t, 7))
+            late_orders, late_gmv = self.pending.close(
+                hours_left, self._streams.at(self.t, HourlyStreams.LATE_ARRIVALS)
+            )
             self.gmv_total += float(late_gmv.sum())
             reward += float(late_gmv.sum())
         if terminated:
