@@ -432,9 +432,7 @@ def sample_hour(
     mean_pay = np.maximum(np.where(win > 1e-12, pay1 / safe_win, bids), 1e-12)
     var_pay = np.maximum(pay2 / safe_win - mean_pay * mean_pay, 1e-6 * mean_pay * mean_pay)
     spend = draw(2).gamma(impressions * (mean_pay * mean_pay / var_pay), var_pay / mean_pay) / CPM
-    first_price = (
-        None if mechanism is None or not mechanism._any_first_price else mechanism._first_price
-    )
+    first_price = None if mechanism is None or not mechanism.any_pays_bid else mechanism.pays_bid
     if first_price is not None:
         # A first-price winner pays exactly its bid.
         spend = np.where(first_price, impressions * bids / CPM, spend)

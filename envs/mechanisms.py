@@ -98,6 +98,8 @@ class Mechanism:
         reserve: reserve price per arm (CPM).
         rival_elasticity: per arm; ``rival_decay`` per channel, ``channel_of_arm``.
         delay_q: hourly waiting probability of a pending order (0: no delay).
+
+    Derived on construction: ``pays_bid`` (the first-price arms) and ``any_pays_bid``.
     """
 
     auction: np.ndarray
@@ -134,7 +136,7 @@ class Mechanism:
         object.__setattr__(self, "_shifts", steps * sigma)
         s2 = sigma * sigma
         object.__setattr__(
-            self, "_moment_consts", np.stack([s2 * 0 + 1, np.exp(0.5 * s2), np.exp(2 * s2)])
+            self, "_moment_consts", np.stack([np.ones_like(s2), np.exp(0.5 * s2), np.exp(2 * s2)])
         )
         premium = self.brand_premium[mix]
         object.__setattr__(self, "_log_premium", np.log(premium))
@@ -143,10 +145,10 @@ class Mechanism:
         object.__setattr__(
             self,
             "_brand_consts",
-            np.stack([b2 * 0 + 1, premium * np.exp(0.5 * b2), premium**2 * np.exp(2 * b2)]),
+            np.stack([np.ones_like(b2), premium * np.exp(0.5 * b2), premium**2 * np.exp(2 * b2)]),
         )
-        object.__setattr__(self, "_first_price", self.auction == FIRST_PRICE)
-        object.__setattr__(self, "_any_first_price", bool(self._first_price.any()))
+        object.__setattr__(self, "pays_bid", self.auction == FIRST_PRICE)
+        object.__setattr__(self, "any_pays_bid", bool(self.pays_bid.any()))
         object.__setattr__(self, "_has_reserve", bool((self.reserve > 0).any()))
         # Slots that matter for at least one arm, and each slot's weights in the sums
         # of the exposed win probability and the payment moments.
@@ -261,8 +263,8 @@ class Mechanism:
         else:
             out = (weights * (top - below)).sum(axis=1)
         win, pay1, pay2 = out[0], out[1], out[2]
-        if self._any_first_price:
-            first = self._first_price
+        if self.any_pays_bid:
+            first = self.pays_bid
             win_first = top[0, 0] * self.exposure[0]
             win = np.where(first, win_first, win)
             pay1 = np.where(first, bids * win_first, pay1)
