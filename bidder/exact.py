@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bidder.response import PiecewiseCurves, build_curves, period_bids
+from bidder.response import PARAMETRIC, PiecewiseCurves, ResponseModel, build_curves, period_bids
 from envs.market import EpisodeMarket
 
 
@@ -45,6 +45,7 @@ def exact_plan(
     n_pieces: int = 48,
     objective: str = "gmv",
     refinements: int = 1,
+    model: ResponseModel = PARAMETRIC,
 ) -> ExactPlan:
     """Solve the allocation over every remaining hour (no blocks) on a fine grid.
 
@@ -61,6 +62,7 @@ def exact_plan(
         refinements: times to solve again on grids centred on the last solution; each
             pass makes the pieces around the optimum much finer (a broad grid rounds
             every arm-hour to a coarse bid, which costs several % on some markets).
+        model: the response model of the curves (the closed form by default).
     """
     solve = functools.partial(
         _solve,
@@ -73,6 +75,7 @@ def exact_plan(
         exposure,
         n_pieces,
         objective,
+        model,
     )
     plan = solve(centres=None)
     for _ in range(refinements):
@@ -90,10 +93,18 @@ def _solve(
     exposure,
     n_pieces,
     objective,
+    model,
     centres,
 ) -> ExactPlan:
     curves = build_curves(
-        forecast, bid_cap, n_pieces, forecast.horizon, exposure, blocks=False, centres=centres
+        forecast,
+        bid_cap,
+        n_pieces,
+        forecast.horizon,
+        exposure,
+        blocks=False,
+        centres=centres,
+        model=model,
     )
     slopes, widths = curves.slopes.ravel(), curves.widths.ravel()
     order = np.argsort(-slopes, kind="stable")

@@ -28,14 +28,16 @@ import numpy as np
 from bidder.errors import BidderInputError
 from bidder.plan import Plan
 from bidder.response import (
+    PARAMETRIC,
     PiecewiseCurves,
+    ResponseModel,
     build_curves,
     interp_rows,
     period_bids,
     period_sizes,
     spend_to_bid,
 )
-from envs.market import EpisodeMarket, creative_wear, expected_response
+from envs.market import EpisodeMarket, creative_wear
 
 #: The bid-change limit lets an arm bid up to this share of its forecast median price in
 #: the next hour however low its last bid was, so that a paused arm can always return.
@@ -185,11 +187,20 @@ class Decision:
 class MPCBidder:
     """The hourly MPC bidder for one campaign shape (number of arms and hours).
 
-    The cvxpy problem is built once in ``__init__`` and re-solved by :meth:`decide`.
+    The cvxpy problem is built once in ``__init__`` and re-solved by :meth:`decide`. Its
+    curves come from ``model`` (:class:`~bidder.response.ResponseModel`; by default the
+    closed form on the forecast's parameters).
     """
 
-    def __init__(self, n_arms: int, horizon: int, config: MPCConfig | None = None):
+    def __init__(
+        self,
+        n_arms: int,
+        horizon: int,
+        config: MPCConfig | None = None,
+        model: ResponseModel = PARAMETRIC,
+    ):
         self.config = config or MPCConfig()
+        self.model = model
         self.n_arms, self.horizon = n_arms, horizon
         self.n_periods = len(period_sizes(horizon, self.config.blocks))
         if self.config.max_periods is not None:
@@ -240,18 +251,8 @@ class MPCBidder:
         high = np.minimum(np.maximum(state.previous_bids * factor, reentry), state.bid_cap)
         bids = np.stack([state.previous_bids / factor, high])
         wear = 1.0 if state.exposure is None else creative_wear(forecast, state.exposure)
-        out = expected_response(
-            forecast.traffic[0],
-            forecast.price_median[0],
-            forecast.price_sigma,
-            forecast.ctr[0] * wear,
-            forecast.cvr[0],
-            forecast.aov[0],
-            forecast.saturation,
-            bids,
-            forecast.mechanism,
-        )
-        return np.minimum(out.spend[0], total), np.minimum(out.spend[1], total)
+        spend, _ = self.model.response(forecast, bids[None], wear)
+        return np.minimum(spend[0, 0], total), np.minimum(spend[0, 1], total)
 
     @staticmethod
     def _fill(widths: np.ndarray, amount: np.ndarray) -> np.ndarray:
@@ -269,6 +270,7 @@ class MPCBidder:
             state.exposure,
             cfg.blocks,
             self.centres,
+            self.model,
         )
         low0, high0 = self._first_hour_bounds(forecast, state, curves)
         upper = curves.widths.copy()

@@ -31,15 +31,16 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
 from bidder.plan import Plan
+from bidder.response import PARAMETRIC
 from envs.errors import InputError
-from envs.market import EpisodeMarket, expected_response
+from envs.market import EpisodeMarket
 from envs.mechanisms import auction_mechanism, delay_probability
 from envs.stats import lognormal_auction, normal_cdf, normal_ppf
 
@@ -874,18 +875,14 @@ def _fit_rates(
 DAY_AHEAD_CONFIG = MPCConfig(blocks=False, max_periods=None, max_bid_change=1e9)
 
 
-def _expected(market: EpisodeMarket, bids: np.ndarray):
-    return expected_response(
-        market.traffic,
-        market.price_median,
-        market.price_sigma,
-        market.ctr,
-        market.cvr,
-        market.aov,
-        market.saturation,
-        bids,
-        market.mechanism,
-    )
+class _Outcome(NamedTuple):
+    spend: np.ndarray
+    gmv: np.ndarray
+
+
+def _expected(market: EpisodeMarket, bids: np.ndarray) -> _Outcome:
+    """Expected spend and GMV of per-hour bids (24, K) on the fitted day."""
+    return _Outcome(*PARAMETRIC.response(market, bids))
 
 
 def plan_day(

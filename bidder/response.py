@@ -1,7 +1,10 @@
 """Response models: predicted spend and GMV of every arm as functions of its bid and spend.
 
-The numpy market (:func:`envs.market.expected_response`) gives an arm's expected spend
-and GMV for a bid in closed form. Raising the bid buys costlier impressions, so GMV is a
+A response model (:class:`ResponseModel`) says what a bid is expected to buy: spend and GMV
+per arm and hour of a forecast market. :class:`ParametricResponse` is the closed form of
+the numpy market (:func:`envs.market.expected_response`, with the forecast's auction
+rules when it carries them); the MPC bidder, the exact allocator and the nightly job take
+any model. Raising the bid buys costlier impressions, so GMV is a
 concave function of spend. The optimiser sees that function as a concave piecewise-linear
 curve: a grid of bids per arm gives points ``(spend(b_j), gmv(b_j))``; piece ``j`` has
 width ``spend(b_j) - spend(b_{j-1})`` and slope (marginal ROI) ``dGMV / dspend``.
@@ -15,11 +18,57 @@ split of a block's spend over its hours when value per impression is steady.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import cvxpy as cp
 import numpy as np
 
 from envs.market import EpisodeMarket, creative_wear, expected_response
+
+
+class ResponseModel(Protocol):
+    """What bids are expected to buy in a forecast market."""
+
+    def response(
+        self, forecast: EpisodeMarket, bids: np.ndarray, ctr_wear: np.ndarray | float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected spend and GMV of ``bids`` (CPM) of shape (H, ..., K) in the forecast's
+        first ``H`` hours; ``ctr_wear`` multiplies CTR per arm (creative wear)."""
+        ...
+
+
+class ParametricResponse:
+    """The market's closed form on the forecast's parameters (second-price log-normal
+    auctions, or the auction rules the forecast carries in ``mechanism``)."""
+
+    def response(
+        self, forecast: EpisodeMarket, bids: np.ndarray, ctr_wear: np.ndarray | float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        bids = np.asarray(bids, dtype=float)
+        hours = bids.shape[0]
+        extra = (1,) * (bids.ndim - 2)
+
+        def per_hour(values: np.ndarray) -> np.ndarray:
+            return values[:hours].reshape((hours,) + extra + (values.shape[-1],))
+
+        attributed = 1.0 if forecast.attribution is None else per_hour(forecast.attribution)
+        out = expected_response(
+            per_hour(forecast.traffic),
+            per_hour(forecast.price_median),
+            forecast.price_sigma,
+            per_hour(forecast.ctr) * ctr_wear,
+            per_hour(forecast.cvr),
+            per_hour(forecast.aov),
+            forecast.saturation,
+            bids,
+            forecast.mechanism,
+            attributed,
+        )
+        return out.spend, out.gmv
+
+
+#: The model every planner uses unless given another.
+PARAMETRIC = ParametricResponse()
 
 
 def period_sizes(horizon: int, blocks: bool = True) -> list[int]:
@@ -108,8 +157,10 @@ def build_curves(
     exposure: np.ndarray | None = None,
     blocks: bool = True,
     centres: np.ndarray | None = None,
+    model: ResponseModel = PARAMETRIC,
 ) -> PiecewiseCurves:
-    """Piecewise-linear curves of the forecast hours, grouped into planning periods.
+    """Piecewise-linear curves of the forecast hours, grouped into planning periods,
+    from ``model``'s expected spend and GMV on a bid grid.
 
     Periods beyond the forecast's hours get zero-width pieces, so a problem compiled for
     the whole campaign keeps its shape as the campaign runs out of hours. A period's
@@ -121,19 +172,7 @@ def build_curves(
     sizes = period_sizes(hours, blocks)
     period_of_hour = np.minimum(np.repeat(np.arange(len(sizes)), sizes), n_planning_periods - 1)
     # Axes: (hour, grid point, arm).
-    outcome = expected_response(
-        forecast.traffic[:, None, :],
-        forecast.price_median[:, None, :],
-        forecast.price_sigma,
-        (forecast.ctr * wear)[:, None, :],
-        forecast.cvr[:, None, :],
-        forecast.aov[:, None, :],
-        forecast.saturation,
-        bids[:, period_of_hour, :].transpose(1, 2, 0),
-        forecast.mechanism,
-        1.0 if forecast.attribution is None else forecast.attribution[:, None, :],
-    )
-    spend, gmv = outcome.spend, outcome.gmv
+    spend, gmv = model.response(forecast, bids[:, period_of_hour, :].transpose(1, 2, 0), wear)
     n_arms = len(bid_cap)
     period_spend = np.zeros((n_planning_periods, n_pieces + 1, n_arms))
     period_gmv = np.zeros_like(period_spend)

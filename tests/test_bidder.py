@@ -367,3 +367,25 @@ def test_the_roi_target_holds_when_the_budget_dwarfs_the_market(budget: float) -
         result = run_episode(make_strategy("mpc"), scenario, seed)
         assert not result.roi_missed, (seed, result.roi)
         assert result.spend < 1e6  # far below the budget: only what pays was bought
+
+
+def test_the_bidder_plans_with_any_response_model() -> None:
+    """MPCBidder and the exact allocator take their curves from a ResponseModel; a model
+    that says every bid buys half the GMV makes the plan spend less for the same target."""
+    from bidder.response import PARAMETRIC
+
+    class HalfValue:
+        def response(self, forecast, bids, ctr_wear=1.0):
+            spend, gmv = PARAMETRIC.response(forecast, bids, ctr_wear)
+            return spend, 0.5 * gmv
+
+    scenario, market, state = _campaign()
+    plain = MPCBidder(scenario.n_arms, scenario.horizon_hours).decide(market, state)
+    halved = MPCBidder(scenario.n_arms, scenario.horizon_hours, model=HalfValue()).decide(
+        market, state
+    )
+    assert halved.plan_spend < plain.plan_spend
+    assert halved.predicted_roi < plain.predicted_roi
+    exact = exact_plan(market, state.bid_cap, state.budget, scenario.roi_target, model=HalfValue())
+    reference = exact_plan(market, state.bid_cap, state.budget, scenario.roi_target)
+    assert exact.gmv < reference.gmv
