@@ -6,8 +6,9 @@ Every strategy except the clairvoyant oracle starts from a prior, chosen by ``--
   fits from :data:`HISTORY_DAYS` days of hourly logs, simulated on the same scenario
   (without its shocks) with the ``pid`` pacer on seeds disjoint from the episode's: what
   an advertiser with two weeks of history knows. It is built from logs alone, so it knows
-  no more of the platform than the logs show: second-price log-normal auctions, orders
-  counted when they arrive.
+  only what the logs show: prices, traffic and rates, which channels charge the bid
+  (first price), reserve prices where bids fell below them, and each channel's order
+  delay; not GSP slots, price families other than log-normal, nor reacting rivals.
 * ``cold``: a new product: every arm gets its channel's average traffic, CTR, CVR and
   order value over the scenario's arms, on plain second-price log-normal auctions.
 * ``true``: the scenario's shock-free, noise-free truth, mechanisms included; for
