@@ -7,8 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.errors import InputError
 from envs.io import atomic_write
 from policies.evaluate import EpisodeResult
+
+#: Image formats a plot is written in, by the file's extension (none: PNG).
+PLOT_FORMATS = {"": "png", ".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def plot_format(path: Path) -> str:
+    """The image format a plot path names, or a one-line refusal naming the choices."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise InputError(
+            f"{path}: a plot is written as PNG, SVG or PDF; end the file name in .png, .svg or .pdf"
+        )
+    return PLOT_FORMATS[suffix]
 
 
 def _mean_trace(episodes: list[EpisodeResult], figure: str) -> np.ndarray:
@@ -22,19 +36,25 @@ def _mean_trace(episodes: list[EpisodeResult], figure: str) -> np.ndarray:
 
 def plot_strategies(per_strategy: dict[str, list[EpisodeResult]], path: Path, title: str) -> None:
     """One row per strategy: cumulative spend against the budget, spend per channel per
-    hour, and cumulative ROI against the target. Written atomically as PNG."""
-    atomic_write(Path(path), strategy_figure_writer(per_strategy, title))
+    hour, and cumulative ROI against the target. Written atomically, in the format the
+    extension names (:data:`PLOT_FORMATS`)."""
+    fmt = plot_format(Path(path))
+    atomic_write(Path(path), strategy_figure_writer(per_strategy, title, fmt))
 
 
 def strategy_figure_writer(
-    per_strategy: dict[str, list[EpisodeResult]], title: str
+    per_strategy: dict[str, list[EpisodeResult]], title: str, fmt: str = "png"
 ) -> Callable[[Path], None]:
-    """A function that draws :func:`plot_strategies`'s figure into a given PNG file, for
-    :class:`envs.io.OutputSet` (the figure is drawn when the function is called)."""
-    return lambda tmp: _draw(per_strategy, tmp, title)
+    """A function that draws :func:`plot_strategies`'s figure into a given file in image
+    format ``fmt`` (``png``, ``svg`` or ``pdf``), for :class:`envs.io.OutputSet` (the
+    figure is drawn when the function is called; the temporary file's name says nothing
+    of the format, so it is given here)."""
+    return lambda tmp: _draw(per_strategy, tmp, title, fmt)
 
 
-def _draw(per_strategy: dict[str, list[EpisodeResult]], path: Path, title: str) -> None:
+def _draw(
+    per_strategy: dict[str, list[EpisodeResult]], path: Path, title: str, fmt: str = "png"
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,6 +98,6 @@ def _draw(per_strategy: dict[str, list[EpisodeResult]], path: Path, title: str) 
     fig.suptitle(title)
     fig.tight_layout()
     try:
-        fig.savefig(path, format="png", dpi=90)
+        fig.savefig(path, format=fmt, dpi=90)
     finally:
         plt.close(fig)

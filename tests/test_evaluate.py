@@ -114,3 +114,19 @@ def test_evaluate_cli_keeps_an_existing_file_on_error(tmp_path, capsys):
     out.write_text("previous results")
     assert main(["evaluate", "--json", str(out), "--strategies", "nope", "--no-progress"]) == 2
     assert out.read_text() == "previous results"
+
+
+def test_evaluate_writes_the_plot_format_its_extension_names(tmp_path, capsys):
+    """A .pdf used to receive PNG bytes: the format follows the extension, and an
+    extension that names no supported format is refused before any episode runs."""
+    args = ["evaluate", "--scenario", "steady", "--strategies", "even", "--episodes", "1"]
+    for suffix, magic in ((".svg", b"<?xml"), (".pdf", b"%PDF")):
+        plot = tmp_path / f"eval{suffix}"
+        assert main([*args, "--plot", str(plot), "--no-progress"]) == 0
+        assert plot.read_bytes().startswith(magic)
+    capsys.readouterr()
+    jpeg = tmp_path / "eval.jpeg"
+    assert main([*args, "--plot", str(jpeg), "--json", str(tmp_path / "e.json")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and ".png, .svg or .pdf" in err
+    assert not jpeg.exists() and not (tmp_path / "e.json").exists()

@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
     scenario_objects = [resolve_scenario(s) for s in scenarios]  # fail fast on a bad file
     check_horizons(scenario_objects)
     plots = _plot_paths(args.plot, [sc.name for sc in scenario_objects]) if args.plot else []
+    from policies.plots import plot_format
+
+    formats = [plot_format(path) for path in plots]  # refuse .jpeg and the like before work
     for path in [args.json, *plots]:
         if path is not None:
             check_output_path(path)
@@ -100,10 +103,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from policies.plots import strategy_figure_writer
 
-        for (name, per_strategy), path in zip(results.items(), plots, strict=True):
+        for (name, per_strategy), path, fmt in zip(results.items(), plots, formats, strict=True):
             shown = {s: per_strategy[s] for s in strategies}
             title = f"{name}: mean of {args.episodes} episodes (run {run_id})"
-            outputs.add(path, strategy_figure_writer(shown, title))
+            outputs.add(path, strategy_figure_writer(shown, title, fmt))
     outputs.commit()
     for path in [args.json, *plots]:
         if path is not None:
