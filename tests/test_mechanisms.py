@@ -491,3 +491,26 @@ def test_mpc_with_a_fitted_prior_on_delayed_and_first_price_markets() -> None:
         mine = [run_episode(make_strategy("mpc"), name, s, "fitted") for s in range(3)]
         assert np.mean([r.score for r in mine]) >= floor * np.mean(oracle), name
         assert not any(r.budget_violated for r in mine)
+
+
+def test_the_sampler_draws_mechanisms_after_every_older_field() -> None:
+    """Without mechanisms the sampler gives exactly the scenarios it gave before they
+    existed (budgets and ROI targets below were drawn by the earlier sampler); with them,
+    the same products, arms and base channel fields, and some channels departing."""
+    import dataclasses
+
+    from envs.sampler import SamplerRanges, sample_scenario
+
+    plain = SamplerRanges(mechanism_probability=0.0)
+    before = [(71834.09, 8.691), (22340.86, 1.614), (39650.99, 2.463)]
+    departed = 0
+    for i, (budget, roi_target) in enumerate(before):
+        old = sample_scenario(np.random.default_rng(i), plain)
+        assert (old.budget, old.roi_target) == (budget, roi_target)
+        new = sample_scenario(np.random.default_rng(i))
+        assert new.products == old.products and new.arms == old.arms
+        for a, b in zip(old.channels, new.channels, strict=True):
+            base = ("name", "price_cpm", "daypart_strength", "competition_elasticity")
+            assert all(getattr(a, f) == getattr(b, f) for f in base)
+            departed += b != dataclasses.replace(a, price_sigma=b.price_sigma)
+    assert departed > 0
