@@ -162,18 +162,24 @@ class Decision:
     gmv_by_period: np.ndarray | None = None
     bids_by_period: np.ndarray | None = None
 
-    def explain(self) -> str:
-        """One paragraph a marketer can read."""
+    def explain(
+        self, spend: float | None = None, gmv: float | None = None, roi: float | None = None
+    ) -> str:
+        """One paragraph a marketer can read. ``spend``, ``gmv`` and ``roi`` replace the
+        plan's own figures (the LP's pieces) where a caller reports others, such as the
+        closed-form expectation of the bids, so that every figure it shows agrees."""
+        spend = self.plan_spend if spend is None else spend
+        gmv = self.plan_gmv if gmv is None else gmv
+        roi = self.predicted_roi if roi is None else roi
         parts = [
-            f"plans {self.plan_spend:,.0f} more spend for {self.plan_gmv:,.0f} GMV "
-            f"(campaign ROI {self.predicted_roi:.2f})",
+            f"plans {spend:,.0f} more spend for {gmv:,.0f} GMV (campaign ROI {roi:.2f})",
             f"one more unit of budget is worth {self.budget_dual:.2f} GMV",
         ]
         if not self.roi_target_reachable:
             parts.append(
                 f"the ROI target cannot be met: best reachable ROI {self.best_reachable_roi:.2f}"
             )
-        elif self.roi_slack > 0:
+        elif self.roi_slack >= 0.5:  # below half a currency unit it is rounding
             parts.append(f"the plan falls short of the ROI target by {self.roi_slack:,.0f} GMV")
         elif self.roi_binding:
             parts.append(f"the ROI target binds (shadow price {self.roi_dual:.2f})")

@@ -38,7 +38,7 @@ import pandas as pd
 
 from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
 from bidder.plan import Plan
-from bidder.response import PARAMETRIC
+from bidder.response import PARAMETRIC, build_curves
 from envs.errors import InputError
 from envs.market import EpisodeMarket
 from envs.mechanisms import auction_mechanism, delay_probability
@@ -875,6 +875,21 @@ def _fit_rates(
 DAY_AHEAD_CONFIG = MPCConfig(blocks=False, max_periods=None, max_bid_change=1e9)
 
 
+#: Pieces per arm-hour of the broad grid the best reachable ROI is read from.
+REACH_PIECES = 48
+#: A plan that leaves more than this share of the budget says why in its summary.
+UNSPENT_NOTE_SHARE = 0.05
+
+
+def best_reachable_roi(fitted: FittedMarket, budget: float) -> float:
+    """The best ROI any spending of ``budget`` reaches on the fitted day, read from one
+    broad bid grid (the same for every ROI target): the ROI of the most profitable
+    impressions, at the smallest spend the grid resolves."""
+    curves = build_curves(fitted.market, fitted.bid_cap, REACH_PIECES, HOURS_PER_DAY, blocks=False)
+    state = CampaignState(budget=budget, roi_target=0.0, spent=0.0, gmv=0.0, bid_cap=fitted.bid_cap)
+    return MPCBidder.best_reachable_roi(curves, state)
+
+
 class _Outcome(NamedTuple):
     spend: np.ndarray
     gmv: np.ndarray
@@ -1034,11 +1049,16 @@ def recommend(
         bids, decision, planning_budget = plan_within_risk(
             fitted, float(budget), float(roi_target), plan, budget_risk
         )
+    # One best reachable ROI per history and budget, whatever the target: the planner's
+    # own figure depends on where its bid grid was centred.
+    best = best_reachable_roi(fitted, float(budget))
+    decision.best_reachable_roi = best
+    decision.roi_target_reachable = best >= roi_target * (1.0 - 1e-9)
     if not decision.roi_target_reachable:
         raise RecommendError(
             f"ROI target {roi_target:g} cannot be reached tomorrow: the best reachable ROI at "
-            f"budget {budget:,.0f} is {decision.best_reachable_roi:.2f} on this history; "
-            f"lower --roi-target to at most {math.floor(decision.best_reachable_roi * 100) / 100:.2f}"
+            f"budget {budget:,.0f} is {best:.2f} on this history; "
+            f"lower --roi-target to at most {math.floor(best * 100) / 100:.2f}"
         )
     outcome = _expected(fitted.market, bids)
     n_arms = len(fitted.arms)
@@ -1112,13 +1132,36 @@ def _summary(
     total_gmv = float(table["expected_gmv"].sum())
     budget_binds = total_spend >= budget * 0.995
     thin = [fit for fit in fitted.arm_fits if fit.action]
+    expected_roi = total_gmv / total_spend if total_spend > 0 else 0.0
+    met = total_spend <= 0 or expected_roi >= roi_target * (1.0 - 1e-9)
+    left = max(budget - total_spend, 0.0)
+    if not met:
+        budget_note = (
+            f"the plan misses the ROI target {roi_target:g}: expected ROI {expected_roi:.2f} "
+            f"(the best reachable is {decision.best_reachable_roi:.2f}, on the most profitable "
+            "impressions only)"
+        )
+    elif left > UNSPENT_NOTE_SHARE * budget:
+        budget_note = (
+            f"{left:,.0f} of the budget ({100 * left / budget:.0f}%) is left: spending it "
+            f"would bring the expected ROI below the target {roi_target:g}"
+            if decision.roi_binding or decision.roi_dual > 0 or expected_roi < 1.1 * roi_target
+            else f"{left:,.0f} of the budget ({100 * left / budget:.0f}%) is left: the bid "
+            "caps buy no more"
+        )
+    else:
+        budget_note = ""
     return {
         "date": fitted.date.isoformat(),
         "budget": budget,
         "roi_target": roi_target,
         "planned_spend": round(total_spend, 2),
         "expected_gmv": round(total_gmv, 2),
-        "expected_roi": round(total_gmv / total_spend, 4) if total_spend > 0 else 0.0,
+        "expected_roi": round(expected_roi, 4),
+        "roi_target_met": bool(met),
+        "roi_shortfall": 0.0 if met else round(roi_target - expected_roi, 4),
+        "budget_left": round(left, 2),
+        "budget_note": budget_note,
         "best_reachable_roi": round(float(decision.best_reachable_roi), 4),
         "constraints": {
             "budget": {
@@ -1135,7 +1178,7 @@ def _summary(
         },
         "plan": plan_note,
         "solver": decision.solver,
-        "explanation": decision.explain(),
+        "explanation": decision.explain(total_spend, total_gmv, expected_roi),
         "history": {
             "days": fitted.history_days,
             "first_date": fitted.first_date.isoformat(),

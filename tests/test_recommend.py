@@ -413,3 +413,27 @@ def test_recommend_keeps_the_roi_target_when_the_budget_dwarfs_the_market(histor
     result = recommend(logs, budget, 4.0, day)
     assert result.summary["expected_roi"] >= 4.0
     assert result.summary["planned_spend"] < 1e6
+
+
+def test_the_summary_says_when_the_target_binds_or_is_missed(history, tmp_path, capsys):
+    """Every figure agrees: one best reachable ROI per history and budget, a plan that
+    leaves most of the budget says why, and a plan below its target says so in the
+    command's one line and in the JSON."""
+    summaries, lines = {}, {}
+    for roi in ("4", "10", "30", "60"):
+        out = tmp_path / f"recs-{roi}.csv"
+        assert run_cli(history, out, roi=roi) == 0
+        lines[roi] = capsys.readouterr().out.strip().splitlines()[-1]
+        summaries[roi] = json.loads(out.with_suffix(".json").read_text())
+    assert len({s["best_reachable_roi"] for s in summaries.values()}) == 1
+    for roi, summary in summaries.items():
+        target = float(roi)
+        met = summary["expected_roi"] >= target * (1 - 1e-9)
+        assert summary["roi_target_met"] is met
+        assert f"ROI {summary['expected_roi']:.2f})" in summary["explanation"]
+        if not met:
+            assert "misses the ROI target" in lines[roi] and summary["roi_shortfall"] > 0
+        elif summary["budget_left"] > 0.05 * 120_000:
+            assert "of the budget" in lines[roi] and "is left" in summary["budget_note"]
+    assert summaries["4"]["budget_note"] == ""
+    assert summaries["10"]["budget_left"] > 0.05 * 120_000  # the target binds at 10

@@ -127,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         f"ROI {s['expected_roi']:.2f}; uncapped spend below {s['spend_risk']['p95']:,.0f} "
         f"with 95% probability, over the budget with "
         f"{100 * s['spend_risk']['probability_over_budget']:.0f}%; "
-        f"{len(s['thin_arms'])} thin arms" + "".join(f"; warning: {text}" for text in s["warnings"])
+        f"{len(s['thin_arms'])} thin arms"
+        + (f"; {s['budget_note']}" if s["budget_note"] else "")
+        + "".join(f"; warning: {text}" for text in s["warnings"])
     )
     return 0
