@@ -437,3 +437,23 @@ def test_the_summary_says_when_the_target_binds_or_is_missed(history, tmp_path, 
             assert "of the budget" in lines[roi] and "is left" in summary["budget_note"]
     assert summaries["4"]["budget_note"] == ""
     assert summaries["10"]["budget_left"] > 0.05 * 120_000  # the target binds at 10
+
+
+def test_recommend_names_its_summary_and_says_what_it_replaced(history, tmp_path, capsys):
+    """The summary used to be derived from --out, silently replacing an unrelated
+    results.json beside it; --summary names it, and replacing a file is said."""
+    out = tmp_path / "results.csv"
+    unrelated = tmp_path / "results.json"
+    unrelated.write_text("someone else's results")
+    summary = tmp_path / "plans" / "tomorrow.json"
+    summary.parent.mkdir()
+    assert run_cli(history, out, "--summary", str(summary)) == 0
+    assert unrelated.read_text() == "someone else's results"
+    assert json.loads(summary.read_text())["run_id"].startswith("run-")
+    assert "replaced" not in capsys.readouterr().out
+    assert run_cli(history, out, "--summary", str(summary)) == 0
+    printed = capsys.readouterr().out
+    assert f"replaced {out}" in printed and f"replaced {summary}" in printed
+    before = history.read_bytes()
+    assert run_cli(history, out, "--summary", str(history)) == 2
+    assert history.read_bytes() == before

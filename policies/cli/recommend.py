@@ -28,13 +28,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Fit every arm's response from the hourly logs (docs/logs.md), plan the "
         "given day with the MPC bidder under the budget and the ROI target, and write one "
         "row per product, channel and hour (bid in CPM, planned spend, expected GMV and "
-        "ROI) plus a JSON summary beside it (same name, .json).",
+        "ROI) plus a JSON summary (by default beside it: same name, .json).",
     )
     parser.add_argument("--history", required=True, help="hourly logs, .csv or .parquet")
     parser.add_argument("--budget", required=True, type=float, help="the day's total budget")
     parser.add_argument("--roi-target", required=True, type=float, help="GMV / spend target")
     parser.add_argument("--date", required=True, help="the day to plan, YYYY-MM-DD")
     parser.add_argument("--out", required=True, help="recommendations, .csv or .parquet")
+    parser.add_argument(
+        "--summary",
+        default=None,
+        help="the JSON summary (default: --out with the suffix .json)",
+    )
     parser.add_argument(
         "--budget-risk",
         type=float,
@@ -64,8 +69,11 @@ def _parse_date(text: str) -> dt.date:
         raise RecommendError(f"--date {text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def write_recommendation(recommendation: Recommendation, out: str | Path) -> Path:
-    """Write the rows (CSV or Parquet by suffix) and the JSON summary: both or neither.
+def write_recommendation(
+    recommendation: Recommendation, out: str | Path, summary: str | Path | None = None
+) -> Path:
+    """Write the rows (CSV or Parquet by suffix) and the JSON summary (``summary``, by
+    default :func:`summary_path` of ``out``): both or neither.
 
     Both carry one run id (the table's ``run_id`` column, the summary's ``run_id``), so
     a reader can tell that they belong together.
@@ -76,7 +84,7 @@ def write_recommendation(recommendation: Recommendation, out: str | Path) -> Pat
     out = Path(out)
     run_id = new_run_id()
     table: pd.DataFrame = recommendation.table[list(RECOMMENDATION_COLUMNS)].assign(run_id=run_id)
-    summary = summary_path(out)
+    summary = summary_path(out) if summary is None else Path(summary)
     outputs = OutputSet()
     outputs.add(out, table_writer(table, out, "recommendation file"))
     outputs.add_text(
@@ -91,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     # Everything a user can get wrong is checked before anything is written.
     table_format(args.out, "recommendation file")
     check_output_path(args.out, "recommendation file")
-    check_output_path(summary_path(args.out), "recommendation summary")
-    check_outputs_distinct([args.history, args.policy], [args.out, summary_path(args.out)])
+    summary_file = summary_path(args.out) if args.summary is None else Path(args.summary)
+    check_output_path(summary_file, "recommendation summary")
+    check_outputs_distinct([args.history, args.policy], [args.out, summary_file])
     date = _parse_date(args.date)
     check_settings(args.budget, args.roi_target)
     check_budget_risk(args.budget_risk)
@@ -118,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         plan_note=plan_note,
         budget_risk=args.budget_risk,
     )
-    summary = write_recommendation(recommendation, args.out)
+    replaced = [str(path) for path in (args.out, summary_file) if Path(path).exists()]
+    summary = write_recommendation(recommendation, args.out, summary_file)
     s = recommendation.summary
     print(
         f"wrote {len(recommendation.table):,} rows ({s['arms']} arms x 24 hours) for {s['date']} "
@@ -131,4 +141,6 @@ def run(args: argparse.Namespace) -> int:
         + (f"; {s['budget_note']}" if s["budget_note"] else "")
         + "".join(f"; warning: {text}" for text in s["warnings"])
     )
+    for path in replaced:
+        print(f"replaced {path}")
     return 0
