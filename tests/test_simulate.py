@@ -144,3 +144,14 @@ def test_rows_are_consistent() -> None:
     cpm = 1000 * logs.loc[active, "spend"] / logs.loc[active, "impressions"]
     big = logs.loc[active, "impressions"] > 1000
     assert np.allclose(cpm[big], logs.loc[active & big, "clearing_cpm"], rtol=0.01)
+
+
+def test_simulate_says_when_it_replaces_a_log(tmp_path, capsys) -> None:
+    from policies.cli import main
+
+    out = tmp_path / "logs.csv"
+    args = ["simulate", "--scenario", "steady", "--days", "3", "--prior", "true"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "replaced" not in capsys.readouterr().out
+    assert main([*args, "--out", str(out)]) == 0
+    assert f"replaced {out}" in capsys.readouterr().out

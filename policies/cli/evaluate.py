@@ -107,10 +107,11 @@ def run(args: argparse.Namespace) -> int:
             shown = {s: per_strategy[s] for s in strategies}
             title = f"{name}: mean of {args.episodes} episodes (run {run_id})"
             outputs.add(path, strategy_figure_writer(shown, title, fmt))
+    written = [path for path in [args.json, *plots] if path is not None]
+    replaced = [path for path in written if Path(path).exists()]
     outputs.commit()
-    for path in [args.json, *plots]:
-        if path is not None:
-            print(f"wrote {path}")
+    for path in written:
+        print(f"{'replaced' if path in replaced else 'wrote'} {path}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from pathlib import Path
 
 from bidder.logs import log_format, write_logs
 from envs.io import check_output_path, check_outputs_distinct
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         start_date=_parse_date(args.start_date),
         prior=args.prior,
     )
+    replaced = Path(args.out).exists()
     write_logs(logs, args.out)
     spend, gmv = logs["spend"].sum(), logs["gmv"].sum()
     print(
@@ -66,4 +68,6 @@ def run(args: argparse.Namespace) -> int:
         f"{logs.groupby(['product', 'channel']).ngroups} arms) to {args.out}: "
         f"spend {spend:,.0f}, GMV {gmv:,.0f}, ROI {gmv / spend if spend else 0.0:.2f}"
     )
+    if replaced:
+        print(f"replaced {args.out}")
     return 0
