@@ -457,3 +457,23 @@ def test_recommend_names_its_summary_and_says_what_it_replaced(history, tmp_path
     before = history.read_bytes()
     assert run_cli(history, out, "--summary", str(history)) == 2
     assert history.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("budget", "roi"), [("120,000", "4"), ("120k", "400%"), ("¥120000", "4.0"), ("12w", "4")]
+)
+def test_budgets_and_targets_as_people_write_them(history, tmp_path, budget, roi):
+    out = tmp_path / "recs.csv"
+    assert run_cli(history, out, budget=budget, roi=roi) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["budget"] == 120_000.0 and summary["roi_target"] == 4.0
+
+
+def test_an_amount_no_one_writes_is_refused_with_the_spellings(history, tmp_path, capsys):
+    out = tmp_path / "recs.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(history, out, budget="12x")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "120,000 or 120k" in err
+    assert not out.exists()

@@ -53,6 +53,41 @@ def seed_arg(text: str) -> int:
     return value
 
 
+_MULTIPLIERS = {"k": 1e3, "m": 1e6, "w": 1e4, "万": 1e4}
+_CURRENCY = "¥￥$€£"
+
+
+def amount_arg(text: str) -> float:
+    """An argparse type for money as people write it: ``120000``, ``120,000``, ``120k``,
+    ``1.2m``, ``12w`` or ``12万`` (ten thousands), with an optional currency sign."""
+    cleaned = text.strip().replace(",", "").replace("_", "").replace(" ", "")
+    cleaned = cleaned.lstrip(_CURRENCY).rstrip(_CURRENCY)
+    scale = 1.0
+    if cleaned and cleaned[-1].lower() in _MULTIPLIERS:
+        scale = _MULTIPLIERS[cleaned[-1].lower()]
+        cleaned = cleaned[:-1]
+    try:
+        value = float(cleaned) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an amount; write it as 120000, 120,000 or 120k"
+        ) from None
+    return value
+
+
+def ratio_arg(text: str) -> float:
+    """An argparse type for a ratio such as an ROI target: ``4``, ``4.0`` or ``400%``."""
+    cleaned = text.strip().replace(" ", "")
+    percent = cleaned.endswith("%")
+    try:
+        value = float(cleaned.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a ratio; write GMV / spend as 4 (or 400%)"
+        ) from None
+    return value / 100.0 if percent else value
+
+
 def add_prior_argument(parser: argparse.ArgumentParser) -> None:
     """``--prior fitted|cold|true``: what the strategies know before the campaign."""
     from policies.prior import DEFAULT_PRIOR, PRIOR_MODES

@@ -19,6 +19,7 @@ from bidder.recommend import (
     recommend,
 )
 from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
+from policies.cli import amount_arg, ratio_arg
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,8 +32,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "ROI) plus a JSON summary (by default beside it: same name, .json).",
     )
     parser.add_argument("--history", required=True, help="hourly logs, .csv or .parquet")
-    parser.add_argument("--budget", required=True, type=float, help="the day's total budget")
-    parser.add_argument("--roi-target", required=True, type=float, help="GMV / spend target")
+    parser.add_argument(
+        "--budget",
+        required=True,
+        type=amount_arg,
+        help="the day's total budget: 120000, 120,000, 120k or 12w",
+    )
+    parser.add_argument(
+        "--roi-target", required=True, type=ratio_arg, help="GMV / spend target: 4 or 400%%"
+    )
     parser.add_argument("--date", required=True, help="the day to plan, YYYY-MM-DD")
     parser.add_argument("--out", required=True, help="recommendations, .csv or .parquet")
     parser.add_argument(
