@@ -238,6 +238,10 @@ def format_table(report: dict) -> str:
             f"  {'strategy':<14}{'score':>12}{'% oracle':>10}{'GMV':>12}{'spend':>11}"
             f"{'ROI':>7}{'ROI missed':>12}{'overspent':>11}"
         )
+        lines.append(
+            f"  {'':<14}{'mean':>12}{'':>10}{'mean':>12}{'mean':>11}"
+            f"{'mean':>7}{'% of days':>12}{'days':>11}"
+        )
         for strategy, row in block["strategies"].items():
             pct = row["pct_of_oracle"]
             lines.append(
