@@ -130,3 +130,13 @@ def test_evaluate_writes_the_plot_format_its_extension_names(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and ".png, .svg or .pdf" in err
     assert not jpeg.exists() and not (tmp_path / "e.json").exists()
+
+
+def test_evaluate_and_simulate_take_either_spelling_of_the_strategy_flag(tmp_path, capsys):
+    args = ["evaluate", "--scenario", "steady", "--strategy", "even", "--episodes", "1"]
+    assert main([*args, "--no-progress", "--prior", "true"]) == 0
+    assert "even" in capsys.readouterr().out
+    out = tmp_path / "logs.csv"
+    sim = ["simulate", "--scenario", "steady", "--strategies", "pid", "--days", "3"]
+    assert main([*sim, "--out", str(out), "--prior", "true"]) == 0
+    assert out.exists()

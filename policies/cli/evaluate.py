@@ -34,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--strategies",
+        "--strategy",
         default=DEFAULT_STRATEGIES,
         help=f"comma-separated strategy names (default: {DEFAULT_STRATEGIES})",
     )

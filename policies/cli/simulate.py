@@ -22,7 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "daily budget; a scenario of 24*D hours places its shocks on campaign hours.",
     )
     parser.add_argument("--scenario", default="default", help="preset name or TOML path")
-    parser.add_argument("--strategy", default="even", help="registered strategy to play")
+    parser.add_argument(
+        "--strategy",
+        "--strategies",
+        default="even",
+        help="registered strategy to play (one; --strategies is the same flag)",
+    )
     parser.add_argument("--days", type=int, default=14, help="number of days (default 14)")
     parser.add_argument("--seed", type=seed_arg, default=0, help="market seed")
     parser.add_argument(
