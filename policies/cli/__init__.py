@@ -75,6 +75,19 @@ def amount_arg(text: str) -> float:
     return value
 
 
+def date_arg(text: str) -> str:
+    """An argparse type for a date, written one way in every command: ``YYYY-MM-DD``
+    (``07/01/2026`` is July 1 in one country and January 7 in another)."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date written YYYY-MM-DD; write it as e.g. 2026-01-14"
+        ) from None
+
+
 def ratio_arg(text: str) -> float:
     """An argparse type for a ratio such as an ROI target: ``4``, ``4.0`` or ``400%``."""
     cleaned = text.strip().replace(" ", "")

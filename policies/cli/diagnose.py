@@ -9,6 +9,7 @@ from pathlib import Path
 from bidder.diagnose import DEFAULT_BASELINE_DAYS, Diagnosis, diagnose, format_report
 from bidder.logs import read_logs
 from envs.io import atomic_write_text, check_output_path, check_outputs_distinct
+from policies.cli import date_arg
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--date",
         default=None,
+        type=date_arg,
         help="date to diagnose, YYYY-MM-DD (default: the last in the history)",
     )
     parser.add_argument(
