@@ -1082,6 +1082,7 @@ def recommend(
         worst = table["planned_spend"].idxmax()
         table.loc[worst, "planned_spend"] = round(table.loc[worst, "planned_spend"] - 0.01, 2)
     summary = _summary(fitted, decision, table, float(budget), float(roi_target), plan_note)
+    summary.update(_reading_aids(table, logs, float(roi_target), summary["roi_target_met"]))
     risk = spend_risk(fitted, bids)
     summary["spend_risk"] = {
         "meaning": "the day's spend without the platform's delivery cap (which stops at the "
@@ -1118,6 +1119,63 @@ def check_budget_risk(budget_risk: float | None) -> None:
             f"--budget-risk {budget_risk!r} is not a probability between 0 and 0.5; give "
             "e.g. --budget-risk 0.05 for at most a 5% chance that uncapped spend exceeds the budget"
         )
+
+
+def _reading_aids(
+    table: pd.DataFrame, logs: pd.DataFrame, roi_target: float, target_met: bool
+) -> dict[str, Any]:
+    """Per-channel and per-arm daily totals of the plan, each arm's mean bid against the
+    history's last day, and a note on arms below the target when the whole day meets it."""
+
+    def totals(keys: list[str]) -> pd.DataFrame:
+        grouped = table.groupby(keys, sort=True).agg(
+            planned_spend=("planned_spend", "sum"),
+            expected_gmv=("expected_gmv", "sum"),
+            mean_bid=("bid", "mean"),
+        )
+        spend = grouped["planned_spend"]
+        grouped["expected_roi"] = np.where(spend > 0, grouped["expected_gmv"] / spend, 0.0)
+        return grouped
+
+    last_day = logs[pd.to_datetime(logs["date"]) == pd.to_datetime(logs["date"]).max()]
+    last_bid = last_day.groupby(["product", "channel"])["bid"].mean()
+    arms = []
+    for (product, channel), row in totals(["product", "channel"]).iterrows():
+        previous = last_bid.get((product, channel))
+        change = (
+            None
+            if previous is None or not previous > 0
+            else round(float(row["mean_bid"] / previous - 1.0), 4)
+        )
+        arms.append(
+            {
+                "product": product,
+                "channel": channel,
+                "planned_spend": round(float(row["planned_spend"]), 2),
+                "expected_gmv": round(float(row["expected_gmv"]), 2),
+                "expected_roi": round(float(row["expected_roi"]), 4),
+                "mean_bid": round(float(row["mean_bid"]), 4),
+                "last_day_mean_bid": None if previous is None else round(float(previous), 4),
+                "bid_change": change,
+            }
+        )
+    channels = {
+        channel: {
+            "planned_spend": round(float(row["planned_spend"]), 2),
+            "expected_gmv": round(float(row["expected_gmv"]), 2),
+            "expected_roi": round(float(row["expected_roi"]), 4),
+        }
+        for channel, row in totals(["channel"]).iterrows()
+    }
+    below = [a for a in arms if a["planned_spend"] > 0 and a["expected_roi"] < roi_target]
+    notes = []
+    if below and target_met:
+        notes.append(
+            f"{len(below)} of {len(arms)} arms are planned below the ROI target {roi_target:g} "
+            "on their own; that is intended: the target holds for the whole day, and the "
+            "plan buys every arm's impressions up to the same marginal ROI"
+        )
+    return {"by_channel": channels, "by_arm": arms, "notes": notes}
 
 
 def _summary(

@@ -477,3 +477,25 @@ def test_an_amount_no_one_writes_is_refused_with_the_spellings(history, tmp_path
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "120,000 or 120k" in err
     assert not out.exists()
+
+
+def test_the_summary_breaks_the_day_down_by_channel_and_arm(history, tmp_path):
+    out = tmp_path / "recs.csv"
+    assert run_cli(history, out) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    table = pd.read_csv(out)
+    arms = summary["by_arm"]
+    assert len(arms) == summary["arms"]
+    assert sum(a["planned_spend"] for a in arms) == pytest.approx(summary["planned_spend"], abs=0.1)
+    by_channel = summary["by_channel"]
+    assert set(by_channel) == set(table["channel"])
+    for channel, row in by_channel.items():
+        rows = table[table["channel"] == channel]
+        assert row["planned_spend"] == pytest.approx(rows["planned_spend"].sum(), abs=0.01)
+    logs = read_logs(history)
+    last = logs[logs["date"] == logs["date"].max()]
+    first = arms[0]
+    previous = last[(last["product"] == first["product"]) & (last["channel"] == first["channel"])]
+    assert first["last_day_mean_bid"] == pytest.approx(previous["bid"].mean(), rel=1e-3)
+    below = [a for a in arms if a["planned_spend"] > 0 and a["expected_roi"] < 4.0]
+    assert bool(summary["notes"]) == (bool(below) and summary["roi_target_met"])
