@@ -181,3 +181,16 @@ def test_cli_bad_dates(
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and fragment in err, err
     assert not out.exists()
+
+
+def test_cli_says_where_it_wrote_the_report(tmp_path: Path, capsys) -> None:
+    history = tmp_path / "logs.csv"
+    write_logs(simulate_logs("steady", "even", 9, 0, prior="true"), history)
+    out = tmp_path / "report.txt"
+    assert main(["diagnose", "--history", str(history), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    as_json = tmp_path / "report.json"
+    assert main(["diagnose", "--history", str(history), "--json", "--out", str(as_json)]) == 0
+    captured = capsys.readouterr()
+    json.loads(captured.out)  # the printed JSON stays parseable
+    assert f"wrote {as_json}" in captured.err

@@ -30,6 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     known = strategy_names()
     strategies = ",".join(name for name in DEMO_ORDER if name in known)
+    print(
+        f"the autopilot against the baselines and the oracle on {args.scenario}, "
+        f"{args.episodes} simulated days (prior: {args.prior}); the plot goes to {args.plot}",
+        flush=True,
+    )
     return evaluate.run(
         argparse.Namespace(
             scenario=[args.scenario],

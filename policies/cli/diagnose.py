@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from bidder.diagnose import DEFAULT_BASELINE_DAYS, Diagnosis, diagnose, format_report
@@ -58,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
     print(text, end="")
     if args.out is not None:
         as_json = Path(args.out).suffix.lower() == ".json"
+        replaced = Path(args.out).exists()
         atomic_write_text(
             Path(args.out), _as_json(diagnosis) if as_json else format_report(diagnosis)
         )
+        # Printed JSON stays parseable: the note then goes to standard error.
+        note = f"{'replaced' if replaced else 'wrote'} {args.out}"
+        print(note, file=sys.stderr if args.json else sys.stdout)
     return 0
