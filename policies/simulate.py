@@ -134,6 +134,7 @@ def simulate_logs(
     start_date: dt.date | None = None,
     strategy_options: Mapping[str, Any] | None = None,
     prior: str = "fitted",
+    day_shocks: Mapping[int, tuple[Shock, ...]] | None = None,
 ) -> pd.DataFrame:
     """Play ``strategy_name`` for ``days`` days of ``scenario`` and return the hourly logs.
 
@@ -152,6 +153,9 @@ def simulate_logs(
             ``{"bid_multiplier": 2.0}`` for ``even``).
         prior: what the strategy knows before each day (:mod:`policies.prior`); a fitted
             prior is fitted once, for the first day, from a history before it.
+        day_shocks: extra shocks for some days (0-based day -> shocks on that day's hours
+            0-23), such as a creative wearing out on the last day, so that a history ends
+            with an ROI drop to diagnose.
 
     Returns:
         A validated log frame (``bidder.logs.validate_logs``), one row per hour, product
@@ -194,8 +198,19 @@ def simulate_logs(
     check_prior(prior)
     strategy = make_strategy(strategy_name, **dict(strategy_options or {}))
     frames = []
+    day_shocks = dict(day_shocks or {})
+    for day, extra in day_shocks.items():
+        if not (isinstance(day, int) and 0 <= day < days):
+            raise SimulationError(
+                f"a shock on day {day!r}: the simulated days are 0 to {days - 1}; give one of them"
+            )
+        # Checked before any day is played: a channel or product the scenario lacks.
+        first = day_scenario(scenario, 0)
+        first.replace(shocks=first.shocks + tuple(extra))
     for day in range(days):
         one_day = day_scenario(scenario, day)
+        if day in day_shocks:
+            one_day = one_day.replace(shocks=one_day.shocks + tuple(day_shocks[day]))
         result = _play_day(strategy, one_day, _day_seed(seed, day), prior, seed)
         frames.append(
             episode_to_logs(

@@ -155,3 +155,35 @@ def test_simulate_says_when_it_replaces_a_log(tmp_path, capsys) -> None:
     assert "replaced" not in capsys.readouterr().out
     assert main([*args, "--out", str(out)]) == 0
     assert f"replaced {out}" in capsys.readouterr().out
+
+
+def test_a_shock_day_ends_the_history_with_a_drop_the_diagnosis_finds(tmp_path, capsys) -> None:
+    from policies.cli import main
+
+    out = tmp_path / "logs.csv"
+    args = ["simulate", "--scenario", "default", "--strategy", "mpc", "--days", "10"]
+    shock = ["--shock-day", "9:creative_fatigue:0.4:feed", "--prior", "true"]
+    assert main([*args, *shock, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["diagnose", "--history", str(out), "--baseline-days", "7"]) == 0
+    report = capsys.readouterr().out
+    assert "DROP" in report and "in feed" in report and "creative_decline" in report
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("1:creative_fatigue:0.4:tv", "unknown channel"),
+        ("7:bid_war:2", "days are 0 to 2"),
+        ("1:traffic_shift:0.5:feed", "scenario file"),
+        ("one:bid_war:2", "DAY:KIND:FACTOR"),
+    ],
+)
+def test_a_bad_shock_day_is_refused_with_one_line(tmp_path, capsys, value, needle) -> None:
+    from policies.cli import main
+
+    out = tmp_path / "logs.csv"
+    code = main(["simulate", "--days", "3", "--shock-day", value, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    assert not out.exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 from bidder.logs import log_format, write_logs
 from envs.io import check_output_path, check_outputs_distinct
 from envs.presets import PRESETS
+from envs.scenario import SHOCK_KINDS, ScenarioError, Shock
 from policies.cli import add_prior_argument, seed_arg
 from policies.simulate import SimulationError, simulate_logs
 
@@ -36,8 +37,44 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="date of the first day, YYYY-MM-DD (its weekday drives traffic)",
     )
     parser.add_argument("--out", required=True, help="output file, .csv or .parquet")
+    parser.add_argument(
+        "--shock-day",
+        action="append",
+        default=[],
+        metavar="DAY:KIND:FACTOR[:CHANNEL[:PRODUCT]]",
+        help="an extra shock on one day (0-based), all day long, e.g. "
+        "13:creative_fatigue:0.4:feed so that the history ends with an ROI drop to "
+        "diagnose; repeat for several",
+    )
     add_prior_argument(parser)
     parser.set_defaults(func=run)
+
+
+def parse_shock_day(text: str) -> tuple[int, Shock]:
+    """``DAY:KIND:FACTOR[:CHANNEL[:PRODUCT]]`` -> (day, a shock over that whole day)."""
+    parts = text.split(":")
+    usage = "write DAY:KIND:FACTOR[:CHANNEL[:PRODUCT]], e.g. 13:creative_fatigue:0.4:feed"
+    if not 3 <= len(parts) <= 5:
+        raise SimulationError(f"--shock-day {text!r}: {usage}")
+    day_text, kind, factor_text, *where = parts
+    if kind not in SHOCK_KINDS or kind == "traffic_shift":
+        kinds = ", ".join(k for k in SHOCK_KINDS if k != "traffic_shift")
+        raise SimulationError(
+            f"--shock-day {text!r}: kind {kind!r} is not one of {kinds} (a traffic shift "
+            "needs two channels: write it in a scenario file)"
+        )
+    try:
+        day, factor = int(day_text), float(factor_text)
+    except ValueError:
+        raise SimulationError(f"--shock-day {text!r}: {usage}") from None
+    channel = where[0] if where and where[0] else None
+    product = where[1] if len(where) > 1 and where[1] else None
+    try:
+        shock = Shock(kind, start_hour=0, factor=factor, channel=channel, product=product)
+        shock.validate("--shock-day", 24)
+    except ScenarioError as err:
+        raise SimulationError(f"--shock-day {text!r}: {err}") from None
+    return day, shock
 
 
 def _parse_date(text: str | None) -> dt.date | None:
@@ -57,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, "log file")
     if args.scenario not in PRESETS:
         check_outputs_distinct([args.scenario], [args.out])
+    day_shocks: dict[int, tuple[Shock, ...]] = {}
+    for text in args.shock_day:
+        day, shock = parse_shock_day(text)
+        day_shocks[day] = day_shocks.get(day, ()) + (shock,)
     logs = simulate_logs(
         args.scenario,
         args.strategy,
@@ -64,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         start_date=_parse_date(args.start_date),
         prior=args.prior,
+        day_shocks=day_shocks,
     )
     replaced = Path(args.out).exists()
     write_logs(logs, args.out)
