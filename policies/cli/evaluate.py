@@ -106,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
         for (name, per_strategy), path, fmt in zip(results.items(), plots, formats, strict=True):
             shown = {s: per_strategy[s] for s in strategies}
-            title = f"{name}: mean of {args.episodes} episodes (run {run_id})"
-            outputs.add(path, strategy_figure_writer(shown, title, fmt))
+            title = f"{name} (prior: {args.prior}; run {run_id})"
+            writer = strategy_figure_writer(shown, title, fmt, per_strategy.get("oracle"))
+            outputs.add(path, writer)
     written = [path for path in [args.json, *plots] if path is not None]
     replaced = [path for path in written if Path(path).exists()]
     outputs.commit()
