@@ -140,3 +140,14 @@ def test_evaluate_and_simulate_take_either_spelling_of_the_strategy_flag(tmp_pat
     sim = ["simulate", "--scenario", "steady", "--strategies", "pid", "--days", "3"]
     assert main([*sim, "--out", str(out), "--prior", "true"]) == 0
     assert out.exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "simulate", "recommend", "diagnose", "train"])
+def test_every_help_shows_the_defaults(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: " in text
+    if command in ("evaluate", "simulate"):
+        assert "(default: 0)" in text  # the seed
