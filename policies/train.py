@@ -230,8 +230,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
             if config.progress:
                 from tqdm.auto import tqdm
 
+                # PPO collects whole rollouts of n_steps per environment, so it stops
+                # at the first multiple of a rollout at or above the steps asked for.
+                rollout = config.n_steps * config.n_envs
                 self.bar = tqdm(
-                    total=config.timesteps,
+                    total=-(-config.timesteps // rollout) * rollout,
                     initial=self.num_timesteps,
                     unit="step",
                     desc="train ppo-mpc",

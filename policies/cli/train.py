@@ -87,7 +87,14 @@ def run(args: argparse.Namespace) -> int:
     summary = train(config)
     curve = summary["learning_curve"]
     last = f"; last evaluation {curve[-1]['pct_of_mpc']:.1f}% of MPC alone" if curve else ""
+    rounded = ""
+    if summary["timesteps"] > config.timesteps:
+        rounded = (
+            f" ({config.timesteps} asked for, rounded up to whole rollouts of "
+            f"{config.n_steps} steps x {config.n_envs} environments)"
+        )
     print(
-        f"trained {summary['timesteps']} steps in {summary['wall_s']:.0f} s{last}; wrote {args.out}"
+        f"trained {summary['timesteps']} steps{rounded} in {summary['wall_s']:.0f} s{last}; "
+        f"wrote {args.out}"
     )
     return 0
