@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if summary["timesteps"] > config.timesteps:
         rounded = (
             f" ({config.timesteps} asked for, rounded up to whole rollouts of "
-            f"{config.n_steps} steps x {config.n_envs} environments)"
+            f"{config.n_steps} steps x {config.n_envs} "
+            f"environment{'s' if config.n_envs != 1 else ''})"
         )
     print(
         f"trained {summary['timesteps']} steps{rounded} in {summary['wall_s']:.0f} s{last}; "
