@@ -315,7 +315,7 @@ class MPCBidder:
         # what the market can absorb when that is far less. A budget of 1e12 scaled by
         # itself left every piece near 1e-8, inside the solver's tolerances, and the ROI
         # constraint was met only up to them (ROI 2.4 for a target of 4).
-        absorbable = float(upper.sum()) + float(lower.sum())
+        absorbable = float(np.maximum(upper, lower).sum())
         scale = max(min(remaining, absorbable), 1e-9 * state.budget, 1e-9)
         self.value.value = shaped.ravel()
         self.roi_coef.value = (curves.slopes - target).ravel()

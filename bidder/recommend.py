@@ -523,6 +523,9 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
 #: read as a first-price auction (second-price winners pay less than their bid; a price
 #: paid far above the bid means the bid column is not in CPM, which is refused).
 FIRST_PRICE_PAID = (0.985, 1.015)
+#: Within-hour variance of the log bid below which a first-price channel's spread is not
+#: fitted (bids that moved by under about 2%).
+MIN_LOG_BID_VARIANCE = 5e-4
 
 
 #: Rows bid below every winning bid of their channel, yet with no impression at all, that
@@ -553,17 +556,18 @@ def _first_price_sigma(z: np.ndarray, bid: np.ndarray, hour: np.ndarray, rows: n
     """Log-spread of clearing prices in a first-price channel, from how the win rate moves
     with the bid: within an hour of day, ``z = Phi^-1(win rate)`` rises by ``1 / sigma``
     per unit of log bid. The channel default when the bids hardly varied."""
-    if rows.sum() < 10:
+    n = int(rows.sum())
+    if n < 10:
         return DEFAULT_PRICE_SIGMA
     log_bid, zs, h = np.log(bid[rows]), z[rows], hour[rows]
-    dz, db = zs.copy(), log_bid.copy()
-    for value in np.unique(h):
-        same = h == value
-        dz[same] -= zs[same].mean()
-        db[same] -= log_bid[same].mean()
+    ones = np.ones(n)
+    dz = zs - _group_mean(h, zs, ones, HOURS_PER_DAY)[0][h]
+    db = log_bid - _group_mean(h, log_bid, ones, HOURS_PER_DAY)[0][h]
     spread = float((db * db).sum())
     slope = float((dz * db).sum()) / spread if spread > 0 else 0.0
-    if spread < 0.05 * rows.sum() * 0.01 or slope <= 1.0 / 3.0:
+    # Bids that hardly moved (log-bid variance under MIN_LOG_BID_VARIANCE), or a win rate
+    # that hardly follows them (a spread of 3 or more), teach nothing: the default then.
+    if spread < MIN_LOG_BID_VARIANCE * n or slope <= 1.0 / 3.0:
         return DEFAULT_PRICE_SIGMA
     return float(np.clip(1.0 / slope, 0.05, 2.0))
 

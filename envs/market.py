@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.mechanisms import Mechanism, attribution, build_mechanism
+from envs.mechanisms import Mechanism, attribution_of, build_mechanism
 from envs.scenario import Scenario
 from envs.stats import lognormal_auction, normal_cdf
 
@@ -220,6 +220,7 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
         traffic = traffic * noise[:, [names.index(c) for c in arm_channel]]
 
     mechanism = build_mechanism(scenario)
+    delay_q = mechanism.delay_q if mechanism is not None and mechanism.delays else None
     return EpisodeMarket(
         traffic=traffic,
         price_median=price_median,
@@ -233,8 +234,10 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
         fatigue_floor=np.array([a.fatigue_floor for a in arms]),
         hour_of_day=hour_of_day,
         mechanism=mechanism,
-        attribution=attribution(mechanism, T, scenario.attribution_window_hours),
-        delay_q=mechanism.delay_q if mechanism is not None and mechanism.delays else None,
+        attribution=None
+        if delay_q is None
+        else attribution_of(delay_q, T, scenario.attribution_window_hours),
+        delay_q=delay_q,
     )
 
 

@@ -193,9 +193,8 @@ class AdMarketEnv(gym.Env):
         late_orders = late_gmv = None
         if terminated and self.pending is not None:
             # Orders still pending count if they arrive within the attribution window.
-            hours_left = self.horizon - self.t + self.scenario.attribution_window_hours
             late_orders, late_gmv = self.pending.close(
-                hours_left, self._streams.at(self.t, HourlyStreams.LATE_ARRIVALS)
+                self.hours_to_close, self._streams.at(self.t, HourlyStreams.LATE_ARRIVALS)
             )
             self.gmv_total += float(late_gmv.sum())
             reward += float(late_gmv.sum())
@@ -207,6 +206,12 @@ class AdMarketEnv(gym.Env):
         if terminated:
             info["score"] = score(self.gmv_total, self.spent, self.roi_target)
         return self._observation(), reward, terminated, False, info
+
+    @property
+    def hours_to_close(self) -> int:
+        """Hours left until attribution closes: the campaign hours not yet played plus
+        the attribution window (delayed orders that arrive later do not count)."""
+        return self.horizon - self.t + self.scenario.attribution_window_hours
 
     # -- observation and info -------------------------------------------------------------
     def _observation(self) -> np.ndarray:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -162,24 +162,13 @@ class Mechanism:
         object.__setattr__(self, "_reserve_weights", np.stack([e, e * r, e * r * r]))
 
     def select(self, arms: np.ndarray) -> Mechanism:
-        """The mechanism of the given arms (indices, in that order)."""
+        """The mechanism of the given arms (indices, in that order); arms are on the last
+        axis of every field but ``rival_decay``, which is per channel."""
         arms = np.asarray(arms)
         per_arm = {
-            name: getattr(self, name)[..., arms]
-            for name in (
-                "auction",
-                "exposure",
-                "slot_price",
-                "family",
-                "brand_share",
-                "brand_premium",
-                "brand_sigma",
-                "reserve",
-                "price_sigma",
-                "rival_elasticity",
-                "channel_of_arm",
-                "delay_q",
-            )
+            f.name: getattr(self, f.name)[..., arms]
+            for f in fields(self)
+            if f.name != "rival_decay"
         }
         return Mechanism(rival_decay=self.rival_decay, **per_arm)
 
@@ -244,9 +233,8 @@ class Mechanism:
         ones = (1,) * (bids.ndim - 1)
         a = self._slot_price.reshape((n_slots,) + ones + (n_arms,))
         hi = bids[None] / a  # slot j is taken for P in [hi_{j-1}, hi_j)
-        zeros = np.zeros((1,) + bids.shape)
         if self._has_reserve:
-            lo = np.concatenate([zeros, hi[:-1]], axis=0)
+            lo = np.concatenate([np.zeros((1,) + bids.shape), hi[:-1]], axis=0)
             mid = np.minimum(np.maximum(self.reserve / a, lo), hi)  # below mid: pay reserve
             thresholds = np.concatenate([hi, mid], axis=0)
         else:
@@ -340,17 +328,10 @@ def auction_mechanism(
     )
 
 
-def attribution(mechanism: Mechanism | None, horizon: int, window: int) -> np.ndarray | None:
-    """Share of an hour's orders that arrive by the end of the attribution window, (T, K):
-    ``1 - q^(T - t + window)`` for orders made in campaign hour ``t``; ``None`` when no
-    channel delays its orders."""
-    if mechanism is None or not mechanism.delays:
-        return None
-    return attribution_of(mechanism.delay_q, horizon, window)
-
-
 def attribution_of(delay_q: np.ndarray, horizon: int, window: int) -> np.ndarray:
-    """``1 - q^(T - t + window)`` per campaign hour ``t`` and arm, for per-arm ``q``."""
+    """Share of each hour's orders that arrive by the end of the attribution window,
+    (T, K): ``1 - q^(T - t + window)`` for orders made in campaign hour ``t``, per-arm
+    ``q``."""
     hours_to_close = (horizon - np.arange(horizon) + window)[:, None]
     return 1.0 - np.asarray(delay_q, dtype=float)[None, :] ** hours_to_close
 
@@ -368,20 +349,18 @@ class Rivals:
         self.mechanism = mechanism
         self.level = np.zeros(mechanism.n_channels)
 
-    def factor(self, level: np.ndarray | None = None) -> np.ndarray:
+    def factor(self) -> np.ndarray:
+        """The price-level multiplier of every arm for the next hour."""
         m = self.mechanism
-        level = self.level if level is None else level
-        return np.exp(m.rival_elasticity * level[m.channel_of_arm])
+        return np.exp(m.rival_elasticity * self.level[m.channel_of_arm])
 
-    def next_level(self, impressions: np.ndarray, opportunities: np.ndarray) -> np.ndarray:
+    def update(self, impressions: np.ndarray, opportunities: np.ndarray) -> None:
+        """Remember an hour's share of every channel's impressions."""
         m = self.mechanism
         won = np.bincount(m.channel_of_arm, impressions, minlength=m.n_channels)
         offered = np.bincount(m.channel_of_arm, opportunities, minlength=m.n_channels)
-        share = won / np.maximum(offered, 1e-9)
-        return m.rival_decay * self.level + (1.0 - m.rival_decay) * np.minimum(share, 1.0)
-
-    def update(self, impressions: np.ndarray, opportunities: np.ndarray) -> None:
-        self.level = self.next_level(impressions, opportunities)
+        share = np.minimum(won / np.maximum(offered, 1e-9), 1.0)
+        self.level = m.rival_decay * self.level + (1.0 - m.rival_decay) * share
 
 
 class PendingOrders:

@@ -229,16 +229,21 @@ def _with_channels(sc: Scenario, **per_channel: dict) -> Scenario:
     return sc.replace(channels=channels)
 
 
+def _small_mechanism(name: str, description: str, **per_channel: dict) -> Scenario:
+    """The classic 6-arm market (budget 60,000, ROI target 5) with some channels' market
+    mechanisms changed."""
+    sc = _market(*_SMALL, name=name, budget=60_000.0, roi_target=5.0, description=description)
+    return _with_channels(sc, **per_channel)
+
+
 def _gsp_feed() -> Scenario:
-    sc = _market(
-        *_SMALL,
-        name="gsp-feed",
-        budget=60_000.0,
-        roi_target=5.0,
-        description="feed and live sell three ad slots by GSP; only exposed slots are paid",
-    )
     slots = {"auction": "gsp", "slot_exposure": (1.0, 0.8, 0.6), "slot_price_ratio": 0.7}
-    return _with_channels(sc, feed=slots, live=dict(slots, slot_exposure=(1.0, 0.7, 0.45)))
+    return _small_mechanism(
+        "gsp-feed",
+        "feed and live sell three ad slots by GSP; only exposed slots are paid",
+        feed=slots,
+        live=dict(slots, slot_exposure=(1.0, 0.7, 0.45)),
+    )
 
 
 def _first_price_search() -> Scenario:
@@ -258,16 +263,10 @@ def _first_price_search() -> Scenario:
 
 
 def _heavy_tail() -> Scenario:
-    sc = _market(
-        *_SMALL,
-        name="heavy-tail",
-        budget=60_000.0,
-        roi_target=5.0,
-        description="brand campaigns top a quarter of feed and live auctions; gamma search prices",
-    )
     brand = {"price_family": "mixture", "brand_share": 0.25, "brand_premium": 3.5}
-    return _with_channels(
-        sc,
+    return _small_mechanism(
+        "heavy-tail",
+        "brand campaigns top a quarter of feed and live auctions; gamma search prices",
         feed=brand,
         live=dict(brand, brand_share=0.15, reserve_cpm=12.0),
         search={"price_family": "gamma", "price_sigma": 0.6},
@@ -275,15 +274,9 @@ def _heavy_tail() -> Scenario:
 
 
 def _reactive_rivals() -> Scenario:
-    sc = _market(
-        *_SMALL,
-        name="reactive-rivals",
-        budget=60_000.0,
-        roi_target=5.0,
-        description="rivals pace against our share: feed and live prices rise as we win more",
-    )
-    return _with_channels(
-        sc,
+    return _small_mechanism(
+        "reactive-rivals",
+        "rivals pace against our share: feed and live prices rise as we win more",
         feed={"rival_elasticity": 0.8, "rival_memory_hours": 3.0},
         live={"rival_elasticity": 1.0, "rival_memory_hours": 2.0},
         search={"rival_elasticity": 0.5, "rival_memory_hours": 4.0},
@@ -291,15 +284,9 @@ def _reactive_rivals() -> Scenario:
 
 
 def _delayed_orders() -> Scenario:
-    sc = _market(
-        *_SMALL,
-        name="delayed-orders",
-        budget=60_000.0,
-        roi_target=5.0,
-        description="orders arrive hours after their clicks (mean 4 h feed, 6 h live, 2 h search)",
-    )
-    return _with_channels(
-        sc,
+    return _small_mechanism(
+        "delayed-orders",
+        "orders arrive hours after their clicks (mean 4 h feed, 6 h live, 2 h search)",
         feed={"order_delay_hours": 4.0},
         live={"order_delay_hours": 6.0},
         search={"order_delay_hours": 2.0},

@@ -114,20 +114,23 @@ class OracleStrategy(_MPCBase):
             return env.market.from_hour(self.t)
         return env.market.from_hour(self.t, price_median=env.rivals.factor())
 
+    def pending_gmv(self) -> float:
+        """Orders clicked but not yet placed that will count within the attribution
+        window: the environment's own pending GMV, which the oracle may read."""
+        env = self.env
+        if env.pending is None:
+            return 0.0
+        return env.pending.expected_attributed_gmv(env.hours_to_close)
+
     def act(self, observation: np.ndarray) -> np.ndarray:
         env = self.env
-        # Orders clicked but not yet placed will count within the attribution window.
-        pending = 0.0
-        if env.pending is not None:
-            hours_left = env.horizon - self.t + env.scenario.attribution_window_hours
-            pending = env.pending.expected_attributed_gmv(hours_left)
         plan = exact_plan(
             self.forecast(),
             self.bid_cap,
             env.budget - self.spent,
             env.roi_target,
             self.spent,
-            self.gmv + pending,
+            self.gmv + self.pending_gmv(),
             self.exposure,
             n_pieces=self.n_pieces,
             objective="score",

@@ -89,12 +89,13 @@ def _draw(
     budget, target = first.budget, first.roi_target
     episodes = len(per_strategy[names[0]])
     fig, ((ax_spend, ax_roi), (ax_score, ax_mix)) = plt.subplots(2, 2, figsize=(13, 8.5))
-    extra = iter(f"C{i}" for i in range(7, 20))
+    # Strategies without a fixed colour take the next free ones, in order of appearance.
+    others = [n for n in names if n not in STRATEGY_COLOURS]
+    colours = {n: f"C{len(STRATEGY_COLOURS) + others.index(n)}" for n in others}
+    colours.update(STRATEGY_COLOURS)
 
     def colour(name: str) -> str:
-        if name not in STRATEGY_COLOURS:
-            STRATEGY_COLOURS[name] = next(extra)
-        return STRATEGY_COLOURS[name]
+        return colours[name]
 
     for name in names:
         spend = _mean_trace(per_strategy[name], "spend").sum(axis=1)

@@ -73,9 +73,7 @@ def _plain(market: EpisodeMarket) -> EpisodeMarket:
 def cold_prior(scenario: Scenario) -> EpisodeMarket:
     """Channel-level averages over the scenario's arms: a product without history."""
     market = _plain(true_prior(scenario))
-    channel = np.array(
-        [scenario.channels.index(scenario.channel(a.channel)) for a in scenario.arms]
-    )
+    channel = np.array([a.channel for a in scenario.arms])
     changes = {}
     for name in ("traffic", "ctr", "cvr", "aov"):
         values = getattr(market, name)
