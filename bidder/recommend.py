@@ -1106,6 +1106,49 @@ def recommend(
     return Recommendation(table=table, summary=summary, fitted=fitted, decision=decision)
 
 
+def what_if(fitted: FittedMarket, points: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:
+    """The fitted day planned at other budgets and ROI targets: a budget-response curve.
+
+    Each point ``(budget, roi_target)`` is planned as :func:`recommend` plans it (without
+    a budget risk), on the same fit, so the figures differ only by the settings.
+
+    Returns:
+        One row per point: ``budget``, ``roi_target``, ``reachable`` (whether any spending
+        of the budget meets the target), ``best_reachable_roi``, and for reachable points
+        ``planned_spend``, ``expected_gmv``, ``expected_roi``, ``budget_binds`` and the
+        shadow prices ``budget_shadow_price`` (GMV of one more unit of budget) and
+        ``roi_shadow_price``.
+
+    Raises:
+        RecommendError: a bad budget or ROI target (:func:`check_settings`).
+    """
+    for budget, roi_target in points:
+        check_settings(budget, roi_target)
+    rows = []
+    for budget, roi_target in points:
+        best = best_reachable_roi(fitted, float(budget))
+        row: dict[str, Any] = {
+            "budget": float(budget),
+            "roi_target": float(roi_target),
+            "reachable": bool(best >= roi_target * (1.0 - 1e-9)),
+            "best_reachable_roi": round(float(best), 4),
+        }
+        if row["reachable"]:
+            bids, decision = plan_day(fitted, float(budget), float(roi_target))
+            outcome = _expected(fitted.market, bids)
+            spend, gmv = float(outcome.spend.sum()), float(outcome.gmv.sum())
+            row |= {
+                "planned_spend": round(spend, 2),
+                "expected_gmv": round(gmv, 2),
+                "expected_roi": round(gmv / spend, 4) if spend > 0 else 0.0,
+                "budget_binds": bool(spend >= budget * 0.995),
+                "budget_shadow_price": round(float(decision.budget_dual), 4),
+                "roi_shadow_price": round(float(decision.roi_dual), 4),
+            }
+        rows.append(row)
+    return rows
+
+
 def check_budget_risk(budget_risk: float | None) -> None:
     """Refuse a budget risk that is not a probability in (0, 0.5).
 

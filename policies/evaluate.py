@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,13 +176,15 @@ def evaluate_many(
     progress: bool = False,
     strategy_kwargs: dict[str, dict] | None = None,
     prior: str = "fitted",
+    on_episode: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Every strategy on every scenario over the same seeds (common random numbers).
 
     The oracle is always run, so that ``pct_of_oracle`` exists whether or not it was
     asked for; it appears among the strategies only when asked for. Every other
     strategy starts from ``prior`` (:mod:`policies.prior`); each scenario's block records
-    it as ``"prior"``.
+    it as ``"prior"``. ``on_episode(done, total)`` is called after each episode (every
+    strategy's, the oracle's included), for progress reports.
 
     Returns:
         ``{"seed", "episodes", "scenarios": {NAME: {"strategies": {S: summary}}}}`` and,
@@ -210,6 +213,8 @@ def evaluate_many(
                 bar.set_postfix_str(f"{scenario.name} / {name}")
                 per_strategy[name].append(run_episode(strategy, scenario, seed + episode, prior))
                 bar.update()
+                if on_episode is not None:
+                    on_episode(bar.n, total)
         oracle_score = float(np.mean([e.score for e in per_strategy["oracle"]]))
         report["scenarios"][scenario.name] = {
             "budget": scenario.budget,

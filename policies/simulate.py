@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,7 @@ def simulate_logs(
     strategy_options: Mapping[str, Any] | None = None,
     prior: str = "fitted",
     day_shocks: Mapping[int, tuple[Shock, ...]] | None = None,
+    on_day: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Play ``strategy_name`` for ``days`` days of ``scenario`` and return the hourly logs.
 
@@ -156,6 +157,8 @@ def simulate_logs(
         day_shocks: extra shocks for some days (0-based day -> shocks on that day's hours
             0-23), such as a creative wearing out on the last day, so that a history ends
             with an ROI drop to diagnose.
+        on_day: called as ``on_day(done, days)`` after each simulated day (progress for
+            the agent tools and other front ends).
 
     Returns:
         A validated log frame (``bidder.logs.validate_logs``), one row per hour, product
@@ -220,6 +223,8 @@ def simulate_logs(
                 date=start_date + dt.timedelta(days=day),
             )
         )
+        if on_day is not None:
+            on_day(day + 1, days)
     logs = pd.concat(frames, ignore_index=True)
     try:
         return validate_logs(logs, source=f"simulated {scenario.name}")

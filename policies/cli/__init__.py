@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recommend": ("policies.cli.recommend", "fit hourly logs and write tomorrow's bids"),
     "train": ("policies.cli.train", "train the PPO planner (ppo-mpc) on simulated markets"),
     "policy": ("policies.cli.policy", "show a policy file, or convert an old one safely"),
+    "mcp": ("policies.cli.mcp", "serve the autopilot's tools to an assistant over MCP"),
 }
 
 

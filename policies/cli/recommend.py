@@ -78,19 +78,22 @@ def _parse_date(text: str) -> dt.date:
 
 
 def write_recommendation(
-    recommendation: Recommendation, out: str | Path, summary: str | Path | None = None
+    recommendation: Recommendation,
+    out: str | Path,
+    summary: str | Path | None = None,
+    run_id: str | None = None,
 ) -> Path:
     """Write the rows (CSV or Parquet by suffix) and the JSON summary (``summary``, by
     default :func:`summary_path` of ``out``): both or neither.
 
     Both carry one run id (the table's ``run_id`` column, the summary's ``run_id``), so
-    a reader can tell that they belong together.
+    a reader can tell that they belong together: ``run_id``, or a new one.
 
     Returns:
         The summary's path.
     """
     out = Path(out)
-    run_id = new_run_id()
+    run_id = new_run_id() if run_id is None else run_id
     table: pd.DataFrame = recommendation.table[list(RECOMMENDATION_COLUMNS)].assign(run_id=run_id)
     summary = summary_path(out) if summary is None else Path(summary)
     outputs = OutputSet()
