@@ -206,6 +206,7 @@ def evaluate_many(
     bar = tqdm(total=total, disable=not progress, desc="evaluating", unit="episode")
     report: dict = {"seed": seed, "episodes": episodes, "prior": prior, "scenarios": {}}
     results: dict[str, dict[str, list[EpisodeResult]]] = {}
+    done = 0
     for scenario in scenario_objects:
         per_strategy: dict[str, list[EpisodeResult]] = {name: [] for name in to_run}
         for episode in range(episodes):
@@ -213,8 +214,9 @@ def evaluate_many(
                 bar.set_postfix_str(f"{scenario.name} / {name}")
                 per_strategy[name].append(run_episode(strategy, scenario, seed + episode, prior))
                 bar.update()
+                done += 1
                 if on_episode is not None:
-                    on_episode(bar.n, total)
+                    on_episode(done, total)
         oracle_score = float(np.mean([e.score for e in per_strategy["oracle"]]))
         report["scenarios"][scenario.name] = {
             "budget": scenario.budget,
