@@ -21,6 +21,10 @@ SMALL = {
         "TIMESTEPS = 480\nEVAL_EVERY = 240\nEVAL_SEEDS = 1\nN_ENVS = 1\nSEED = 0\n"
         'OUT = "runs/notebook_ppo_mpc.safetensors"\nCOMPARE_SCENARIO = "steady"\nCOMPARE_EPISODES = 1\n'
     ),
+    "04_agent_tools.ipynb": (
+        'WORKSPACE = "agent-workspace"\nSCENARIO = "default"\nDAYS = 8\nSEED = 0\n'
+        'SHOCK = "7:creative_fatigue:0.4:feed"\nBUDGET = 50000\nROI_TARGET = 4\n'
+    ),
 }
 
 
@@ -52,3 +56,7 @@ def test_notebook_runs(name, tmp_path):
         if o.get("output_type") == "error"
     ]
     assert not errors
+    if name == "04_agent_tools.ipynb":
+        workspace = tmp_path / "agent-workspace"
+        assert len(list((workspace / "applied").glob("run-*.csv"))) == 1
+        assert len(list((workspace / "recommendations").glob("run-*.json"))) == 1
