@@ -103,6 +103,7 @@ class ToolClient:
     def call(
         self,
         name: str,
+        /,
         progress: Callable[[float, float | None, str | None], None] | None = None,
         **arguments: Any,
     ) -> dict[str, Any]:

@@ -217,9 +217,11 @@ def test_recommend_explain_what_if_apply_match_the_cli(workspace, tmp_path, caps
     assert all(p["reachable"] and p["planned_spend"] <= p["budget"] for p in points)
     spends = [p["planned_spend"] for p in points]
     assert spends == sorted(spends)
-    # At the plan's own budget, the what-if is the plan.
-    assert points[1]["planned_spend"] == pytest.approx(cli_summary["planned_spend"], rel=1e-6)
-    assert points[1]["expected_gmv"] == pytest.approx(cli_summary["expected_gmv"], rel=1e-6)
+    # At the plan's own budget, the what-if is the plan (the plan's rows are rounded to
+    # cents one by one: at most half a cent each).
+    slack = 0.005 * len(cli_table)
+    assert points[1]["planned_spend"] == pytest.approx(cli_summary["planned_spend"], abs=slack)
+    assert points[1]["expected_gmv"] == pytest.approx(cli_summary["expected_gmv"], abs=slack)
 
     sheet = pd.read_csv(workspace / got["apply"]["bid_sheet"])
     assert list(sheet.columns) == ["date", "hour", "product", "channel", "bid"]
