@@ -31,18 +31,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "row per product, channel and hour (bid in CPM, planned spend, expected GMV and "
         "ROI) plus a JSON summary (by default beside it: same name, .json).",
     )
-    parser.add_argument("--history", required=True, help="hourly logs, .csv or .parquet")
+    parser.add_argument(
+        "--history", help="hourly logs, .csv or .parquet (required without --batch)"
+    )
     parser.add_argument(
         "--budget",
-        required=True,
         type=amount_arg,
-        help="the day's total budget: 120000, 120,000, 120k or 12w",
+        help="the day's total budget: 120000, 120,000, 120k or 12w (required without --batch)",
     )
     parser.add_argument(
-        "--roi-target", required=True, type=ratio_arg, help="GMV / spend target: 4 or 400%%"
+        "--roi-target",
+        type=ratio_arg,
+        help="GMV / spend target: 4 or 400%% (required without --batch)",
     )
-    parser.add_argument("--date", required=True, help="the day to plan, YYYY-MM-DD")
-    parser.add_argument("--out", required=True, help="recommendations, .csv or .parquet")
+    parser.add_argument("--date", help="the day to plan, YYYY-MM-DD (required without --batch)")
+    parser.add_argument(
+        "--out", help="recommendations, .csv or .parquet (required without --batch)"
+    )
     parser.add_argument(
         "--summary",
         default=None,
@@ -61,6 +66,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="a ppo-mpc policy .safetensors file; it is checked, but the day-ahead plan is the neutral "
         "plan (the policy plans hour by hour from live results)",
+    )
+    parser.add_argument(
+        "--batch",
+        default=None,
+        metavar="FILE",
+        help="plan many campaigns: a TOML file of [[campaign]] tables (docs/scale.md); "
+        "writes OUT-DIR/<id>.csv and .json per campaign and OUT-DIR/batch_report.csv",
+    )
+    parser.add_argument("--out-dir", default=None, help="the output folder of --batch")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local processes for --batch (default: the number of cores)",
     )
     parser.set_defaults(func=run)
 
@@ -106,7 +125,28 @@ def write_recommendation(
     return summary
 
 
+SINGLE_FLAGS = (
+    "history",
+    "budget",
+    "roi_target",
+    "date",
+    "out",
+    "summary",
+    "budget_risk",
+    "policy",
+)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.batch is not None:
+        return run_batch_command(args)
+    for flag in ("history", "budget", "roi_target", "date", "out"):
+        if getattr(args, flag) is None:
+            raise RecommendError(
+                f"--{flag.replace('_', '-')} is required (or give --batch FILE --out-dir DIR)"
+            )
+    if args.out_dir is not None or args.workers is not None:
+        raise RecommendError("--out-dir and --workers go with --batch; give --out for one campaign")
     # Everything a user can get wrong is checked before anything is written.
     table_format(args.out, "recommendation file")
     check_output_path(args.out, "recommendation file")
@@ -155,3 +195,42 @@ def run(args: argparse.Namespace) -> int:
     for path in replaced:
         print(f"replaced {path}")
     return 0
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    """``recommend --batch FILE --out-dir DIR``: exit 0 when every campaign is planned, 1
+    when some are refused (their rows in the report say why)."""
+    import os
+
+    from policies.batch import read_batch, run_batch
+
+    given = [flag for flag in SINGLE_FLAGS if getattr(args, flag) is not None]
+    if given:
+        raise RecommendError(
+            f"--{given[0].replace('_', '-')} is for one campaign; with --batch every campaign's "
+            "settings come from the batch file"
+        )
+    if args.out_dir is None:
+        raise RecommendError("--batch needs --out-dir DIR, the folder for the outputs")
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    if workers < 1:
+        raise RecommendError(f"--workers {workers}: give at least 1")
+    out_dir = Path(args.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RecommendError(f"--out-dir {out_dir}: not a folder; give a folder path")
+    campaigns = read_batch(args.batch)
+    check_outputs_distinct(
+        [args.batch],
+        [out_dir / f"{c.id}{suffix}" for c in campaigns for suffix in (".csv", ".json")],
+    )
+    rows = run_batch(campaigns, out_dir, workers)
+    ok = sum(row["status"] == "ok" for row in rows)
+    reused = sum(bool(row["reused"]) for row in rows)
+    refused = [row for row in rows if row["status"] != "ok"]
+    print(
+        f"planned {ok - reused} campaigns, kept {reused} complete from an earlier run, refused "
+        f"{len(refused)}; report in {out_dir / 'batch_report.csv'} (and .parquet)"
+    )
+    for row in refused[:5]:
+        print(f"refused {row['id']}: {row['error']}")
+    return 1 if refused else 0
