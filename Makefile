@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/mpc_latency.py --json bench/results/mpc_latency.json
 	$(PY) bench/recommend_speed.py --json bench/results/recommend_speed.json
 	$(PY) bench/budget_risk.py --json bench/results/budget_risk.json
+	$(PY) bench/batch_speed.py --json bench/results/batch_speed.json
 
 # The shipped PPO planner: about 15 minutes on 2 cores; writes the .safetensors policy and a .json with the
 # config and the learning curve beside it.
