@@ -113,10 +113,12 @@ def cli_error(capsys, argv: list[str]) -> str:
 
 
 # -- listing ---------------------------------------------------------------------------------
-def test_every_tool_has_a_schema_and_a_description_and_resources_are_served(workspace):
+def test_every_tool_has_a_schema_and_a_description_and_resources_are_served(workspace, capsys):
     seen: dict = {}
 
     async def body(s: Session) -> None:
+        seen["list"] = await s.ok("list_scenarios")
+        seen["show"] = await s.ok("show_scenario", {"name": "gsp-feed"})
         listed = await s.session.list_tools()
         seen["tools"] = {t.name: t for t in listed.tools}
         resources = await s.session.list_resources()
@@ -141,6 +143,13 @@ def test_every_tool_has_a_schema_and_a_description_and_resources_are_served(work
     }
     assert tools["explain_plan"].annotations.read_only_hint is True
     assert tools["apply_bids"].annotations.read_only_hint is False
+    # The scenario tools answer what `autopilot scenario list / show` print.
+    from envs import PRESETS
+
+    assert [p["name"] for p in seen["list"]["presets"]] == list(PRESETS)
+    assert main(["scenario", "show", "gsp-feed"]) == 0
+    assert seen["show"]["toml"] == capsys.readouterr().out
+    assert {ch["auction"] for ch in seen["show"]["channels"]} >= {"gsp"}
     resources = seen["resources"]
     assert "impressions" in resources["autopilot://docs/log-format"]
     assert "default" in {p["name"] for p in json.loads(resources["autopilot://presets"])}
