@@ -123,7 +123,7 @@ class Workspace:
 
     def plan_record(self, plan_id: str) -> dict[str, Any]:
         """The register entry of a plan ``recommend_bids`` made in this workspace."""
-        if not isinstance(plan_id, str) or not PLAN_ID.match(plan_id):
+        if not isinstance(plan_id, str) or not PLAN_ID.fullmatch(plan_id):
             raise WorkspaceError(
                 f"plan id {plan_id!r} is not a plan id (they look like run-0123456789ab); "
                 "use the plan_id that recommend_bids returned"
@@ -149,7 +149,7 @@ class Workspace:
         """Plan ids of this workspace, oldest first."""
         if not self.plans_folder.is_dir():
             return []
-        records = [p for p in self.plans_folder.glob("run-*.json") if PLAN_ID.match(p.stem)]
+        records = [p for p in self.plans_folder.glob("run-*.json") if PLAN_ID.fullmatch(p.stem)]
         return [p.stem for p in sorted(records, key=lambda p: (p.stat().st_mtime_ns, p.name))]
 
 

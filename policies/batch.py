@@ -115,7 +115,7 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
         if missing:
             raise BatchError(f"{where}: {missing[0]} is missing; give {', '.join(REQUIRED_KEYS)}")
         ident = table["id"]
-        if not isinstance(ident, str) or not CAMPAIGN_ID.match(ident):
+        if not isinstance(ident, str) or not CAMPAIGN_ID.fullmatch(ident):
             raise BatchError(
                 f"{where}: id {ident!r} must be 1-100 letters, digits, '-', '_' or '.', "
                 "starting with a letter or digit (it names the output files)"

@@ -152,6 +152,7 @@ def test_a_killed_batch_resumes_with_every_campaign_done_once(histories, tmp_pat
         ("not toml [[", "not a TOML"),
         ("[other]\nx = 1\n", "unknown top-level key"),
         ('[[campaign]]\nid = "a"\n', "history is missing"),
+        ('[[campaign]]\nid = "a\\n"\nhistory = "x"\nbudget = 1\nroi_target = 1\ndate = "2026-01-19"\n', "id"),
         ('[[campaign]]\nid = "../up"\nhistory = "x"\nbudget = 1\nroi_target = 1\ndate = "2026-01-19"\n', "id"),
         ('[[campaign]]\nid = "a"\nhistory = "x"\nbudget = 1\nroi_target = 1\ndate = "2026-01-19"\nbid = 3\n', "unknown key 'bid'"),
         ('[[campaign]]\nid = "a"\nhistory = "x"\nbudget = 1\nroi_target = 1\ndate = "2026-01-19"\n' * 2, "used twice"),
