@@ -90,7 +90,9 @@ def main() -> None:
         base = rows[0]["median_s"]
         for row in rows:
             row["speed_up"] = round(base / row["median_s"], 2)
-    print(f"{'backend':<8} {'workers':>7} {'campaigns':>9} {'median s':>9} {'per h per core':>15} {'speed-up':>8}")
+    print(
+        f"{'backend':<8} {'workers':>7} {'campaigns':>9} {'median s':>9} {'per h per core':>15} {'speed-up':>8}"
+    )
     for row in rows:
         print(
             f"{row['backend']:<8} {row['workers']:>7} {row['campaigns']:>9} {row['median_s']:>9.2f} "
