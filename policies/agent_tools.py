@@ -208,29 +208,16 @@ def _plain(value: Any) -> Any:
 
 def _amount(value: float | str, flag: str) -> float:
     """A budget given as a number or as people write it (``50000``, ``50,000``, ``50k``)."""
-    if isinstance(value, str):
-        import argparse
+    from policies.cli import amount_arg, number_or_text
 
-        from policies.cli import amount_arg
-
-        try:
-            return amount_arg(value)
-        except argparse.ArgumentTypeError as err:
-            raise WorkspaceError(f"{flag}: {err}") from None
-    return value
+    return number_or_text(value, amount_arg, flag)
 
 
 def _ratio(value: float | str, flag: str) -> float:
-    if isinstance(value, str):
-        import argparse
+    """An ROI target given as a number or a percentage (``4``, ``400%``)."""
+    from policies.cli import number_or_text, ratio_arg
 
-        from policies.cli import ratio_arg
-
-        try:
-            return ratio_arg(value)
-        except argparse.ArgumentTypeError as err:
-            raise WorkspaceError(f"{flag}: {err}") from None
-    return value
+    return number_or_text(value, ratio_arg, flag)
 
 
 # Argument types, with the descriptions an assistant reads in each tool's JSON schema.

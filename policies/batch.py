@@ -140,19 +140,6 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
     return campaigns
 
 
-def _number(value: Any, parse, flag: str) -> float:
-    import argparse
-
-    if isinstance(value, str):
-        try:
-            return parse(value)
-        except argparse.ArgumentTypeError as err:
-            raise InputError(f"{flag}: {err}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{flag} {value!r} is not a number")
-    return float(value)
-
-
 def complete_outputs(out_dir: Path, ident: str) -> dict[str, Any] | None:
     """The summary of a campaign whose pair of outputs is complete (both files, one run
     id), else None."""
@@ -182,20 +169,16 @@ def plan_campaign(campaign: Campaign, out_dir: str | os.PathLike[str]) -> dict[s
     from bidder.logs import read_logs
     from bidder.recommend import check_budget_risk, check_settings, recommend
     from envs.io import check_outputs_distinct
-    from policies.cli import amount_arg, ratio_arg
+    from policies.cli import amount_arg, number_or_text, ratio_arg
     from policies.cli.recommend import _parse_date, write_recommendation
 
     out_dir = Path(out_dir)
     start = time.perf_counter()
     row: dict[str, Any] = {"id": campaign.id, "reused": False}
     try:
-        budget = _number(campaign.budget, amount_arg, "budget")
-        roi_target = _number(campaign.roi_target, ratio_arg, "roi_target")
-        if not isinstance(campaign.date, str):
-            campaign_date = str(campaign.date)
-        else:
-            campaign_date = campaign.date
-        date = _parse_date(campaign_date)
+        budget = number_or_text(campaign.budget, amount_arg, "budget")
+        roi_target = number_or_text(campaign.roi_target, ratio_arg, "roi_target")
+        date = _parse_date(str(campaign.date))  # a TOML date literal, or text
         check_settings(budget, roi_target)
         check_budget_risk(campaign.budget_risk)
         table, summary = out_dir / f"{campaign.id}.csv", out_dir / f"{campaign.id}.json"

@@ -124,6 +124,23 @@ def ratio_arg(text: str) -> float:
     return value / 100.0 if percent else value
 
 
+def number_or_text(value: object, parse, flag: str) -> float:
+    """A number as given, or a string read by the argparse type ``parse`` (``amount_arg``,
+    ``ratio_arg``): for the front ends that take values from JSON or TOML, not argv.
+
+    Raises:
+        InputError: a string ``parse`` cannot read, or a value that is not a number.
+    """
+    if isinstance(value, str):
+        try:
+            return parse(value)
+        except argparse.ArgumentTypeError as err:
+            raise InputError(f"{flag}: {err}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{flag} {value!r} is not a number")
+    return float(value)
+
+
 def add_prior_argument(parser: argparse.ArgumentParser) -> None:
     """``--prior fitted|cold|true``: what the strategies know before the campaign."""
     from policies.prior import DEFAULT_PRIOR, PRIOR_MODES
