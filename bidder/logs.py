@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from envs.errors import InputError
-from envs.io import atomic_write, check_input_file
+from envs.io import atomic_write, read_input_bytes
 from envs.scenario import KNOWN_CHANNELS, Arm
 
 #: Arm keys: at most one row per date, hour, product and channel.
@@ -135,25 +135,36 @@ def read_logs(path: str | os.PathLike[str]) -> pd.DataFrame:
     """
     path = Path(path)
     kind = log_format(path)
-    check_input_file(path, "log file", MAX_LOG_BYTES, LogError)
+    data = read_input_bytes(path, "log file", MAX_LOG_BYTES, LogError)
+    return parse_logs(data, kind, str(path))
+
+
+def parse_logs(data: bytes, kind: str, source: str) -> pd.DataFrame:
+    """:func:`read_logs` on a file's bytes: ``kind`` is ``"csv"`` or ``"parquet"``,
+    ``source`` names the file in messages. Lets a worker that has the bytes but not the
+    file (a Ray task) read logs exactly as :func:`read_logs` does."""
+    import io
+
     try:
         if kind == "csv":
             # Text first: types are checked column by column below, so that a stray word
             # in a number column is reported with its line instead of silently parsed.
-            raw = pd.read_csv(path, dtype=str, encoding="utf-8-sig", skipinitialspace=True)
+            raw = pd.read_csv(
+                io.BytesIO(data), dtype=str, encoding="utf-8-sig", skipinitialspace=True
+            )
         else:
-            raw = pd.read_parquet(path)
+            raw = pd.read_parquet(io.BytesIO(data))
     except pd.errors.EmptyDataError:
         raise LogError(
-            f"{path}: the file is empty; export at least a header line and one row per hour"
+            f"{source}: the file is empty; export at least a header line and one row per hour"
         ) from None
     except (OSError, ValueError, ImportError, UnicodeError, MemoryError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise LogError(
-            f"{path}: cannot read the file as {kind.upper()} ({reason}); "
+            f"{source}: cannot read the file as {kind.upper()} ({reason}); "
             f"check that it is a {kind.upper()} export of the log format in docs/logs.md"
         ) from None
-    return _validate(raw, str(path), _csv_line if kind == "csv" else _data_row)
+    return _validate(raw, source, _csv_line if kind == "csv" else _data_row)
 
 
 # -- validation ---------------------------------------------------------------------------

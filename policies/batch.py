@@ -9,6 +9,7 @@ A batch file is TOML with one ``[[campaign]]`` table per campaign::
     roi_target = 4             # or "400%"
     date = "2026-01-19"
     budget_risk = 0.05         # optional, as --budget-risk
+    policy = "ppo.safetensors" # optional, as --policy (relative to the batch file)
 
 Each campaign is planned exactly as ``autopilot recommend --history H --budget B
 --roi-target R --date D --out OUT/<id>.csv`` plans it (the same functions), and writes the
@@ -27,12 +28,12 @@ do not depend on N (each campaign is planned alone, deterministically).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import re
 import time
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,8 @@ from envs.errors import InputError
 
 #: A campaign id: it names the campaign's output files.
 CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-#: Keys a [[campaign]] table may hold (``policy`` and ``model`` are reserved).
-CAMPAIGN_KEYS = ("id", "history", "budget", "roi_target", "date", "budget_risk")
+#: Keys a [[campaign]] table may hold (``model`` is reserved).
+CAMPAIGN_KEYS = ("id", "history", "budget", "roi_target", "date", "budget_risk", "policy")
 REQUIRED_KEYS = ("id", "history", "budget", "roi_target", "date")
 #: Largest batch file read (bytes): about 100,000 campaigns.
 MAX_BATCH_BYTES = 64 * 1024**2
@@ -64,6 +65,7 @@ class Campaign:
     roi_target: Any
     date: Any
     budget_risk: Any = None
+    policy: Path | None = None
 
 
 def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
@@ -97,20 +99,14 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
     campaigns, seen = [], set()
     for number, table in enumerate(tables, start=1):
         where = f"{path}: campaign {number}"
+        if "model" in table:
+            raise BatchError(
+                f"{where}: model is not supported yet: recommend fits one response model "
+                "from each history; remove the key"
+            )
         unknown = sorted(set(table) - set(CAMPAIGN_KEYS))
         if unknown:
-            hint = (
-                " (policy and model are not supported in batches yet)"
-                if set(unknown)
-                & {
-                    "policy",
-                    "model",
-                }
-                else ""
-            )
-            raise BatchError(
-                f"{where}: unknown key {unknown[0]!r}{hint}; use {', '.join(CAMPAIGN_KEYS)}"
-            )
+            raise BatchError(f"{where}: unknown key {unknown[0]!r}; use {', '.join(CAMPAIGN_KEYS)}")
         missing = [key for key in REQUIRED_KEYS if key not in table]
         if missing:
             raise BatchError(f"{where}: {missing[0]} is missing; give {', '.join(REQUIRED_KEYS)}")
@@ -125,8 +121,9 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
                 f"{where}: id {ident!r} is used twice (or names the report); give every campaign its own id"
             )
         seen.add(ident.lower())
-        if not isinstance(table["history"], str):
-            raise BatchError(f"{where}: history must be a path string")
+        for key in ("history", "policy"):
+            if key in table and not isinstance(table[key], str):
+                raise BatchError(f"{where}: {key} must be a path string")
         campaigns.append(
             Campaign(
                 id=ident,
@@ -135,6 +132,7 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
                 roi_target=table["roi_target"],
                 date=table["date"],
                 budget_risk=table.get("budget_risk"),
+                policy=path.parent / table["policy"] if "policy" in table else None,
             )
         )
     return campaigns
@@ -161,58 +159,175 @@ def complete_outputs(out_dir: Path, ident: str) -> dict[str, Any] | None:
     return data
 
 
+@dataclass(frozen=True)
+class CampaignTask:
+    """What a worker needs to plan one campaign: its checked settings and the bytes of
+    its history (so that a worker on another machine needs no shared disk)."""
+
+    id: str
+    history: bytes
+    kind: str
+    source: str
+    budget: float
+    roi_target: float
+    date: dt.date
+    budget_risk: float | None
+    plan_note: str | None
+
+
+def _refused(ident: str, message: str, started: float) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "status": "refused",
+        "planned_spend": math.nan,
+        "expected_roi": math.nan,
+        "seconds": round(time.perf_counter() - started, 4),
+        "error": " ".join(message.split()),
+        "reused": False,
+    }
+
+
+def _os_message(err: OSError) -> str:
+    return f"{err.filename or ''}: {err.strerror or err}".strip(": ")
+
+
+class _PolicyChecks:
+    """Each distinct policy file of a batch loaded once, as ``recommend --policy`` checks
+    it; the answer is the plan note, or the error that refuses its campaigns."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, str | InputError] = {}
+
+    def note(self, path: Path) -> str:
+        if path not in self._seen:
+            from policies.cli.recommend import check_policy
+
+            try:
+                self._seen[path] = check_policy(path)
+            except InputError as err:
+                self._seen[path] = err
+        answer = self._seen[path]
+        if isinstance(answer, InputError):
+            raise answer
+        return answer
+
+
+def prepare_campaign(
+    campaign: Campaign, out_dir: Path, policies: _PolicyChecks | None = None
+) -> CampaignTask:
+    """Check a campaign's settings and read its history, as ``recommend`` does before it
+    plans.
+
+    Raises:
+        InputError, OSError: the campaign is refused (the message says why).
+    """
+    from bidder.logs import MAX_LOG_BYTES, LogError, log_format
+    from bidder.recommend import check_budget_risk, check_settings
+    from envs.io import check_outputs_distinct, read_input_bytes
+    from policies.cli import amount_arg, number_or_text, ratio_arg
+    from policies.cli.recommend import _parse_date
+
+    budget = number_or_text(campaign.budget, amount_arg, "budget")
+    roi_target = number_or_text(campaign.roi_target, ratio_arg, "roi_target")
+    date = _parse_date(str(campaign.date))  # a TOML date literal, or text
+    check_settings(budget, roi_target)
+    check_budget_risk(campaign.budget_risk)
+    table, summary = out_dir / f"{campaign.id}.csv", out_dir / f"{campaign.id}.json"
+    check_outputs_distinct([campaign.history, campaign.policy], [table, summary])
+    plan_note = None
+    if campaign.policy is not None:
+        plan_note = (policies or _PolicyChecks()).note(campaign.policy)
+    kind = log_format(campaign.history)
+    data = read_input_bytes(campaign.history, "log file", MAX_LOG_BYTES, LogError)
+    return CampaignTask(
+        id=campaign.id,
+        history=data,
+        kind=kind,
+        source=str(campaign.history),
+        budget=float(budget),
+        roi_target=float(roi_target),
+        date=date,
+        budget_risk=campaign.budget_risk,
+        plan_note=plan_note,
+    )
+
+
+def plan_task(task: CampaignTask) -> dict[str, Any]:
+    """Plan one prepared campaign exactly as ``autopilot recommend`` plans it.
+
+    Runs in a worker: it writes nothing and never raises for a user error. Returns the
+    report row and, for a planned campaign, under ``"files"`` the texts of its CSV table
+    and JSON summary (one run id in both).
+    """
+    from bidder.logs import parse_logs
+    from bidder.recommend import recommend
+    from envs.io import new_run_id
+    from policies.cli.recommend import recommendation_frame, summary_text
+
+    started = time.perf_counter()
+    try:
+        logs = parse_logs(task.history, task.kind, task.source)
+        recommendation = recommend(
+            logs,
+            task.budget,
+            task.roi_target,
+            task.date,
+            source=task.source,
+            budget_risk=task.budget_risk,
+            **({} if task.plan_note is None else {"plan_note": task.plan_note}),
+        )
+    except InputError as err:
+        return _refused(task.id, str(err), started)
+    run_id = new_run_id()
+    table = recommendation_frame(recommendation, run_id).to_csv(index=False)
+    summary = summary_text(recommendation, run_id)
+    s = recommendation.summary
+    return {
+        "id": task.id,
+        "status": "ok",
+        "planned_spend": s["planned_spend"],
+        "expected_roi": s["expected_roi"],
+        "seconds": round(time.perf_counter() - started, 4),
+        "error": "",
+        "reused": False,
+        "files": (table, summary),
+    }
+
+
+def write_outputs(out_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """Write a planned campaign's pair of files atomically; return its report row (a
+    campaign whose files cannot be written becomes refused)."""
+    from envs.io import OutputSet
+
+    files = row.pop("files", None)
+    if files is None:
+        return row
+    outputs = OutputSet()
+    outputs.add_text(out_dir / f"{row['id']}.csv", files[0])
+    outputs.add_text(out_dir / f"{row['id']}.json", files[1])
+    try:
+        outputs.commit()
+    except InputError as err:
+        return _refused(row["id"], str(err), time.perf_counter() - row["seconds"])
+    return row
+
+
 def plan_campaign(campaign: Campaign, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Plan one campaign as ``autopilot recommend`` does and write its pair of outputs.
 
     Never raises for a user error: a refused campaign is a row with its one-line message.
     """
-    from bidder.logs import read_logs
-    from bidder.recommend import check_budget_risk, check_settings, recommend
-    from envs.io import check_outputs_distinct
-    from policies.cli import amount_arg, number_or_text, ratio_arg
-    from policies.cli.recommend import _parse_date, write_recommendation
-
     out_dir = Path(out_dir)
-    start = time.perf_counter()
-    row: dict[str, Any] = {"id": campaign.id, "reused": False}
+    started = time.perf_counter()
     try:
-        budget = number_or_text(campaign.budget, amount_arg, "budget")
-        roi_target = number_or_text(campaign.roi_target, ratio_arg, "roi_target")
-        date = _parse_date(str(campaign.date))  # a TOML date literal, or text
-        check_settings(budget, roi_target)
-        check_budget_risk(campaign.budget_risk)
-        table, summary = out_dir / f"{campaign.id}.csv", out_dir / f"{campaign.id}.json"
-        check_outputs_distinct([campaign.history], [table, summary])
-        logs = read_logs(campaign.history)
-        recommendation = recommend(
-            logs,
-            budget,
-            roi_target,
-            date,
-            source=str(campaign.history),
-            budget_risk=campaign.budget_risk,
-        )
-        write_recommendation(recommendation, table, summary)
-        s = recommendation.summary
-        row |= {
-            "status": "ok",
-            "planned_spend": s["planned_spend"],
-            "expected_roi": s["expected_roi"],
-            "error": "",
-        }
+        task = prepare_campaign(campaign, out_dir)
     except InputError as err:
-        row |= {"status": "refused", "planned_spend": math.nan, "expected_roi": math.nan}
-        row["error"] = " ".join(str(err).split())
+        return _refused(campaign.id, str(err), started)
     except OSError as err:
-        row |= {"status": "refused", "planned_spend": math.nan, "expected_roi": math.nan}
-        row["error"] = f"{err.filename or ''}: {err.strerror or err}".strip(": ")
-    row["seconds"] = round(time.perf_counter() - start, 4)
-    return row
-
-
-def _plan_many(args: tuple[list[Campaign], str]) -> list[dict[str, Any]]:
-    campaigns, out_dir = args
-    return [plan_campaign(c, out_dir) for c in campaigns]
+        return _refused(campaign.id, _os_message(err), started)
+    row = plan_task(task)
+    row["seconds"] = round(time.perf_counter() - started, 4)
+    return write_outputs(out_dir, row)
 
 
 def run_batch(
@@ -220,8 +335,15 @@ def run_batch(
     out_dir: str | os.PathLike[str],
     workers: int = 1,
     progress=None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Plan every campaign not already complete in ``out_dir``; write the batch report.
+
+    The driver (this process) checks each campaign and reads its history; the workers
+    (``backend`` and ``workers``: :func:`policies.parallel.run_tasks`) plan; the driver
+    writes each campaign's pair of files as soon as it arrives, so a killed batch keeps
+    every finished campaign. ``progress(done, total)`` is called after each campaign.
 
     Returns:
         The report rows, in the batch file's order.
@@ -230,7 +352,9 @@ def run_batch(
 
     from bidder.logs import table_writer
     from envs.io import OutputSet
+    from policies.parallel import check_backend, chunk_size, run_tasks
 
+    check_backend(backend, workers, address)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: dict[str, dict[str, Any]] = {}
@@ -249,25 +373,28 @@ def run_batch(
                 "error": "",
                 "reused": True,
             }
-    if workers <= 1 or len(todo) <= 1:
-        for campaign in todo:
-            rows[campaign.id] = plan_campaign(campaign, out_dir)
-            if progress is not None:
-                progress(len(rows), len(campaigns))
-    else:
-        import multiprocessing
+    policies = _PolicyChecks()
 
-        # Chunks of a few campaigns: one process call each, so that the pool's overhead
-        # stays small next to a 0.1-0.3 s plan.
-        size = max(1, min(16, len(todo) // (4 * workers)))
-        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            for result in pool.map(_plan_many, [(chunk, str(out_dir)) for chunk in chunks]):
-                for row in result:
-                    rows[row["id"]] = row
-                if progress is not None:
-                    progress(len(rows), len(campaigns))
+    def record(row: dict[str, Any]) -> None:
+        rows[row["id"]] = row
+        if progress is not None:
+            progress(len(rows), len(campaigns))
+
+    def tasks():
+        for campaign in todo:
+            started = time.perf_counter()
+            try:
+                yield prepare_campaign(campaign, out_dir, policies)
+            except InputError as err:
+                record(_refused(campaign.id, str(err), started))
+            except OSError as err:
+                record(_refused(campaign.id, _os_message(err), started))
+
+    size = chunk_size(len(todo), workers)
+    for _, row in run_tasks(
+        plan_task, tasks(), backend=backend, workers=workers, address=address, chunk=size
+    ):
+        record(write_outputs(out_dir, row))
     ordered = [rows[c.id] for c in campaigns]
     report = pd.DataFrame(ordered, columns=list(REPORT_COLUMNS))
     outputs = OutputSet()

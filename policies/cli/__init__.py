@@ -155,6 +155,24 @@ def add_prior_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend local|ray`` and ``--address``: where many tasks run (docs/scale.md)."""
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine (the default); ray: Ray tasks, on a "
+        "local Ray started for the run or on the cluster at --address (needs the "
+        "budget-autopilot[ray] extra)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="with --backend ray: a running cluster, 'auto' or ray://HOST:10001 "
+        "(default: start a local Ray for the run)",
+    )
+
+
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM unwinds like Ctrl-C, so that temporary files are removed and no output is
     # left half-written.

@@ -10,7 +10,7 @@ from envs.errors import InputError
 from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
 from envs.market_env import resolve_scenario
 from envs.presets import PRESETS
-from policies.cli import add_prior_argument, seed_arg
+from policies.cli import add_backend_arguments, add_prior_argument, seed_arg
 from policies.evaluate import check_horizons, evaluate_many, format_table
 from policies.strategy import strategy_names
 
@@ -35,11 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--strategies",
         "--strategy",
-        default=DEFAULT_STRATEGIES,
         help=f"comma-separated strategy names (default: {DEFAULT_STRATEGIES})",
     )
-    parser.add_argument("--episodes", type=int, default=10, help="episodes per scenario")
-    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the first episode")
+    parser.add_argument("--episodes", type=int, help="episodes per scenario (default: 10)")
+    parser.add_argument("--seed", type=seed_arg, help="seed of the first episode (default: 0)")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     parser.add_argument(
         "--plot", type=Path, default=None, help="write a PNG (one per scenario when several)"
@@ -52,7 +51,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_prior_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.set_defaults(func=run)
+    sweep = parser.add_argument_group(
+        "sweeps", "a grid or sample of scenarios x strategies x seeds (docs/scale.md)"
+    )
+    sweep.add_argument("--sweep", default=None, metavar="FILE", help="a TOML sweep file")
+    sweep.add_argument(
+        "--out",
+        default=None,
+        help="the sweep's results, one row per episode: .parquet or .csv",
+    )
+    sweep.add_argument(
+        "--summary",
+        default=None,
+        help="the sweep's summary, one row per cell, prior and strategy "
+        "(default: OUT with .summary.csv)",
+    )
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes for --sweep (default: the number of cores)",
+    )
+    add_backend_arguments(sweep)
+    # Unset, so that --sweep can tell a flag that was given from its default.
+    parser.set_defaults(func=run, strategies=None, episodes=None, seed=None, prior=None)
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -68,7 +90,23 @@ def parse_strategies(text: str) -> list[str]:
     return names
 
 
+SINGLE_FLAGS = ("scenario", "strategies", "episodes", "seed", "json", "plot", "policy", "prior")
+SWEEP_FLAGS = ("out", "summary", "workers", "address")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.sweep is not None:
+        return run_sweep_command(args)
+    given = [flag for flag in SWEEP_FLAGS if getattr(args, flag) is not None]
+    if given or args.backend != "local":
+        flag = given[0] if given else "backend"
+        raise InputError(f"--{flag} goes with --sweep FILE; without it, see --json and --plot")
+    from policies.prior import DEFAULT_PRIOR
+
+    args.strategies = DEFAULT_STRATEGIES if args.strategies is None else args.strategies
+    args.episodes = 10 if args.episodes is None else args.episodes
+    args.seed = 0 if args.seed is None else args.seed
+    args.prior = DEFAULT_PRIOR if args.prior is None else args.prior
     if args.episodes < 1:
         raise InputError(f"--episodes {args.episodes}: give at least 1 episode")
     strategies = parse_strategies(args.strategies)
@@ -122,3 +160,56 @@ def _plot_paths(plot: Path, names: list[str]) -> list[Path]:
     if len(names) == 1:
         return [plot]
     return [plot.with_name(f"{plot.stem}-{name}{plot.suffix or '.png'}") for name in names]
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """``evaluate --sweep FILE --out RESULTS``: every unit of the sweep, resumable."""
+    from tqdm import tqdm
+
+    from bidder.logs import table_format
+    from policies.parallel import check_backend, default_workers
+    from policies.sweep import format_summary, read_sweep, run_sweep, summary_path
+
+    given = [flag for flag in SINGLE_FLAGS if getattr(args, flag) is not None]
+    if given:
+        raise InputError(
+            f"--{given[0]} is for one evaluation; with --sweep the sweep file sets "
+            "scenarios, strategies, seeds and priors"
+        )
+    if args.out is None:
+        raise InputError("--sweep needs --out RESULTS (.parquet or .csv), one row per episode")
+    out = Path(args.out)
+    summary = summary_path(out) if args.summary is None else Path(args.summary)
+    for path, what in ((out, "sweep results"), (summary, "sweep summary")):
+        table_format(path, what)
+        check_output_path(path, what)
+    workers = default_workers() if args.workers is None else args.workers
+    check_backend(args.backend, workers, args.address)
+    sweep = read_sweep(args.sweep)
+    inputs = [args.sweep, sweep.policy] + [
+        u.source
+        for u in sweep.units
+        if not u.source.startswith("sample:") and u.source not in PRESETS
+    ]
+    check_outputs_distinct(inputs, [out, summary])
+    bar = tqdm(total=len(sweep.units), disable=args.no_progress, desc="sweeping", unit="unit")
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    results, table, reused = run_sweep(
+        sweep,
+        out,
+        summary,
+        backend=args.backend,
+        workers=workers,
+        address=args.address,
+        progress=progress,
+    )
+    bar.close()
+    print(format_summary(table))
+    print(
+        f"wrote {len(results):,} episodes ({len(sweep.units):,} units, {reused:,} kept from an "
+        f"earlier run) to {out} and the summary to {summary}"
+    )
+    return 0

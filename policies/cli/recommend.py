@@ -19,7 +19,7 @@ from bidder.recommend import (
     recommend,
 )
 from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
-from policies.cli import amount_arg, ratio_arg
+from policies.cli import add_backend_arguments, amount_arg, ratio_arg
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -79,8 +79,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         default=None,
-        help="local processes for --batch (default: the number of cores)",
+        help="processes for --batch (default: the number of cores; with --backend ray "
+        "and no --address, the CPUs of the local Ray)",
     )
+    add_backend_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -94,6 +96,16 @@ def _parse_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise RecommendError(f"--date {text!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def recommendation_frame(recommendation: Recommendation, run_id: str) -> pd.DataFrame:
+    """The rows a recommendation file holds: :data:`RECOMMENDATION_COLUMNS` and ``run_id``."""
+    return recommendation.table[list(RECOMMENDATION_COLUMNS)].assign(run_id=run_id)
+
+
+def summary_text(recommendation: Recommendation, run_id: str) -> str:
+    """The JSON summary file's text."""
+    return json.dumps({"run_id": run_id} | recommendation.summary, indent=2) + "\n"
 
 
 def write_recommendation(
@@ -113,16 +125,34 @@ def write_recommendation(
     """
     out = Path(out)
     run_id = new_run_id() if run_id is None else run_id
-    table: pd.DataFrame = recommendation.table[list(RECOMMENDATION_COLUMNS)].assign(run_id=run_id)
     summary = summary_path(out) if summary is None else Path(summary)
     outputs = OutputSet()
-    outputs.add(out, table_writer(table, out, "recommendation file"))
-    outputs.add_text(
-        summary, json.dumps({"run_id": run_id} | recommendation.summary, indent=2) + "\n"
+    outputs.add(
+        out, table_writer(recommendation_frame(recommendation, run_id), out, "recommendation file")
     )
+    outputs.add_text(summary, summary_text(recommendation, run_id))
     outputs.commit()
     recommendation.summary["run_id"] = run_id
     return summary
+
+
+def check_policy(path: str | Path) -> str:
+    """Load a ppo-mpc policy file so that a bad one is refused; return the plan note.
+
+    The policy's features describe a campaign in progress (spend so far, last hour's
+    results), which a day-ahead plan does not have, so the day is planned with the
+    neutral plan and the policy plans hour by hour during the day.
+
+    Raises:
+        InputError: the file is not a ppo-mpc policy (the message says why).
+    """
+    from policies.ppo import load_ppo_model
+
+    load_ppo_model(path)
+    return (
+        f"neutral plan (MPC alone); policy {Path(path).name} checked, "
+        "it plans hour by hour during the day"
+    )
 
 
 SINGLE_FLAGS = (
@@ -145,8 +175,10 @@ def run(args: argparse.Namespace) -> int:
             raise RecommendError(
                 f"--{flag.replace('_', '-')} is required (or give --batch FILE --out-dir DIR)"
             )
-    if args.out_dir is not None or args.workers is not None:
-        raise RecommendError("--out-dir and --workers go with --batch; give --out for one campaign")
+    if args.out_dir is not None or args.workers is not None or args.address is not None:
+        raise RecommendError(
+            "--out-dir, --workers and --address go with --batch; give --out for one campaign"
+        )
     # Everything a user can get wrong is checked before anything is written.
     table_format(args.out, "recommendation file")
     check_output_path(args.out, "recommendation file")
@@ -158,16 +190,7 @@ def run(args: argparse.Namespace) -> int:
     check_budget_risk(args.budget_risk)
     plan_note = "neutral plan (MPC alone)"
     if args.policy is not None:
-        # The policy's features describe a campaign in progress (spend so far, last hour's
-        # results), which a day-ahead plan does not have; it is loaded so that a bad file
-        # is reported, and the day is planned with the neutral plan.
-        from policies.ppo import load_ppo_model
-
-        load_ppo_model(args.policy)
-        plan_note = (
-            f"neutral plan (MPC alone); policy {Path(args.policy).name} checked, "
-            "it plans hour by hour during the day"
-        )
+        plan_note = check_policy(args.policy)
     logs = read_logs(args.history)
     recommendation = recommend(
         logs,
@@ -200,9 +223,8 @@ def run(args: argparse.Namespace) -> int:
 def run_batch_command(args: argparse.Namespace) -> int:
     """``recommend --batch FILE --out-dir DIR``: exit 0 when every campaign is planned, 1
     when some are refused (their rows in the report say why)."""
-    import os
-
     from policies.batch import read_batch, run_batch
+    from policies.parallel import check_backend, default_workers
 
     given = [flag for flag in SINGLE_FLAGS if getattr(args, flag) is not None]
     if given:
@@ -212,9 +234,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
         )
     if args.out_dir is None:
         raise RecommendError("--batch needs --out-dir DIR, the folder for the outputs")
-    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
-    if workers < 1:
-        raise RecommendError(f"--workers {workers}: give at least 1")
+    workers = default_workers() if args.workers is None else args.workers
+    check_backend(args.backend, workers, args.address)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RecommendError(f"--out-dir {out_dir}: not a folder; give a folder path")
@@ -223,7 +244,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         [args.batch],
         [out_dir / f"{c.id}{suffix}" for c in campaigns for suffix in (".csv", ".json")],
     )
-    rows = run_batch(campaigns, out_dir, workers)
+    rows = run_batch(campaigns, out_dir, workers, backend=args.backend, address=args.address)
     ok = sum(row["status"] == "ok" for row in rows)
     reused = sum(bool(row["reused"]) for row in rows)
     refused = [row for row in rows if row["status"] != "ok"]
