@@ -13,7 +13,7 @@ $(PY):
 # torch goes in first, pinned, so that stable-baselines3 accepts it and pulls no CUDA build.
 $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PY) -m pip install -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,6 +19,7 @@ driver's files, so a cluster needs no shared disk.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -146,7 +147,12 @@ def _run_ray(fn, blocks, workers, address) -> Iterator[tuple[int, Any]]:
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        # Ray's own start-up notices stay off the command's output; errors still show.
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+        }
         if address is None:
             options["num_cpus"] = workers
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -177,3 +178,32 @@ def test_batch_and_single_campaign_flags_do_not_mix(histories, tmp_path, capsys)
     assert "--out-dir" in capsys.readouterr().err
     assert main(["recommend", "--history", "x.csv"]) == 2
     assert "--budget is required" in capsys.readouterr().err
+
+
+def test_a_campaign_may_name_a_policy_checked_as_recommend_checks_it(histories, tmp_path):
+    from policies.ppo import DEFAULT_POLICY
+
+    shutil.copy(DEFAULT_POLICY, histories / "ppo.safetensors")
+    (histories / "broken.safetensors").write_bytes(b"not a policy")
+    campaigns = [
+        GOOD[0] | {"policy": "ppo.safetensors"},
+        GOOD[1] | {"policy": "broken.safetensors"},
+        GOOD[2] | {"policy": "broken.safetensors"},
+    ]
+    rows = run_batch(read_batch(write_batch(histories, campaigns)), tmp_path / "out")
+    assert [row["status"] for row in rows] == ["ok", "refused", "refused"]
+    assert "broken.safetensors" in rows[1]["error"] and rows[1]["error"] == rows[2]["error"]
+    single = tmp_path / "single.csv"
+    argv = ["recommend", "--history", str(histories / GOOD[0]["history"]), "--budget",
+            str(GOOD[0]["budget"]), "--roi-target", str(GOOD[0]["roi_target"]), "--date",
+            NEXT_DAY, "--policy", str(histories / "ppo.safetensors"), "--out", str(single)]  # fmt: skip
+    assert main(argv) == 0
+    batch_summary = json.loads((tmp_path / "out" / "shop-a.json").read_text())
+    single_summary = json.loads(single.with_suffix(".json").read_text())
+    assert batch_summary["plan"] == single_summary["plan"] and "checked" in batch_summary["plan"]
+
+
+def test_the_model_key_is_refused_until_there_is_a_choice(histories, tmp_path, capsys):
+    batch = write_batch(histories, [GOOD[0] | {"model": "empirical"}])
+    assert main(["recommend", "--batch", str(batch), "--out-dir", str(tmp_path / "o")]) == 2
+    assert "model is not supported yet" in capsys.readouterr().err
