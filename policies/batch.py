@@ -355,8 +355,7 @@ def run_batch(
     from policies.parallel import check_backend, chunk_size, run_tasks
 
     check_backend(backend, workers, address)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)  # created with the first file written
     rows: dict[str, dict[str, Any]] = {}
     todo = []
     for campaign in campaigns:

@@ -143,8 +143,32 @@ def _run_pool(fn, blocks, workers) -> Iterator[tuple[int, Any]]:
                 future.cancel()
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a ``HOST:PORT`` that accepts no connection (Ray itself would retry for
+    minutes); ``auto`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise BackendError(
+            f"--address {address!r}: give HOST:PORT of the cluster's head (e.g. 10.0.0.5:6379), "
+            "auto, or ray://HOST:10001"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise BackendError(
+            f"--address {address}: cannot reach the Ray cluster ({err.strerror or err}); start it "
+            "with `ray start --head` or leave --address out for a local Ray"
+        ) from None
+
+
 def _run_ray(fn, blocks, workers, address) -> Iterator[tuple[int, Any]]:
     ray = _import_ray()
+    if address is not None:
+        _check_reachable(address)
     started = not ray.is_initialized()
     if started:
         # Ray's own start-up notices stay off the command's output; errors still show.

@@ -476,9 +476,7 @@ def run_sweep(
     summary = summary_path(out) if summary is None else Path(summary)
     done = _reusable(out, sweep)
     todo = [unit for unit in sweep.units if unit.key not in done]
-    journal = journal_path(out)
-    if todo:
-        journal.mkdir(parents=True, exist_ok=True)
+    journal = journal_path(out)  # created with the first unit journaled
     finished = len(done)
     if progress is not None:
         progress(finished, len(sweep.units))

@@ -61,3 +61,25 @@ def test_without_ray_installed_the_backend_is_refused_in_one_line(monkeypatch):
         check_backend("ray", 2, None)
     with pytest.raises(BackendError, match="--address"):
         check_backend("local", 2, "auto")
+
+
+def test_an_unreachable_cluster_is_refused_in_one_line_before_any_output(
+    histories,  # noqa: F811
+    tmp_path,
+    capsys,
+):
+    import socket
+
+    from policies.cli import main
+
+    with socket.socket() as probe:  # a port that nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    batch = write_batch(histories, GOOD[:1])
+    out = tmp_path / "out"
+    argv = ["recommend", "--batch", str(batch), "--out-dir", str(out), "--backend", "ray",
+            "--address", f"127.0.0.1:{port}"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot reach the Ray cluster" in err and "\n" not in err
+    assert not out.exists()
