@@ -307,6 +307,9 @@ class _ColumnChecker:
         high_fix: str = "give a share between 0 and 1 (0.35, not 35%)",
     ) -> pd.Series:
         values = self.raw[column]
+        fast = _plain_floats(values)
+        if fast is not None:
+            return self._checked(pd.Series(fast, index=values.index), column, whole, high, high_fix)
         self.fail(
             self.missing(column),
             column,
@@ -331,6 +334,11 @@ class _ColumnChecker:
                 lambda v: f"{v!r} is not a number",
                 "write plain numbers such as 1250 or 33.5, without units or thousands separators",
             )
+        return self._checked(numbers, column, whole, high, high_fix)
+
+    def _checked(
+        self, numbers: pd.Series, column: str, whole: bool, high: float, high_fix: str
+    ) -> pd.Series:
         array = numbers.to_numpy()
         self.fail(
             ~np.isfinite(array),
@@ -403,8 +411,13 @@ class _ColumnChecker:
                 "put the hour in the 'hour' column and the bare date here",
             )
             return dates.astype("datetime64[ns]")
-        text = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else str(v).strip())
-        dates = _parse_each(text, "%Y-%m-%d")
+        # Each distinct value is read once: a log holds a few dates on many rows.
+        codes, distinct = pd.factorize(values)
+        text = pd.Series(
+            [v.isoformat() if isinstance(v, dt.date) else str(v).strip() for v in distinct],
+            dtype=object,
+        )
+        dates = pd.Series(_parse_each(text, "%Y-%m-%d").to_numpy()[codes], index=values.index)
         self.fail(
             dates.isna().to_numpy(),
             "date",
@@ -501,6 +514,26 @@ class _ColumnChecker:
             f"{key['product']} in {key['channel']}; keep one row per date, hour, product "
             "and channel (add up split rows)"
         )
+
+
+def _plain_floats(values: pd.Series) -> np.ndarray | None:
+    """Text of plain finite numbers (spaces around allowed) as float64, parsed in one
+    vectorised cast; None when any value is blank, not text or not such a number, so
+    that the row-by-row path reads the column and names the bad row."""
+    if not pd.api.types.is_string_dtype(values) or len(values) == 0:
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        text = pa.array(values, type=pa.string())
+        if text.null_count:
+            return None
+        floats = pc.cast(pc.utf8_trim_whitespace(text), pa.float64())
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    array = floats.to_numpy(zero_copy_only=False)
+    return array if np.isfinite(array).all() else None
 
 
 def _parse_each(text: pd.Series, fmt: str) -> pd.Series:
