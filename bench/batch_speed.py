@@ -42,7 +42,7 @@ HISTORIES = 4
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--campaigns", type=int, default=40)
+    parser.add_argument("--campaigns", type=int, default=80)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument(
