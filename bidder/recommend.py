@@ -876,9 +876,7 @@ def _fit_rates(
 # -- planning -----------------------------------------------------------------------------
 #: One planning period per hour and no hour-to-hour bid limit: a day-ahead plan sets
 #: every hour's bid at once.
-DAY_AHEAD_CONFIG = MPCConfig(
-    blocks=False, max_periods=None, max_bid_change=1e9, solvers=("CLARABEL", "ECOS")
-)
+DAY_AHEAD_CONFIG = MPCConfig(blocks=False, max_periods=None, max_bid_change=1e9)
 
 
 #: Pieces per arm-hour of the broad grid the best reachable ROI is read from.

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from bidder.errors import BidderInputError
 from bidder.exact import exact_plan
 from bidder.forecast import Forecaster
-from bidder.mpc import CampaignState, MPCBidder, MPCConfig
+from bidder.mpc import LARGE_LP_PIECES, CampaignState, MPCBidder, MPCConfig, default_solvers
 from bidder.plan import Plan
 from bidder.response import build_curves, gmv_of_spend, interp_rows, period_sizes
 from envs import AdMarketEnv, Shock, get_scenario
@@ -102,13 +102,51 @@ def test_a_second_solver_is_tried_before_the_rule(monkeypatch):
     real_solve = cp.Problem.solve
 
     def first_fails(self, *args, **kwargs):
-        if kwargs.get("solver") == bidder.config.solvers[0]:
+        if kwargs.get("solver") == bidder.solvers[0]:
             raise cp.SolverError("injected failure")
         return real_solve(self, *args, **kwargs)
 
     monkeypatch.setattr(cp.Problem, "solve", first_fails)
     decision = bidder.decide(market, state)
-    assert decision.solver == bidder.config.solvers[1]
+    assert decision.solver == bidder.solvers[1]
+
+
+def test_the_solver_order_follows_the_lp_size():
+    small = MPCBidder(20, 24)  # 20 arms x 3 periods x 8 pieces = 480
+    large = MPCBidder(100, 24)  # 2,400 pieces
+    assert small.solvers == ("ECOS", "CLARABEL") and large.solvers == ("CLARABEL", "ECOS")
+    assert default_solvers(LARGE_LP_PIECES - 1)[0] == "ECOS"
+    assert default_solvers(LARGE_LP_PIECES)[0] == "CLARABEL"
+    chosen = MPCBidder(100, 24, MPCConfig(solvers=("ECOS",)))
+    assert chosen.solvers == ("ECOS",)  # a configured order is kept
+
+
+@pytest.mark.parametrize("seed", [3, 17, 40])
+def test_ecos_and_clarabel_give_the_same_plans_on_random_campaigns(seed):
+    """The size rule may send an LP to either solver: on the same states, hour after hour
+    of a random campaign, both plans are worth the same GMV (within 0.1%) and spend the
+    same this hour (within 0.1% of the hour's budget share)."""
+    scenario = sample_scenario(np.random.default_rng(seed), horizon_hours=12)
+    env = AdMarketEnv(scenario)
+    strategy = MPCStrategy()
+    observation, _ = env.reset(seed=seed)
+    strategy.reset(env)
+    ecos = MPCBidder(env.n_arms, env.horizon, MPCConfig(solvers=("ECOS",)))
+    clarabel = MPCBidder(env.n_arms, env.horizon, MPCConfig(solvers=("CLARABEL",)))
+    done, compared = False, 0
+    while not done:
+        forecast, state = strategy.forecast(), strategy.state()
+        a, b = ecos.decide(forecast, state), clarabel.decide(forecast, state)
+        clarabel.centres = ecos.centres.copy()  # the next hour from the same grid
+        assert a.solver == "ECOS" and b.solver == "CLARABEL"
+        assert b.plan_gmv == pytest.approx(a.plan_gmv, rel=1e-3, abs=1e-6)
+        share = state.remaining_budget / max(1, env.horizon - env.t)
+        assert abs(b.plan_spend - a.plan_spend) <= 1e-3 * share + 1e-6
+        compared += 1
+        action, _ = strategy.predict(observation)
+        observation, _, done, _, info = env.step(action)
+        strategy.observe(info)
+    assert compared >= 2
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
