@@ -92,24 +92,51 @@ def market_from_fit(
     weekday_factors: np.ndarray | None = None,
     fitted_weekday: int | None = None,
 ) -> EpisodeMarket:
-    """A fitted 24-hour market (hours 0-23) laid over the campaign's hours and arms.
+    """A fitted 24-hour market (hours 0-23) laid over a scenario's hours and arms (see
+    :func:`lay_over`)."""
+    return lay_over(
+        fitted_market,
+        fitted_arms,
+        [(a.product, a.channel) for a in scenario.arms],
+        start_hour=scenario.start_hour,
+        horizon_hours=scenario.horizon_hours,
+        start_weekday=scenario.start_weekday,
+        attribution_window_hours=scenario.attribution_window_hours,
+        weekday_factors=weekday_factors,
+        fitted_weekday=fitted_weekday,
+    )
+
+
+def lay_over(
+    fitted_market: EpisodeMarket,
+    fitted_arms: list[tuple[str, str]],
+    arms: list[tuple[str, str]],
+    *,
+    start_hour: int,
+    horizon_hours: int,
+    start_weekday: int,
+    attribution_window_hours: int,
+    weekday_factors: np.ndarray | None = None,
+    fitted_weekday: int | None = None,
+) -> EpisodeMarket:
+    """A fitted 24-hour market (hours 0-23) laid over a campaign's hours and arms.
 
     Hour ``t`` of the campaign takes the fitted hour of day ``(start_hour + t) % 24``;
     with ``weekday_factors`` its traffic is moved from ``fitted_weekday`` to the
-    campaign hour's weekday. Arms are matched by (product, channel); an arm the history
-    never saw gets no traffic (it is not bid). A fitted order delay is kept, and the
-    campaign's attribution of each hour's orders follows from it and the scenario's
-    attribution window.
+    campaign hour's weekday (``start_weekday``: the first hour's, Monday 0). Arms are
+    matched by (product, channel); an arm the history never saw gets no traffic (it is
+    not bid). A fitted order delay is kept, and the campaign's attribution of each hour's
+    orders follows from it and the attribution window.
     """
     index = {arm: i for i, arm in enumerate(fitted_arms)}
-    columns = [index.get((a.product, a.channel), -1) for a in scenario.arms]
+    columns = [index.get(tuple(arm), -1) for arm in arms]
     known = np.array([c >= 0 for c in columns])
     cols = np.array([max(c, 0) for c in columns])
-    clock = scenario.start_hour + np.arange(scenario.horizon_hours)
+    clock = start_hour + np.arange(horizon_hours)
     hour = clock % 24
     per_hour = {name: getattr(fitted_market, name)[hour][:, cols] for name in _HOURLY}
     if weekday_factors is not None and fitted_weekday is not None:
-        weekday = (scenario.start_weekday + clock // 24) % 7
+        weekday = (start_weekday + clock // 24) % 7
         shift = weekday_factors[weekday] / weekday_factors[fitted_weekday]
         per_hour["traffic"] = per_hour["traffic"] * shift[:, None]
     per_hour["traffic"] = np.where(known[None, :], per_hour["traffic"], 0.0)
@@ -135,7 +162,7 @@ def market_from_fit(
         delay_q=delay_q,
         attribution=None
         if delay_q is None
-        else attribution_of(delay_q, scenario.horizon_hours, scenario.attribution_window_hours),
+        else attribution_of(delay_q, horizon_hours, attribution_window_hours),
     )
 
 

@@ -1,0 +1,312 @@
+"""Drive the autopilot hour by hour from any market: another simulator or a real ad account.
+
+The autopilot needs no :class:`~envs.AdMarketEnv`. It is built from a :class:`Campaign`
+(budget, ROI target, arms, first hour, horizon) and a prior: the campaign's hourly logs
+(docs/logs.md) or a :class:`~bidder.recommend.FittedMarket` fitted from them. Each hour,
+:meth:`Autopilot.next_bids` gives one bid per arm and :meth:`Autopilot.record` takes what
+the market reported for that hour, in the columns of the log format::
+
+    pilot = Autopilot(campaign, prior=logs)
+    while not pilot.done:
+        bids = pilot.next_bids()            # product, channel, bid (CPM), planned_spend, ...
+        rows = my_market.play(bids)         # product, channel, impressions, clicks, orders,
+        pilot.record(rows)                  # spend, gmv and, if known, win_rate
+
+Behind it is the ``mpc`` strategy: forecasts start from the prior and correct themselves
+from every recorded hour; the MPC bidder plans the rest of the campaign under the budget
+and the ROI target each hour. The plan never spends more than what is left of the budget;
+set the campaign's total budget on the platform too, so that the market itself stops there
+(docs/integrate.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bidder.mpc import Decision, MPCConfig
+from bidder.recommend import FittedMarket
+from envs.errors import InputError
+
+#: Columns :meth:`Autopilot.record` needs, and the one it reads when given.
+RECORD_COLUMNS = ("product", "channel", "impressions", "clicks", "orders", "spend", "gmv")
+OPTIONAL_RECORD_COLUMNS = ("win_rate", "bid")
+#: Columns of :meth:`Autopilot.next_bids`.
+BID_COLUMNS = ("hour", "product", "channel", "bid", "planned_spend", "expected_gmv")
+MAX_HORIZON_HOURS = 24 * 14
+
+
+class CampaignError(InputError):
+    """A campaign, a prior or an hour's results the autopilot cannot use."""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """What the advertiser set: the budget and ROI target over the campaign's hours.
+
+    Attributes:
+        budget: the total budget of the campaign (currency).
+        roi_target: GMV / spend the campaign must reach.
+        arms: ``(product, channel)`` per arm, in the order of every output.
+        start: the first hour (a datetime on the hour).
+        horizon_hours: how many hours the campaign runs.
+        attribution_window_hours: how long after the last hour delayed orders still count.
+        max_bid_cpm: the highest bid for any arm (default: the caps fitted from the logs).
+    """
+
+    budget: float
+    roi_target: float
+    arms: tuple[tuple[str, str], ...]
+    start: dt.datetime
+    horizon_hours: int = 24
+    attribution_window_hours: int = 24
+    max_bid_cpm: float | None = None
+
+    def __post_init__(self) -> None:
+        from bidder.recommend import check_settings
+
+        check_settings(self.budget, self.roi_target)
+        arms = tuple(tuple(arm) for arm in self.arms)
+        if not arms:
+            raise CampaignError("the campaign has no arms; give (product, channel) pairs")
+        for arm in arms:
+            if len(arm) != 2 or not all(isinstance(x, str) and x.strip() for x in arm):
+                raise CampaignError(f"arm {arm!r} must be a (product, channel) pair of names")
+        if len(set(arms)) != len(arms):
+            raise CampaignError("an arm is listed twice; list every (product, channel) once")
+        object.__setattr__(self, "arms", arms)
+        if not isinstance(self.start, dt.datetime) or self.start.minute or self.start.second:
+            raise CampaignError(
+                f"start {self.start!r} must be a datetime on the hour, e.g. 2026-01-19 00:00"
+            )
+        if (
+            not isinstance(self.horizon_hours, int)
+            or not 1 <= self.horizon_hours <= MAX_HORIZON_HOURS
+        ):
+            raise CampaignError(
+                f"horizon_hours {self.horizon_hours!r} must be a whole number from 1 to "
+                f"{MAX_HORIZON_HOURS}"
+            )
+        if not isinstance(self.attribution_window_hours, int) or self.attribution_window_hours < 0:
+            raise CampaignError("attribution_window_hours must be a whole number, 0 or more")
+        if self.max_bid_cpm is not None and not (
+            math.isfinite(self.max_bid_cpm) and self.max_bid_cpm > 0
+        ):
+            raise CampaignError(f"max_bid_cpm {self.max_bid_cpm!r} must be a positive number")
+
+
+class _CampaignView:
+    """What the MPC strategy reads from its environment, for a campaign without one."""
+
+    def __init__(self, campaign: Campaign, price_cpm: np.ndarray):
+        self.n_arms = len(campaign.arms)
+        self.horizon = campaign.horizon_hours
+        self.budget = float(campaign.budget)
+        self.roi_target = float(campaign.roi_target)
+        self.price_cpm = price_cpm
+
+
+class Autopilot:
+    """The hourly autopilot of one campaign (see the module's docstring).
+
+    Args:
+        campaign: the campaign's settings.
+        prior: hourly logs of the campaign's arms before ``campaign.start`` (a frame in
+            the format of docs/logs.md, checked as ``recommend`` checks it), or the
+            :class:`~bidder.recommend.FittedMarket` of the campaign's first day.
+        config: the MPC bidder's settings.
+
+    Raises:
+        CampaignError, LogError, RecommendError: the prior cannot be used (the message
+            says why).
+    """
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        prior: FittedMarket | pd.DataFrame,
+        config: MPCConfig | None = None,
+    ):
+        from bidder.logs import validate_logs
+        from bidder.recommend import fit_market
+        from policies.mpc_strategy import MPCStrategy
+        from policies.prior import lay_over
+
+        self.campaign = campaign
+        first_day = campaign.start.date()
+        if isinstance(prior, pd.DataFrame):
+            prior = fit_market(validate_logs(prior, "prior logs"), first_day, "prior logs")
+        if not isinstance(prior, FittedMarket):
+            raise CampaignError(
+                f"prior must be hourly logs (a DataFrame) or a FittedMarket, not "
+                f"{type(prior).__name__}"
+            )
+        if prior.date != first_day:
+            raise CampaignError(
+                f"the prior describes {prior.date}, the campaign starts on {first_day}; fit "
+                "it for the campaign's first day"
+            )
+        self.fitted = prior
+        index = {arm: i for i, arm in enumerate(prior.arms)}
+        columns = np.array([index.get(arm, -1) for arm in campaign.arms])
+        #: Arms the logs never showed: they get no traffic in the prior and are not bid.
+        self.unseen_arms = [arm for arm, c in zip(campaign.arms, columns, strict=True) if c < 0]
+        tradeable = columns >= 0
+        if prior.untradeable.size:
+            tradeable &= ~prior.untradeable[np.maximum(columns, 0)]
+        self._tradeable = tradeable
+        market = lay_over(
+            prior.market,
+            prior.arms,
+            list(campaign.arms),
+            start_hour=campaign.start.hour,
+            horizon_hours=campaign.horizon_hours,
+            start_weekday=campaign.start.weekday(),
+            attribution_window_hours=campaign.attribution_window_hours,
+            weekday_factors=prior.weekday_factors,
+            fitted_weekday=prior.date.weekday(),
+        )
+        caps = np.where(tradeable, prior.bid_cap[np.maximum(columns, 0)], 0.0)
+        if campaign.max_bid_cpm is not None:
+            caps = np.minimum(caps, campaign.max_bid_cpm)
+        price = np.median(market.price_median, axis=0)
+        self._strategy = MPCStrategy(config)
+        self._strategy.name = "autopilot"
+        self._strategy.reset(_CampaignView(campaign, price), market)
+        self._strategy.bid_cap = caps
+        self._pending: np.ndarray | None = None
+        self.spent = 0.0
+        self.gmv = 0.0
+
+    # -- where the campaign stands --------------------------------------------------------
+    @property
+    def hour(self) -> int:
+        """Hours recorded so far (the next bids are for this hour of the campaign)."""
+        return self._strategy.t
+
+    @property
+    def done(self) -> bool:
+        return self.hour >= self.campaign.horizon_hours
+
+    @property
+    def remaining_budget(self) -> float:
+        return max(0.0, self.campaign.budget - self.spent)
+
+    @property
+    def roi(self) -> float:
+        """GMV / spend reported so far (0 before any spend)."""
+        return self.gmv / self.spent if self.spent > 0 else 0.0
+
+    @property
+    def decisions(self) -> list[Decision]:
+        """The MPC decision behind every hour's bids, with its explanation."""
+        return self._strategy.decisions
+
+    # -- the hourly loop ------------------------------------------------------------------
+    def next_bids(self) -> pd.DataFrame:
+        """This hour's bid per arm, in the campaign's arm order.
+
+        Columns :data:`BID_COLUMNS`: ``hour`` (the hour's start), ``product``, ``channel``,
+        ``bid`` (CPM), and the plan's ``planned_spend`` and ``expected_gmv`` for the hour.
+        Asking twice before :meth:`record` gives the same bids.
+
+        Raises:
+            CampaignError: the campaign is over.
+        """
+        if self.done:
+            raise CampaignError(
+                f"the campaign is over ({self.campaign.horizon_hours} hours recorded); start "
+                "a new Autopilot for the next one"
+            )
+        if self._pending is None:
+            n = len(self.campaign.arms)
+            if self.remaining_budget <= 0.0:
+                # Nothing left to spend: no plan is solved, every arm bids 0.
+                bids, spend, gmv = np.zeros(n), np.zeros(n), np.zeros(n)
+                self._strategy.previous_bids = bids
+            else:
+                bids = np.asarray(self._strategy.act(None), dtype=float)
+                decision = self._strategy.decisions[-1]
+                spend, gmv = decision.planned_spend, decision.predicted_gmv
+            bids = np.where(self._tradeable, bids, 0.0)
+            self._pending = bids
+            self._planned = (np.asarray(spend, dtype=float), np.asarray(gmv, dtype=float))
+        products, channels = zip(*self.campaign.arms, strict=True)
+        start = self.campaign.start + dt.timedelta(hours=self.hour)
+        return pd.DataFrame(
+            {
+                "hour": pd.Timestamp(start),
+                "product": list(products),
+                "channel": list(channels),
+                "bid": np.round(self._pending, 4),
+                "planned_spend": np.round(self._planned[0], 2),
+                "expected_gmv": np.round(self._planned[1], 2),
+            },
+            columns=list(BID_COLUMNS),
+        )
+
+    def record(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> None:
+        """Take what the market reported for the hour just played, one row per arm.
+
+        Columns :data:`RECORD_COLUMNS` and, when known, ``win_rate`` (it lets the price
+        forecasts learn) and ``bid`` (the bid that was really set, when it was not the
+        one :meth:`next_bids` gave).
+
+        Raises:
+            CampaignError: the campaign is over; a missing, unknown or repeated arm; a
+                missing column; a value that is not a finite number of at least 0; or no
+                bids known for the hour (no ``bid`` column and no :meth:`next_bids`).
+        """
+        if self.done:
+            raise CampaignError("the campaign is over; no more hours can be recorded")
+        frame = pd.DataFrame(rows)
+        missing = [c for c in RECORD_COLUMNS if c not in frame.columns]
+        if missing:
+            raise CampaignError(
+                f"hour {self.hour}: column {missing[0]!r} is missing; give "
+                f"{', '.join(RECORD_COLUMNS)} (and win_rate when known)"
+            )
+        keys = list(zip(frame["product"].astype(str), frame["channel"].astype(str), strict=True))
+        index = {arm: i for i, arm in enumerate(self.campaign.arms)}
+        for key in keys:
+            if key not in index:
+                raise CampaignError(
+                    f"hour {self.hour}: arm {key} is not in the campaign; report only its arms"
+                )
+        if len(set(keys)) != len(keys) or len(keys) != len(index):
+            absent = [arm for arm in self.campaign.arms if arm not in keys]
+            problem = f"arm {absent[0]} is missing" if absent else "an arm is reported twice"
+            raise CampaignError(f"hour {self.hour}: {problem}; give one row per campaign arm")
+        order = np.array([keys.index(arm) for arm in self.campaign.arms])
+        figures: dict[str, np.ndarray] = {}
+        names = list(RECORD_COLUMNS[2:]) + [c for c in OPTIONAL_RECORD_COLUMNS if c in frame]
+        for name in names:
+            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)[order]
+            if not np.all(np.isfinite(values)) or np.any(values < 0):
+                raise CampaignError(
+                    f"hour {self.hour}: column {name!r} holds a value that is not a finite "
+                    "number of at least 0"
+                )
+            figures[name] = values
+        if "bid" in figures:
+            bids = figures.pop("bid")
+        elif self._pending is not None:
+            bids = self._pending
+        else:
+            raise CampaignError(
+                f"hour {self.hour}: no bids known for this hour; call next_bids() first or "
+                "give the bids that were set in a 'bid' column"
+            )
+        figures.setdefault("win_rate", np.zeros(len(index)))  # unknown: prices not learned
+        figures["win_rate"] = np.clip(figures["win_rate"], 0.0, 1.0)
+        self._strategy.observe({"bid_cpm": bids} | figures)
+        self._strategy.previous_bids = bids
+        self.spent += float(figures["spend"].sum())
+        self.gmv += float(figures["gmv"].sum())
+        self._pending = None

@@ -1,0 +1,163 @@
+"""The autopilot driven hour by hour by a market it has no model of (docs/integrate.md).
+
+The market is written here: per arm, each hour's opportunities are 3-slot GSP auctions
+against three rivals, with per-impression clicks and orders, and the platform stops
+delivering at the campaign's budget. The bidder's own market model is a different one (a
+log-normal second-price auction), so this is the situation of a real ad account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bidder.mpc import MPCConfig
+from bidder.recommend import RecommendError
+from policies.autopilot import Autopilot, Campaign, CampaignError
+
+ARMS = (("tea", "feed"), ("tea", "search"), ("cups", "feed"), ("cups", "search"))
+SLOTS = np.array([1.0, 0.6, 0.3])  # chance that a slot's ad is seen
+START = dt.datetime(2026, 3, 2)  # a Monday
+HISTORY_DAYS = 14
+
+
+class GSPMarket:
+    """Three rivals per opportunity, log-normal around each arm's price level; the winner
+    of slot k pays the bid of the one below it (or the reserve)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.price = np.array([18.0, 30.0, 15.0, 26.0])  # rivals' median bid, CPM
+        self.traffic = np.array([4000.0, 2500.0, 3500.0, 2000.0])
+        self.ctr = np.array([0.03, 0.05, 0.025, 0.045])
+        self.cvr = np.array([0.03, 0.04, 0.025, 0.035])
+        self.aov = np.array([120.0, 120.0, 150.0, 150.0])
+
+    def daypart(self, hour: int) -> float:
+        return 0.6 + 0.8 * np.sin(np.pi * ((hour - 6) % 24) / 24) ** 2
+
+    def play(self, hour: int, bids: np.ndarray, budget_left: float) -> pd.DataFrame:
+        rows = []
+        for k, (product, channel) in enumerate(ARMS):
+            n = self.rng.poisson(self.traffic[k] * self.daypart(hour))
+            rivals = np.sort(self.price[k] * np.exp(0.5 * self.rng.standard_normal((n, 3))))[
+                :, ::-1
+            ]
+            rank = (rivals > bids[k]).sum(axis=1)  # our slot (3: none)
+            won = (rank < 3) & (self.rng.random(n) < SLOTS[np.minimum(rank, 2)])
+            below = np.where(rank < 3, rivals[np.arange(n), np.minimum(rank, 2)], 0.0)
+            paid = np.where(rank < 2, below, 0.2 * self.price[k]) / 1000.0  # per impression
+            cost = np.where(won, np.minimum(paid, bids[k] / 1000.0), 0.0)
+            # The platform's budget cap: delivery stops when the budget is spent.
+            delivered = won & (np.cumsum(cost) <= budget_left)
+            spend = float(cost[delivered].sum())
+            budget_left -= spend
+            impressions = int(delivered.sum())
+            clicks = int(self.rng.binomial(impressions, self.ctr[k]))
+            orders = int(self.rng.binomial(clicks, self.cvr[k]))
+            gmv = float(self.rng.gamma(orders * 4.0, self.aov[k] / 4.0)) if orders else 0.0
+            rows.append(
+                {
+                    "product": product,
+                    "channel": channel,
+                    "impressions": impressions,
+                    "clicks": clicks,
+                    "orders": orders,
+                    "spend": round(spend, 2),
+                    "gmv": round(gmv, 2),
+                    "win_rate": impressions / max(n, 1),
+                    "bid": float(bids[k]),
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def history(market: GSPMarket) -> pd.DataFrame:
+    """Two weeks of hourly logs with the bids a manual advertiser would vary by day."""
+    frames = []
+    for day in range(HISTORY_DAYS):
+        date = START.date() - dt.timedelta(days=HISTORY_DAYS - day)
+        bids = market.price * market.rng.uniform(0.6, 1.8, size=len(ARMS))
+        for hour in range(24):
+            frame = market.play(hour, bids, np.inf)
+            frame["clearing_cpm"] = np.where(
+                frame["impressions"] > 0, frame["spend"] * 1000 / frame["impressions"].clip(1), 0
+            ).round(4)
+            frames.append(frame.assign(date=date.isoformat(), hour=hour))
+    return pd.concat(frames, ignore_index=True)
+
+
+def play_campaign(seed: int, budget: float, roi_target: float, config: MPCConfig | None = None):
+    market = GSPMarket(seed)
+    logs = history(market)
+    campaign = Campaign(budget=budget, roi_target=roi_target, arms=ARMS, start=START)
+    pilot = Autopilot(campaign, prior=logs, config=config)
+    while not pilot.done:
+        bids = pilot.next_bids()
+        assert list(bids["product"]) == [a[0] for a in ARMS] and (bids["bid"] >= 0).all()
+        report = market.play(pilot.hour, bids["bid"].to_numpy(), pilot.remaining_budget)
+        pilot.record(report.drop(columns="bid"))
+    return pilot
+
+
+def test_with_a_loose_target_the_autopilot_spends_the_budget_and_no_more():
+    pilot = play_campaign(0, budget=1500.0, roi_target=3.0)
+    assert 0.95 * 1500.0 <= pilot.spent <= 1500.0
+    assert pilot.roi >= 3.0
+    assert len(pilot.decisions) == 24
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_with_a_binding_target_the_autopilot_stays_near_it_and_within_budget(seed):
+    """ROI 8 binds here: spending the 5,000 would bring ROI to about 6. The bidder has no
+    model of a GSP market, so it lands near the target rather than on it: measured over
+    18 binding campaigns, 8 ended below the target, the worst 6.3% below (docs/integrate.md)."""
+    pilot = play_campaign(seed, budget=5000.0, roi_target=8.0)
+    assert pilot.spent <= 5000.0
+    assert 0.3 * 5000.0 <= pilot.spent
+    assert pilot.roi >= 0.9 * 8.0, (pilot.spent, pilot.gmv)
+
+
+def test_a_larger_roi_margin_buys_roi_with_spend():
+    default = play_campaign(2, budget=5000.0, roi_target=8.0)
+    careful = play_campaign(2, budget=5000.0, roi_target=8.0, config=MPCConfig(roi_safety=0.08))
+    assert careful.roi > default.roi and careful.spent < default.spent
+    assert careful.spent <= 5000.0
+
+
+def test_a_target_the_market_cannot_reach_spends_little_and_keeps_the_budget():
+    pilot = play_campaign(3, budget=1500.0, roi_target=40.0)
+    assert pilot.spent <= 0.2 * 1500.0
+    assert any(not d.roi_target_reachable for d in pilot.decisions)
+
+
+def test_bad_campaigns_and_reports_are_refused_with_the_fix():
+    with pytest.raises(RecommendError):
+        Campaign(budget=-5, roi_target=3, arms=ARMS, start=START)
+    with pytest.raises(CampaignError, match="twice"):
+        Campaign(budget=100, roi_target=3, arms=ARMS + ARMS[:1], start=START)
+    with pytest.raises(CampaignError, match="on the hour"):
+        Campaign(budget=100, roi_target=3, arms=ARMS, start=dt.datetime(2026, 3, 2, 5, 30))
+    market = GSPMarket(4)
+    pilot = Autopilot(
+        Campaign(budget=800.0, roi_target=3.0, arms=ARMS, start=START), history(market)
+    )
+    with pytest.raises(CampaignError, match="no bids known"):
+        pilot.record(market.play(0, market.price, 800.0).drop(columns="bid"))
+    bids = pilot.next_bids()
+    report = market.play(0, bids["bid"].to_numpy(), 800.0).drop(columns="bid")
+    with pytest.raises(CampaignError, match="missing"):
+        pilot.record(report.iloc[:3])
+    with pytest.raises(CampaignError, match="'clicks' is missing"):
+        pilot.record(report.drop(columns="clicks"))
+    with pytest.raises(CampaignError, match="finite number"):
+        pilot.record(report.assign(spend=-1.0))
+    assert pilot.hour == 0  # nothing was recorded by the refused reports
+    pilot.record(report)
+    assert pilot.hour == 1 and pilot.spent == pytest.approx(report["spend"].sum())
+    other = Campaign(budget=800.0, roi_target=3.0, arms=ARMS, start=START + dt.timedelta(days=1))
+    with pytest.raises(CampaignError, match="first day"):
+        Autopilot(other, pilot.fitted)
