@@ -18,8 +18,10 @@ Parameter values; only the first hour is applied, by inverting each arm's spend(
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import cvxpy as cp
@@ -206,6 +208,31 @@ class Decision:
         return "; ".join(parts) + "."
 
 
+_THREAD = threading.local()
+#: Compiled bidders kept per thread by :func:`reusable_bidder`.
+REUSABLE_BIDDERS = 8
+
+
+def reusable_bidder(n_arms: int, horizon: int, config: MPCConfig | None = None) -> MPCBidder:
+    """A bidder of this shape, compiled once per thread and reset for a new campaign.
+
+    Building and compiling the cvxpy problem costs about as much as one solve (0.02 s for
+    a 25-arm day-ahead plan); a batch of campaigns of one shape pays it once. The bidder
+    plans exactly as a new one would. It is the caller's until the next call with the same
+    shape in this thread: use it for one campaign at a time.
+    """
+    cache = getattr(_THREAD, "bidders", None)
+    if cache is None:
+        cache = _THREAD.bidders = OrderedDict()
+    key = (n_arms, horizon, config or MPCConfig())
+    bidder = cache.pop(key, None) or MPCBidder(n_arms, horizon, config)
+    cache[key] = bidder
+    while len(cache) > REUSABLE_BIDDERS:
+        cache.popitem(last=False)
+    bidder.reset()
+    return bidder
+
+
 class MPCBidder:
     """The hourly MPC bidder for one campaign shape (number of arms and hours).
 
@@ -349,7 +376,10 @@ class MPCBidder:
                 with warnings.catch_warnings():
                     # "optimal_inaccurate" is reported in the decision, not as a warning.
                     warnings.simplefilter("ignore", UserWarning)
-                    problem.solve(solver=name, enforce_dpp=True)
+                    # No warm start: a solver kept from the last solve (Clarabel's) plans
+                    # ~1e-11 apart from a new one, so a reused bidder would not plan exactly
+                    # as a new one does.
+                    problem.solve(solver=name, enforce_dpp=True, warm_start=False)
                 if problem.status in _USABLE and self.spend.value is not None:
                     solution, solver = np.asarray(self.spend.value) * scale, name
                     break

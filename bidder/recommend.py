@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
+from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig, reusable_bidder
 from bidder.plan import Plan
 from bidder.response import PARAMETRIC, build_curves
 from envs.errors import InputError
@@ -914,7 +914,7 @@ def plan_day(
     lowered by one common factor until the expected spend fits.
     """
     market = fitted.market
-    bidder = MPCBidder(len(fitted.arms), HOURS_PER_DAY, DAY_AHEAD_CONFIG)
+    bidder = reusable_bidder(len(fitted.arms), HOURS_PER_DAY, DAY_AHEAD_CONFIG)
     state = CampaignState(
         budget=budget, roi_target=roi_target, spent=0.0, gmv=0.0, bid_cap=fitted.bid_cap
     )

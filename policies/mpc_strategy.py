@@ -25,7 +25,16 @@ class _MPCBase(Strategy):
 
     def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
         super().reset(env, prior)
-        self.bidder = MPCBidder(env.n_arms, env.horizon, self.config)
+        # One compiled bidder per campaign shape, kept by this strategy for its next
+        # episodes (compiling costs about one solve; a reused bidder plans as a new one).
+        bidders = self.__dict__.setdefault("_bidders", {})
+        key = (env.n_arms, env.horizon)
+        if key not in bidders:
+            if len(bidders) >= 16:
+                bidders.pop(next(iter(bidders)))
+            bidders[key] = MPCBidder(env.n_arms, env.horizon, self.config)
+        self.bidder = bidders[key]
+        self.bidder.reset()
         self.bid_cap = env.price_cpm * np.exp(BID_LOG_RANGE)
         self.t = 0
         self.spent = self.gmv = 0.0

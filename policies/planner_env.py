@@ -370,6 +370,7 @@ class PlannerEnv(gym.Env):
         self.scenario_source = scenario_source or training_scenarios()
         self.observation_space, self.action_space = planner_spaces()
         self.strategy = PlannedMPCStrategy()
+        self._alone = MPCStrategy()  # MPC alone, the baseline (kept: it reuses its bidders)
         self.market_env: AdMarketEnv | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -392,7 +393,7 @@ class PlannerEnv(gym.Env):
             from policies.evaluate import run_episode
 
             alone = run_episode(
-                MPCStrategy(), scenario, market_seed, self.prior, prior_market=knowledge
+                self._alone, scenario, market_seed, self.prior, prior_market=knowledge
             )
             self._baseline = alone.score / self._scale
             hourly = alone.trace["gmv"].sum(axis=1) / self._scale

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cvxpy as cp
 import numpy as np
 import pytest
@@ -11,7 +13,14 @@ from hypothesis import strategies as st
 from bidder.errors import BidderInputError
 from bidder.exact import exact_plan
 from bidder.forecast import Forecaster
-from bidder.mpc import LARGE_LP_PIECES, CampaignState, MPCBidder, MPCConfig, default_solvers
+from bidder.mpc import (
+    LARGE_LP_PIECES,
+    CampaignState,
+    MPCBidder,
+    MPCConfig,
+    default_solvers,
+    reusable_bidder,
+)
 from bidder.plan import Plan
 from bidder.response import build_curves, gmv_of_spend, interp_rows, period_sizes
 from envs import AdMarketEnv, Shock, get_scenario
@@ -427,3 +436,27 @@ def test_the_bidder_plans_with_any_response_model() -> None:
     exact = exact_plan(market, state.bid_cap, state.budget, scenario.roi_target, model=HalfValue())
     reference = exact_plan(market, state.bid_cap, state.budget, scenario.roi_target)
     assert exact.gmv < reference.gmv
+
+
+def test_a_reused_bidder_plans_exactly_as_a_new_one():
+    scenario, market, state = _campaign()
+    first = MPCBidder(scenario.n_arms, scenario.horizon_hours).decide(market, state)
+    reused = reusable_bidder(scenario.n_arms, scenario.horizon_hours)
+    reused.decide(market, dataclasses.replace(state, budget=state.budget / 3))  # another campaign
+    again = reusable_bidder(scenario.n_arms, scenario.horizon_hours)
+    assert again is reused and again.centres is None
+    second = again.decide(market, state)
+    np.testing.assert_array_equal(second.bids_cpm, first.bids_cpm)
+    np.testing.assert_array_equal(second.spend_by_period, first.spend_by_period)
+    assert second.plan_gmv == first.plan_gmv
+
+
+def test_a_strategy_reusing_its_bidder_plays_as_a_fresh_one():
+    strategy = make_strategy("mpc")
+    run_episode(strategy, "default", 1, "cold")
+    kept_bidder = strategy.bidder
+    reused = run_episode(strategy, "default", 2, "cold")
+    assert strategy.bidder is kept_bidder
+    fresh = run_episode(make_strategy("mpc"), "default", 2, "cold")
+    for name in ("bid_cpm", "spend", "gmv"):
+        np.testing.assert_array_equal(reused.trace[name], fresh.trace[name])
