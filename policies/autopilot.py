@@ -310,3 +310,125 @@ class Autopilot:
         self.spent += float(figures["spend"].sum())
         self.gmv += float(figures["gmv"].sum())
         self._pending = None
+
+
+# -- a campaign file and the hourly job ---------------------------------------------------
+CAMPAIGN_KEYS = (
+    "budget",
+    "roi_target",
+    "start",
+    "horizon_hours",
+    "attribution_window_hours",
+    "max_bid_cpm",
+    "arms",
+)
+MAX_CAMPAIGN_BYTES = 1024**2
+
+
+def read_campaign(path, default_arms: Sequence[tuple[str, str]] = ()) -> Campaign:
+    """A :class:`Campaign` from a TOML file (docs/integrate.md)::
+
+        budget = 5000              # or "5k"
+        roi_target = 8             # or "800%"
+        start = 2026-03-02T00:00:00
+        horizon_hours = 24         # optional
+        arms = [["tea", "feed"], ["tea", "search"]]   # optional: default_arms
+
+    Raises:
+        CampaignError: not TOML, an unknown or missing key, or a bad value.
+    """
+    import tomllib
+    from pathlib import Path
+
+    from envs.io import read_input_bytes
+    from policies.cli import amount_arg, number_or_text, ratio_arg
+
+    path = Path(path)
+    data = read_input_bytes(path, "campaign file", MAX_CAMPAIGN_BYTES, CampaignError)
+    try:
+        table = tomllib.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise CampaignError(f"{path}: not a TOML campaign file ({err})") from None
+    unknown = sorted(set(table) - set(CAMPAIGN_KEYS))
+    if unknown:
+        raise CampaignError(f"{path}: unknown key {unknown[0]!r}; use {', '.join(CAMPAIGN_KEYS)}")
+    for key in ("budget", "roi_target", "start"):
+        if key not in table:
+            raise CampaignError(f"{path}: {key} is missing; give budget, roi_target and start")
+    start = table["start"]
+    if isinstance(start, str):
+        try:
+            start = dt.datetime.fromisoformat(start)
+        except ValueError:
+            start = None
+    if not isinstance(start, dt.datetime) or start.tzinfo is not None:
+        raise CampaignError(
+            f"{path}: start must be the first hour as a local date and time, e.g. "
+            "start = 2026-03-02T00:00:00"
+        )
+    arms = table.get("arms", list(default_arms))
+    if not isinstance(arms, list) or not all(isinstance(a, list | tuple) for a in arms):
+        raise CampaignError(
+            f'{path}: arms must be a list of [product, channel] pairs, e.g. [["tea", "feed"]]'
+        )
+    try:
+        return Campaign(
+            budget=number_or_text(table["budget"], amount_arg, "budget"),
+            roi_target=number_or_text(table["roi_target"], ratio_arg, "roi_target"),
+            arms=tuple(tuple(a) for a in arms),
+            start=start,
+            horizon_hours=table.get("horizon_hours", 24),
+            attribution_window_hours=table.get("attribution_window_hours", 24),
+            max_bid_cpm=table.get("max_bid_cpm"),
+        )
+    except InputError as err:
+        raise CampaignError(f"{path}: {err}") from None
+
+
+def resume(
+    campaign: Campaign, prior: FittedMarket | pd.DataFrame, played: pd.DataFrame | None = None
+) -> Autopilot:
+    """The autopilot after the hours already played, replayed from their log rows.
+
+    ``played`` holds the campaign's hours so far in the log format (clean, as
+    :func:`bidder.logs.read_logs` returns it), every arm for every hour from the first, with
+    the ``bid`` that was set. Each hour is decided again before it is recorded, so the
+    result plans the next hour exactly as one autopilot running since the start would
+    have (given the same bids).
+
+    Raises:
+        CampaignError: rows outside the campaign's hours or arms, a gap in the hours, or
+            more hours than the campaign has.
+    """
+    pilot = Autopilot(campaign, prior)
+    if played is None or len(played) == 0:
+        return pilot
+    start = pd.Timestamp(campaign.start)
+    offset = (played["timestamp"] - start) / pd.Timedelta(hours=1)
+    if (offset < 0).any():
+        first = played.loc[offset < 0, "timestamp"].iloc[0]
+        raise CampaignError(
+            f"played hours: {first} is before the campaign's start {start}; give only the "
+            "campaign's hours (the history before it is the prior)"
+        )
+    hours = sorted(set(offset.astype(int)))
+    if hours != list(range(len(hours))):
+        gap = next(h for h, k in zip(hours, range(len(hours)), strict=False) if h != k)
+        raise CampaignError(
+            f"played hours: hour {start + pd.Timedelta(hours=gap - 1)} is missing; record every "
+            "hour from the start, in order"
+        )
+    if len(hours) > campaign.horizon_hours:
+        raise CampaignError(
+            f"played hours: {len(hours)} hours recorded, the campaign has "
+            f"{campaign.horizon_hours}; check the campaign's start and horizon"
+        )
+    for hour in hours:
+        rows = played[offset == hour]
+        pilot.next_bids()
+        try:
+            pilot.record(rows)
+        except CampaignError as err:
+            when = start + pd.Timedelta(hours=hour)
+            raise CampaignError(f"played hours, {when}: {err}") from None
+    return pilot

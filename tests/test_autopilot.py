@@ -9,6 +9,7 @@ log-normal second-price auction), so this is the situation of a real ad account.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -161,3 +162,76 @@ def test_bad_campaigns_and_reports_are_refused_with_the_fix():
     other = Campaign(budget=800.0, roi_target=3.0, arms=ARMS, start=START + dt.timedelta(days=1))
     with pytest.raises(CampaignError, match="first day"):
         Autopilot(other, pilot.fitted)
+
+
+def _log_rows(report: pd.DataFrame, when: dt.datetime) -> pd.DataFrame:
+    return report.assign(date=when.date().isoformat(), hour=when.hour)
+
+
+def test_autopilot_live_run_every_hour_bids_as_one_autopilot_running_all_day(tmp_path, capsys):
+    from policies.cli import main
+
+    budget, target, hours = 5000.0, 8.0, 8
+    market = GSPMarket(5)
+    history(market).to_csv(tmp_path / "history.csv", index=False)
+    arms = ", ".join(f'["{product}", "{channel}"]' for product, channel in ARMS)
+    (tmp_path / "campaign.toml").write_text(
+        f'budget = "5k"\nroi_target = "800%"\nstart = 2026-03-02T00:00:00\n'
+        f"horizon_hours = {hours}\narms = [{arms}]\n"
+    )
+    played = tmp_path / "played.csv"
+    live_bids = []
+    for hour in range(hours):
+        argv = ["live", "--campaign", str(tmp_path / "campaign.toml"), "--history",
+                str(tmp_path / "history.csv"), "--out", str(tmp_path / "next.csv")]  # fmt: skip
+        if hour:
+            argv += ["--played", str(played)]
+        assert main(argv) == 0, capsys.readouterr().err
+        assert f"hour {hour + 1} of {hours}" in capsys.readouterr().out
+        bids = pd.read_csv(tmp_path / "next.csv")
+        summary = json.loads((tmp_path / "next.json").read_text())
+        assert (bids["run_id"] == summary["run_id"]).all() and summary["hour_index"] == hour
+        assert list(zip(bids["product"], bids["channel"], strict=True)) == list(ARMS)
+        live_bids.append(bids["bid"].to_numpy())
+        report = market.play(hour, live_bids[-1], budget - summary["spent"])
+        rows = _log_rows(report, START + dt.timedelta(hours=hour))
+        rows.to_csv(played, mode="a", header=not played.exists(), index=False)
+    # The same campaign in one process, on the same market draws: the same bids every hour.
+    market = GSPMarket(5)
+    logs = history(market)
+    pilot = Autopilot(
+        Campaign(budget=budget, roi_target=target, arms=ARMS, start=START, horizon_hours=hours),
+        prior=logs,
+    )
+    for hour in range(hours):
+        bids = pilot.next_bids()["bid"].to_numpy()
+        np.testing.assert_allclose(live_bids[hour], bids, rtol=0, atol=1e-4)  # CSV: 4 decimals
+        pilot.record(market.play(hour, bids, pilot.remaining_budget).drop(columns="bid"))
+    assert pilot.spent <= budget
+    assert main(argv + ["--played", str(played)]) == 2
+    assert "all played" in capsys.readouterr().err
+
+
+def test_autopilot_live_refuses_a_gap_in_the_played_hours(tmp_path, capsys):
+    from policies.cli import main
+
+    market = GSPMarket(6)
+    history(market).to_csv(tmp_path / "history.csv", index=False)
+    (tmp_path / "campaign.toml").write_text(
+        "budget = 800\nroi_target = 3\nstart = 2026-03-02T00:00:00\n"
+    )
+    rows = [
+        _log_rows(market.play(h, market.price, 800.0), START + dt.timedelta(hours=h))
+        for h in (0, 2)
+    ]
+    pd.concat(rows).to_csv(tmp_path / "played.csv", index=False)
+    argv = ["live", "--campaign", str(tmp_path / "campaign.toml"), "--history",
+            str(tmp_path / "history.csv"), "--played", str(tmp_path / "played.csv"),
+            "--out", str(tmp_path / "next.csv")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is missing" in err and "\n" not in err
+    assert not (tmp_path / "next.csv").exists()
+    (tmp_path / "campaign.toml").write_text("budget = 800\nroi_target = 3\n")
+    assert main(argv) == 2
+    assert "start is missing" in capsys.readouterr().err

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("policies.cli.simulate", "play a strategy for days and write hourly logs"),
     "diagnose": ("policies.cli.diagnose", "find ROI drops in logs and attribute their causes"),
     "recommend": ("policies.cli.recommend", "fit hourly logs and write tomorrow's bids"),
+    "live": ("policies.cli.live", "the next hour's bids for a running campaign"),
     "train": ("policies.cli.train", "train the PPO planner (ppo-mpc) on simulated markets"),
     "policy": ("policies.cli.policy", "show a policy file, or convert an old one safely"),
     "mcp": ("policies.cli.mcp", "serve the autopilot's tools to an assistant over MCP"),
