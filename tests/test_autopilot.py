@@ -235,3 +235,30 @@ def test_autopilot_live_refuses_a_gap_in_the_played_hours(tmp_path, capsys):
     (tmp_path / "campaign.toml").write_text("budget = 800\nroi_target = 3\n")
     assert main(argv) == 2
     assert "start is missing" in capsys.readouterr().err
+
+
+def test_autopilot_live_never_overwrites_an_input_and_bids_zero_once_the_budget_is_spent(
+    tmp_path, capsys
+):
+    from policies.cli import main
+
+    market = GSPMarket(7)
+    history(market).to_csv(tmp_path / "history.csv", index=False)
+    (tmp_path / "campaign.toml").write_text(
+        "budget = 50\nroi_target = 2\nstart = 2026-03-02T00:00:00\n"
+    )
+    # The first hour, played at high bids, spent more than the whole budget.
+    report = market.play(0, 3 * market.price, np.inf)
+    assert report["spend"].sum() > 50
+    _log_rows(report, START).to_csv(tmp_path / "played.csv", index=False)
+    before = (tmp_path / "played.csv").read_bytes()
+    argv = ["live", "--campaign", str(tmp_path / "campaign.toml"), "--history",
+            str(tmp_path / "history.csv"), "--played", str(tmp_path / "played.csv")]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "played.csv")]) == 2
+    assert "input" in capsys.readouterr().err
+    assert (tmp_path / "played.csv").read_bytes() == before
+    assert main([*argv, "--out", str(tmp_path / "next.csv")]) == 0
+    capsys.readouterr()
+    assert (pd.read_csv(tmp_path / "next.csv")["bid"] == 0).all()
+    summary = json.loads((tmp_path / "next.json").read_text())
+    assert summary["remaining_budget"] == 0 and "budget is spent" in summary["explanation"]
