@@ -258,6 +258,7 @@ class AgentTools:
         "what_if",
         "diagnose_roi",
         "apply_bids",
+        "live_bids",
     )
     #: Tools that write nothing.
     READ_ONLY: frozenset[str] = frozenset(
@@ -655,6 +656,55 @@ class AgentTools:
             read_logs(self.workspace.path(history, "history")), date, baseline_days
         )
         return diagnosis.to_dict() | {"report": format_report(diagnosis)}
+
+    def live_bids(
+        self,
+        campaign: Annotated[
+            str,
+            Field(
+                description="the running campaign, a TOML file in the workspace: budget, "
+                "roi_target, start (the first hour), optional horizon_hours and arms"
+            ),
+        ],
+        history: HistoryPath,
+        out: Annotated[
+            str,
+            Field(description="where to write the next hour's bids in the workspace, .csv"),
+        ],
+        played: Annotated[
+            str | None,
+            Field(
+                description="the campaign's hours so far in the log format, with the bids "
+                "set (omit for the first hour)"
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
+        """The next hour's bid per arm for a campaign that is running now (what `autopilot
+        live` writes): the hours played so far are replayed, the MPC plans the rest of the
+        campaign under what is left of the budget and the ROI target, and the bids go to
+        `out` (with a .json summary beside it). Returns the summary (spent, ROI so far,
+        what the hour plans, the explanation) and the bids."""
+        from bidder.logs import table_format
+        from envs.io import check_output_path, check_outputs_distinct
+        from policies.autopilot import next_hour
+        from policies.cli.live import write_live
+
+        path = self.workspace.output(out, "out")
+        summary_file = path.with_suffix(".json")
+        table_format(path, "bids file")
+        check_output_path(path, "bids file")
+        check_output_path(summary_file, "live summary")
+        inputs = [
+            self.workspace.path(campaign, "campaign"),
+            self.workspace.path(history, "history"),
+        ]
+        if played is not None:
+            inputs.append(self.workspace.path(played, "played"))
+        check_outputs_distinct(inputs, [path, summary_file])
+        bids, summary = next_hour(*inputs)
+        summary = write_live(bids, summary, path, summary_file)
+        rows = bids.assign(hour=bids["hour"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_dict("records")
+        return summary | {"path": self.workspace.relative(path), "bids": rows}
 
     def apply_bids(self, plan_id: PlanId) -> dict[str, Any]:
         """Write an approved plan, by its id, to applied/<plan_id>.csv: the bid sheet an

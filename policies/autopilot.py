@@ -432,3 +432,54 @@ def resume(
             when = start + pd.Timedelta(hours=hour)
             raise CampaignError(f"played hours, {when}: {err}") from None
     return pilot
+
+
+def next_hour(campaign, history, played=None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The next hour's bids of a running campaign and where it stands, from its files
+    (what ``autopilot live`` writes).
+
+    Args:
+        campaign: the campaign TOML file (:func:`read_campaign`).
+        history: hourly logs before the campaign (the prior); its arms are the default.
+        played: the campaign's hours so far in the log format, with the bids set.
+
+    Returns:
+        The bids (:data:`BID_COLUMNS`) and the summary: ``hour``, ``hour_index``,
+        ``hours_left``, ``budget``, ``roi_target``, ``spent``, ``gmv``, ``roi``,
+        ``remaining_budget``, the hour's planned spend and expected GMV, the decision's
+        ``explanation``, ``best_reachable_roi``, ``solver`` and ``unseen_arms``.
+
+    Raises:
+        CampaignError, LogError, RecommendError: a file that cannot be used, or a campaign
+            whose hours are all played.
+    """
+    from bidder.logs import read_logs
+
+    logs = read_logs(history)
+    arms = list(dict.fromkeys(zip(logs["product"], logs["channel"], strict=True)))
+    settings = read_campaign(campaign, default_arms=arms)
+    pilot = resume(settings, logs, read_logs(played) if played is not None else None)
+    if pilot.done:
+        raise CampaignError(
+            f"the campaign's {settings.horizon_hours} hours are all played; nothing to bid"
+        )
+    bids = pilot.next_bids()
+    decision = pilot.decisions[-1] if pilot.remaining_budget > 0 else None
+    summary = {
+        "hour": str(bids["hour"].iloc[0]),
+        "hour_index": pilot.hour,
+        "hours_left": settings.horizon_hours - pilot.hour,
+        "budget": settings.budget,
+        "roi_target": settings.roi_target,
+        "spent": round(pilot.spent, 2),
+        "gmv": round(pilot.gmv, 2),
+        "roi": round(pilot.roi, 4),
+        "remaining_budget": round(pilot.remaining_budget, 2),
+        "planned_spend_this_hour": round(float(bids["planned_spend"].sum()), 2),
+        "expected_gmv_this_hour": round(float(bids["expected_gmv"].sum()), 2),
+        "explanation": decision.explain() if decision else "the budget is spent; every bid is 0",
+        "best_reachable_roi": None if decision is None else round(decision.best_reachable_roi, 4),
+        "solver": None if decision is None else decision.solver,
+        "unseen_arms": [list(arm) for arm in pilot.unseen_arms],
+    }
+    return bids, summary

@@ -456,3 +456,43 @@ def test_the_remote_check_accepts_loopback_forms():
     assert parse_http("[::1]:8000", False) == ("::1", 8000, True)
     assert parse_http("localhost:8000", False) == ("localhost", 8000, True)
     assert parse_http("0.0.0.0:8000", True) == ("0.0.0.0", 8000, False)
+
+
+def test_live_bids_match_autopilot_live_and_refuse_outside_paths(workspace, tmp_path, capsys):
+    (workspace / "campaign.toml").write_text(
+        'budget = "40k"\nroi_target = 4\nstart = 2026-01-19T00:00:00\nhorizon_hours = 12\n'
+    )
+    seen: dict = {}
+
+    async def body(s: Session) -> None:
+        seen["first"] = await s.ok(
+            "live_bids", {"campaign": "campaign.toml", "history": "logs.csv", "out": "next.csv"}
+        )
+        await s.refused(
+            "live_bids",
+            {"campaign": "campaign.toml", "history": "logs.csv", "out": "../next.csv"},
+            "workspace",
+        )
+        await s.refused(
+            "live_bids",
+            {"campaign": "campaign.toml", "history": "logs.csv", "out": "logs.csv"},
+        )
+
+    before = snapshot(tmp_path / "outside")
+    drive(workspace, body)
+    assert snapshot(tmp_path / "outside") == before
+    first = seen["first"]
+    assert first["hour_index"] == 0 and first["hours_left"] == 12 and first["path"] == "next.csv"
+    argv = ["live", "--campaign", str(workspace / "campaign.toml"), "--history",
+            str(workspace / "logs.csv"), "--out", str(tmp_path / "cli.csv")]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    cli = json.loads((tmp_path / "cli.json").read_text())
+    tool = json.loads((workspace / "next.json").read_text())
+    cli.pop("run_id"), tool.pop("run_id")
+    assert tool == cli
+    pd.testing.assert_frame_equal(
+        pd.read_csv(workspace / "next.csv").drop(columns="run_id"),
+        pd.read_csv(tmp_path / "cli.csv").drop(columns="run_id"),
+    )
+    assert [row["bid"] for row in first["bids"]] == list(pd.read_csv(tmp_path / "cli.csv")["bid"])

@@ -34,54 +34,38 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bidder.logs import read_logs, table_format, table_writer
-    from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
-    from policies.autopilot import CampaignError, read_campaign, resume
+    from bidder.logs import table_format
+    from envs.io import check_output_path, check_outputs_distinct
+    from policies.autopilot import next_hour
 
     out = Path(args.out)
-    summary = out.with_suffix(".json") if args.summary is None else Path(args.summary)
+    summary_file = out.with_suffix(".json") if args.summary is None else Path(args.summary)
     table_format(out, "bids file")
     check_output_path(out, "bids file")
-    check_output_path(summary, "live summary")
-    check_outputs_distinct([args.campaign, args.history, args.played], [out, summary])
-    history = read_logs(args.history)
-    arms = list(dict.fromkeys(zip(history["product"], history["channel"], strict=True)))
-    campaign = read_campaign(args.campaign, default_arms=arms)
-    played = read_logs(args.played) if args.played is not None else None
-    pilot = resume(campaign, history, played)
-    if pilot.done:
-        raise CampaignError(
-            f"the campaign's {campaign.horizon_hours} hours are all played; nothing to bid"
-        )
-    bids = pilot.next_bids()
-    decision = pilot.decisions[-1] if pilot.remaining_budget > 0 else None
-    run_id = new_run_id()
-    report = {
-        "run_id": run_id,
-        "hour": str(bids["hour"].iloc[0]),
-        "hour_index": pilot.hour,
-        "hours_left": campaign.horizon_hours - pilot.hour,
-        "budget": campaign.budget,
-        "roi_target": campaign.roi_target,
-        "spent": round(pilot.spent, 2),
-        "gmv": round(pilot.gmv, 2),
-        "roi": round(pilot.roi, 4),
-        "remaining_budget": round(pilot.remaining_budget, 2),
-        "planned_spend_this_hour": round(float(bids["planned_spend"].sum()), 2),
-        "expected_gmv_this_hour": round(float(bids["expected_gmv"].sum()), 2),
-        "explanation": decision.explain() if decision else "the budget is spent; every bid is 0",
-        "best_reachable_roi": None if decision is None else round(decision.best_reachable_roi, 4),
-        "solver": None if decision is None else decision.solver,
-        "unseen_arms": [list(arm) for arm in pilot.unseen_arms],
-    }
-    outputs = OutputSet()
-    outputs.add(out, table_writer(bids.assign(run_id=run_id), out, "bids file"))
-    outputs.add_text(summary, json.dumps(report, indent=2) + "\n")
-    outputs.commit()
+    check_output_path(summary_file, "live summary")
+    check_outputs_distinct([args.campaign, args.history, args.played], [out, summary_file])
+    bids, summary = next_hour(args.campaign, args.history, args.played)
+    summary = write_live(bids, summary, out, summary_file)
     print(
-        f"hour {pilot.hour + 1} of {campaign.horizon_hours} ({report['hour']}): bids for "
-        f"{len(bids)} arms to {out}, summary to {summary}; spent {pilot.spent:,.0f} of "
-        f"{campaign.budget:,.0f}, ROI so far {pilot.roi:.2f} (target {campaign.roi_target:g}); "
-        f"this hour plans {report['planned_spend_this_hour']:,.0f}"
+        f"hour {summary['hour_index'] + 1} of {summary['hour_index'] + summary['hours_left']} "
+        f"({summary['hour']}): bids for {len(bids)} arms to {out}, summary to {summary_file}; "
+        f"spent {summary['spent']:,.0f} of {summary['budget']:,.0f}, ROI so far "
+        f"{summary['roi']:.2f} (target {summary['roi_target']:g}); this hour plans "
+        f"{summary['planned_spend_this_hour']:,.0f}"
     )
     return 0
+
+
+def write_live(bids, summary: dict, out: Path, summary_file: Path) -> dict:
+    """Write the bids and the summary as one pair with one run id; return the summary
+    with its ``run_id``."""
+    from bidder.logs import table_writer
+    from envs.io import OutputSet, new_run_id
+
+    run_id = new_run_id()
+    summary = {"run_id": run_id} | summary
+    outputs = OutputSet()
+    outputs.add(out, table_writer(bids.assign(run_id=run_id), out, "bids file"))
+    outputs.add_text(summary_file, json.dumps(summary, indent=2) + "\n")
+    outputs.commit()
+    return summary
