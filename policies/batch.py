@@ -22,8 +22,9 @@ earlier run and kept).
 A bad campaign (a missing history, a negative budget, an unreachable ROI target) is
 refused on its row; the others complete. A rerun keeps every campaign whose pair of
 outputs is complete (both files, one run id) and plans the rest, so a killed batch resumes
-with nothing lost or done twice. ``--workers N`` plans on N local processes; the results
-do not depend on N (each campaign is planned alone, deterministically).
+with nothing lost or done twice. ``--workers N`` plans on N local processes, or on Ray
+with ``--backend ray`` (:mod:`policies.parallel`); the results do not depend on either
+(each campaign is planned alone, deterministically).
 """
 
 from __future__ import annotations
