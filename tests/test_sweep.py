@@ -167,6 +167,10 @@ def test_sweep_and_single_evaluation_flags_do_not_mix(tmp_path, capsys):
     assert main(["evaluate", "--sweep", str(sweep), "--out", str(sweep.with_suffix(".csv")),
                  "--summary", str(sweep)]) == 2  # fmt: skip
     capsys.readouterr()
+    (tmp_path / "r.parquet.parts").write_text("not a folder")
+    assert main(["evaluate", "--sweep", str(sweep), "--out", out]) == 2
+    assert "r.parquet.parts" in capsys.readouterr().err
+    (tmp_path / "r.parquet.parts").unlink()
     assert main(["evaluate", "--workers", "2"]) == 2
     assert "--workers goes with --sweep" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [sweep]

@@ -168,7 +168,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
     from bidder.logs import table_format
     from policies.parallel import check_backend, default_workers
-    from policies.sweep import format_summary, read_sweep, run_sweep, summary_path
+    from policies.sweep import format_summary, journal_path, read_sweep, run_sweep, summary_path
 
     given = [flag for flag in SINGLE_FLAGS if getattr(args, flag) is not None]
     if given:
@@ -183,6 +183,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     for path, what in ((out, "sweep results"), (summary, "sweep summary")):
         table_format(path, what)
         check_output_path(path, what)
+    journal = journal_path(out)
+    if journal.exists() and not journal.is_dir():
+        raise InputError(
+            f"{journal}: the sweep journals finished units in this folder, but a file has "
+            "its name; move the file or choose another --out"
+        )
     workers = default_workers() if args.workers is None else args.workers
     check_backend(args.backend, workers, args.address)
     sweep = read_sweep(args.sweep)
