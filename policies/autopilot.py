@@ -25,6 +25,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -102,14 +103,18 @@ class Campaign:
 
 
 class _CampaignView:
-    """What the MPC strategy reads from its environment, for a campaign without one."""
+    """What the MPC strategies read from their environment, for a campaign without one."""
 
     def __init__(self, campaign: Campaign, price_cpm: np.ndarray):
+        from types import SimpleNamespace
+
         self.n_arms = len(campaign.arms)
         self.horizon = campaign.horizon_hours
         self.budget = float(campaign.budget)
         self.roi_target = float(campaign.roi_target)
         self.price_cpm = price_cpm
+        # The planner's features read the clock of the campaign's first hour.
+        self.scenario = SimpleNamespace(start_hour=campaign.start.hour)
 
 
 class Autopilot:
@@ -120,7 +125,10 @@ class Autopilot:
         prior: hourly logs of the campaign's arms before ``campaign.start`` (a frame in
             the format of docs/logs.md, checked as ``recommend`` checks it), or the
             :class:`~bidder.recommend.FittedMarket` of the campaign's first day.
-        config: the MPC bidder's settings.
+        config: the MPC bidder's settings (MPC alone).
+        policy: a ``ppo-mpc`` policy file (.safetensors): the PPO planner then sets the MPC
+            bidder's plan every hour from the campaign's state, as the ``ppo-mpc`` strategy
+            does; default: MPC alone (the neutral plan).
 
     Raises:
         CampaignError, LogError, RecommendError: the prior cannot be used (the message
@@ -132,6 +140,7 @@ class Autopilot:
         campaign: Campaign,
         prior: FittedMarket | pd.DataFrame,
         config: MPCConfig | None = None,
+        policy: str | Path | None = None,
     ):
         from bidder.logs import validate_logs
         from bidder.recommend import fit_market
@@ -176,8 +185,13 @@ class Autopilot:
         if campaign.max_bid_cpm is not None:
             caps = np.minimum(caps, campaign.max_bid_cpm)
         price = np.median(market.price_median, axis=0)
-        self._strategy = MPCStrategy(config)
-        self._strategy.name = "autopilot"
+        if policy is not None:
+            from policies.ppo import load_ppo_strategy
+
+            self._strategy = load_ppo_strategy(policy)
+        else:
+            self._strategy = MPCStrategy(config)
+            self._strategy.name = "mpc"
         self._strategy.reset(_CampaignView(campaign, price), market)
         self._strategy.bid_cap = caps
         self._pending: np.ndarray | None = None
@@ -208,6 +222,16 @@ class Autopilot:
         """The MPC decision behind every hour's bids, with its explanation."""
         return self._strategy.decisions
 
+    @property
+    def strategy_name(self) -> str:
+        """``mpc`` (MPC alone) or ``ppo-mpc`` (the PPO planner driving the MPC)."""
+        return self._strategy.name
+
+    def _observation(self) -> np.ndarray:
+        # The MPC strategies plan from their own state (the planner from its features),
+        # not from an environment's observation vector.
+        return np.zeros(0)
+
     # -- the hourly loop ------------------------------------------------------------------
     def next_bids(self) -> pd.DataFrame:
         """This hour's bid per arm, in the campaign's arm order.
@@ -231,7 +255,7 @@ class Autopilot:
                 bids, spend, gmv = np.zeros(n), np.zeros(n), np.zeros(n)
                 self._strategy.previous_bids = bids
             else:
-                bids = np.asarray(self._strategy.act(None), dtype=float)
+                bids = np.asarray(self._strategy.act(self._observation()), dtype=float)
                 decision = self._strategy.decisions[-1]
                 spend, gmv = decision.planned_spend, decision.predicted_gmv
             bids = np.where(self._tradeable, bids, 0.0)
@@ -338,7 +362,6 @@ def read_campaign(path, default_arms: Sequence[tuple[str, str]] = ()) -> Campaig
         CampaignError: not TOML, an unknown or missing key, or a bad value.
     """
     import tomllib
-    from pathlib import Path
 
     from envs.io import read_input_bytes
     from policies.cli import amount_arg, number_or_text, ratio_arg
@@ -386,7 +409,10 @@ def read_campaign(path, default_arms: Sequence[tuple[str, str]] = ()) -> Campaig
 
 
 def resume(
-    campaign: Campaign, prior: FittedMarket | pd.DataFrame, played: pd.DataFrame | None = None
+    campaign: Campaign,
+    prior: FittedMarket | pd.DataFrame,
+    played: pd.DataFrame | None = None,
+    policy: str | Path | None = None,
 ) -> Autopilot:
     """The autopilot after the hours already played, replayed from their log rows.
 
@@ -394,13 +420,13 @@ def resume(
     :func:`bidder.logs.read_logs` returns it), every arm for every hour from the first, with
     the ``bid`` that was set. Each hour is decided again before it is recorded, so the
     result plans the next hour exactly as one autopilot running since the start would
-    have (given the same bids).
+    have (given the same bids). ``policy``: as :class:`Autopilot`'s.
 
     Raises:
         CampaignError: rows outside the campaign's hours or arms, a gap in the hours, or
             more hours than the campaign has.
     """
-    pilot = Autopilot(campaign, prior)
+    pilot = Autopilot(campaign, prior, policy=policy)
     if played is None or len(played) == 0:
         return pilot
     start = pd.Timestamp(campaign.start)
@@ -434,7 +460,9 @@ def resume(
     return pilot
 
 
-def next_hour(campaign, history, played=None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def next_hour(
+    campaign, history, played=None, policy: str | Path | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The next hour's bids of a running campaign and where it stands, from its files
     (what ``autopilot live`` writes).
 
@@ -442,6 +470,7 @@ def next_hour(campaign, history, played=None) -> tuple[pd.DataFrame, dict[str, A
         campaign: the campaign TOML file (:func:`read_campaign`).
         history: hourly logs before the campaign (the prior); its arms are the default.
         played: the campaign's hours so far in the log format, with the bids set.
+        policy: a ``ppo-mpc`` policy file; default MPC alone.
 
     Returns:
         The bids (:data:`BID_COLUMNS`) and the summary: ``hour``, ``hour_index``,
@@ -458,7 +487,7 @@ def next_hour(campaign, history, played=None) -> tuple[pd.DataFrame, dict[str, A
     logs = read_logs(history)
     arms = list(dict.fromkeys(zip(logs["product"], logs["channel"], strict=True)))
     settings = read_campaign(campaign, default_arms=arms)
-    pilot = resume(settings, logs, read_logs(played) if played is not None else None)
+    pilot = resume(settings, logs, read_logs(played) if played is not None else None, policy)
     if pilot.done:
         raise CampaignError(
             f"the campaign's {settings.horizon_hours} hours are all played; nothing to bid"
@@ -468,6 +497,7 @@ def next_hour(campaign, history, played=None) -> tuple[pd.DataFrame, dict[str, A
     summary = {
         "hour": str(bids["hour"].iloc[0]),
         "hour_index": pilot.hour,
+        "strategy": pilot.strategy_name,
         "hours_left": settings.horizon_hours - pilot.hour,
         "budget": settings.budget,
         "roi_target": settings.roi_target,

@@ -262,3 +262,22 @@ def test_autopilot_live_never_overwrites_an_input_and_bids_zero_once_the_budget_
     assert (pd.read_csv(tmp_path / "next.csv")["bid"] == 0).all()
     summary = json.loads((tmp_path / "next.json").read_text())
     assert summary["remaining_budget"] == 0 and "budget is spent" in summary["explanation"]
+
+
+def test_the_ppo_planner_drives_the_autopilot_through_the_same_api():
+    from policies.ppo import DEFAULT_POLICY
+
+    market = GSPMarket(8)
+    logs = history(market)
+    campaign = Campaign(budget=5000.0, roi_target=8.0, arms=ARMS, start=START)
+    pilot = Autopilot(campaign, prior=logs, policy=DEFAULT_POLICY)
+    alone = Autopilot(campaign, prior=logs)
+    assert (pilot.strategy_name, alone.strategy_name) == ("ppo-mpc", "mpc")
+    # The planner sets the MPC's plan: its first bids are not MPC alone's.
+    assert not np.allclose(pilot.next_bids()["bid"], alone.next_bids()["bid"])
+    while not pilot.done:
+        bids = pilot.next_bids()
+        report = market.play(pilot.hour, bids["bid"].to_numpy(), pilot.remaining_budget)
+        pilot.record(report.drop(columns="bid"))
+    assert pilot.spent <= 5000.0 and pilot.roi >= 0.9 * 8.0
+    assert len(pilot.decisions) == 24

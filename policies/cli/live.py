@@ -26,6 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the campaign's hours so far in the same log format, with the bids set "
         "(default: none, the first hour)",
     )
+    parser.add_argument(
+        "--policy",
+        default=None,
+        help="a ppo-mpc policy .safetensors: the PPO planner sets the MPC's plan each hour "
+        "(default: MPC alone)",
+    )
     parser.add_argument("--out", required=True, help="the next hour's bids, .csv or .parquet")
     parser.add_argument(
         "--summary", default=None, help="the JSON summary (default: --out with .json)"
@@ -43,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     table_format(out, "bids file")
     check_output_path(out, "bids file")
     check_output_path(summary_file, "live summary")
-    check_outputs_distinct([args.campaign, args.history, args.played], [out, summary_file])
-    bids, summary = next_hour(args.campaign, args.history, args.played)
+    inputs = [args.campaign, args.history, args.played, args.policy]
+    check_outputs_distinct(inputs, [out, summary_file])
+    bids, summary = next_hour(args.campaign, args.history, args.played, args.policy)
     summary = write_live(bids, summary, out, summary_file)
     print(
         f"hour {summary['hour_index'] + 1} of {summary['hour_index'] + summary['hours_left']} "
