@@ -151,3 +151,12 @@ def test_every_help_shows_the_defaults(command, capsys):
     assert "(default: " in text
     if command in ("evaluate", "simulate"):
         assert "(default: 0)" in text  # the seed
+
+
+def test_the_demo_runs_and_writes_its_plot(tmp_path, capsys):
+    from policies.cli import main
+
+    plot = tmp_path / "demo.png"
+    assert main(["demo", "--episodes", "1", "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    assert "ppo-mpc" in printed and "oracle" in printed and plot.stat().st_size > 1000

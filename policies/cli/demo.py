@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         f"{args.episodes} simulated days (prior: {args.prior}); the plot goes to {args.plot}",
         flush=True,
     )
-    return evaluate.run(
+    return evaluate.run_evaluation(
         argparse.Namespace(
             scenario=[args.scenario],
             strategies=strategies,

@@ -107,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
     args.episodes = 10 if args.episodes is None else args.episodes
     args.seed = 0 if args.seed is None else args.seed
     args.prior = DEFAULT_PRIOR if args.prior is None else args.prior
+    return run_evaluation(args)
+
+
+def run_evaluation(args: argparse.Namespace) -> int:
+    """One evaluation (not a sweep): ``args`` holds scenario, strategies, episodes, seed,
+    json, plot, policy, no_progress and prior, every one set (``autopilot demo`` calls it
+    with its own)."""
     if args.episodes < 1:
         raise InputError(f"--episodes {args.episodes}: give at least 1 episode")
     strategies = parse_strategies(args.strategies)
