@@ -122,10 +122,10 @@ class Autopilot:
 
     Args:
         campaign: the campaign's settings.
-        prior: hourly logs of the campaign's arms before ``campaign.start`` (a frame in
+        prior: hourly logs of the campaign's arms on the days before its first (a frame in
             the format of docs/logs.md, checked as ``recommend`` checks it), or the
             :class:`~bidder.recommend.FittedMarket` of the campaign's first day.
-        config: the MPC bidder's settings (MPC alone).
+        config: the MPC bidder's settings (MPC alone; a policy brings its own).
         policy: a ``ppo-mpc`` policy file (.safetensors): the PPO planner then sets the MPC
             bidder's plan every hour from the campaign's state, as the ``ppo-mpc`` strategy
             does; default: MPC alone (the neutral plan).
