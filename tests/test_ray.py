@@ -83,3 +83,10 @@ def test_an_unreachable_cluster_is_refused_in_one_line_before_any_output(
     err = capsys.readouterr().err.strip()
     assert "cannot reach the Ray cluster" in err and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("count, chunk", [(0, 1), (1, 3), (7, 1), (23, 4), (50, 16)])
+def test_the_local_pool_yields_every_index_once(count, chunk):
+    results = list(run_tasks(abs, [-i for i in range(count)], workers=2, chunk=chunk))
+    assert sorted(i for i, _ in results) == list(range(count))
+    assert all(value == i for i, value in results)
