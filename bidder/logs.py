@@ -133,10 +133,19 @@ def read_logs(path: str | os.PathLike[str]) -> pd.DataFrame:
         LogError: the file is missing, unreadable, empty or breaks the format; the message
             names the CSV line (or Parquet row), the column and the fix.
     """
-    path = Path(path)
-    kind = log_format(path)
-    data = read_input_bytes(path, "log file", MAX_LOG_BYTES, LogError)
+    data, kind = read_log_bytes(path)
     return parse_logs(data, kind, str(path))
+
+
+def read_log_bytes(path: str | os.PathLike[str]) -> tuple[bytes, str]:
+    """A log file's bytes and its kind (``"csv"`` or ``"parquet"``), unparsed: what
+    :func:`parse_logs` takes (a batch's driver reads, its workers parse).
+
+    Raises:
+        LogError: an unknown suffix; the file is missing, not a regular file or too large.
+    """
+    kind = log_format(path)
+    return read_input_bytes(path, "log file", MAX_LOG_BYTES, LogError), kind
 
 
 def parse_logs(data: bytes, kind: str, source: str) -> pd.DataFrame:

@@ -213,17 +213,24 @@ _THREAD = threading.local()
 REUSABLE_BIDDERS = 8
 
 
-def reusable_bidder(n_arms: int, horizon: int, config: MPCConfig | None = None) -> MPCBidder:
-    """A bidder of this shape, compiled once per thread and reset for a new campaign.
+def reusable_bidder(
+    n_arms: int,
+    horizon: int,
+    config: MPCConfig | None = None,
+    cache: OrderedDict | None = None,
+) -> MPCBidder:
+    """A bidder of this shape, compiled once and reset for a new campaign.
 
     Building and compiling the cvxpy problem costs about as much as one solve (0.02 s for
     a 25-arm day-ahead plan); a batch of campaigns of one shape pays it once. The bidder
-    plans exactly as a new one would. It is the caller's until the next call with the same
-    shape in this thread: use it for one campaign at a time.
+    plans exactly as a new one would. It is kept in ``cache`` (the :data:`REUSABLE_BIDDERS`
+    most recent shapes; by default this thread's) and is the caller's until the next call
+    with the same shape and cache: a strategy that plays while others play passes its own.
     """
-    cache = getattr(_THREAD, "bidders", None)
     if cache is None:
-        cache = _THREAD.bidders = OrderedDict()
+        cache = getattr(_THREAD, "bidders", None)
+        if cache is None:
+            cache = _THREAD.bidders = OrderedDict()
     key = (n_arms, horizon, config or MPCConfig())
     bidder = cache.pop(key, None) or MPCBidder(n_arms, horizon, config)
     cache[key] = bidder

@@ -879,6 +879,8 @@ def _fit_rates(
 DAY_AHEAD_CONFIG = MPCConfig(blocks=False, max_periods=None, max_bid_change=1e9)
 
 
+#: How a day planned with the MPC alone (no planner) is described in its summary.
+NEUTRAL_PLAN_NOTE = "neutral plan (MPC alone)"
 #: Pieces per arm-hour of the broad grid the best reachable ROI is read from.
 REACH_PIECES = 48
 #: A plan that leaves more than this share of the budget says why in its summary.
@@ -1019,7 +1021,7 @@ def recommend(
     date: dt.date,
     plan: Plan | None = None,
     source: str = "history",
-    plan_note: str = "neutral plan (MPC alone)",
+    plan_note: str = NEUTRAL_PLAN_NOTE,
     budget_risk: float | None = None,
 ) -> Recommendation:
     """Fit the history and plan ``date``: per-hour bids, spend and GMV per arm.

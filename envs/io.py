@@ -227,6 +227,40 @@ def read_input_bytes(
     return data
 
 
+def read_toml(
+    path: str | os.PathLike[str],
+    what: str,
+    max_bytes: int,
+    error: type[InputError] = FileInputError,
+    hint: str = "",
+) -> dict:
+    """The table of a UTF-8 TOML file of at most ``max_bytes`` (see :func:`read_input_bytes`).
+
+    Raises:
+        error: the file cannot be read, or is not UTF-8 TOML (``hint`` is appended).
+    """
+    import tomllib
+
+    data = read_input_bytes(path, what, max_bytes, error)
+    try:
+        return tomllib.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise error(f"{path}: not a TOML {what} ({err}){hint}") from None
+
+
+def check_keys(
+    table: dict, known: Sequence[str], where: str, error: type[InputError] = FileInputError
+) -> None:
+    """Refuse a key of ``table`` outside ``known``, naming the keys that are.
+
+    Raises:
+        error: ``WHERE: unknown key 'K'; use A, B, ...``.
+    """
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise error(f"{where}: unknown key {unknown[0]!r}; use {', '.join(known)}")
+
+
 class OutputSet:
     """Several outputs of one run, written all or none.
 

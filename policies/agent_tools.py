@@ -474,7 +474,12 @@ class AgentTools:
         files `autopilot recommend` writes. Returns the plan id (for explain_plan, what_if
         and apply_bids) and the summary."""
         from bidder.logs import read_logs
-        from bidder.recommend import check_budget_risk, check_settings, recommend
+        from bidder.recommend import (
+            NEUTRAL_PLAN_NOTE,
+            check_budget_risk,
+            check_settings,
+            recommend,
+        )
         from envs.io import new_run_id
         from policies.cli.recommend import _parse_date, write_recommendation
 
@@ -492,7 +497,7 @@ class AgentTools:
             roi_target,
             day,
             source=history,
-            plan_note="neutral plan (MPC alone)",
+            plan_note=NEUTRAL_PLAN_NOTE,
             budget_risk=budget_risk,
         )
         plan_id = new_run_id()
@@ -684,25 +689,18 @@ class AgentTools:
         campaign under what is left of the budget and the ROI target, and the bids go to
         `out` (with a .json summary beside it). Returns the summary (spent, ROI so far,
         what the hour plans, the explanation) and the bids."""
-        from bidder.logs import table_format
-        from envs.io import check_output_path, check_outputs_distinct
-        from policies.autopilot import next_hour
-        from policies.cli.live import write_live
+        from policies.cli.live import write_next_hour
 
         path = self.workspace.output(out, "out")
-        summary_file = path.with_suffix(".json")
-        table_format(path, "bids file")
-        check_output_path(path, "bids file")
-        check_output_path(summary_file, "live summary")
-        inputs = [
+        played_path = None if played is None else self.workspace.path(played, "played")
+        bids, summary = write_next_hour(
             self.workspace.path(campaign, "campaign"),
             self.workspace.path(history, "history"),
-        ]
-        if played is not None:
-            inputs.append(self.workspace.path(played, "played"))
-        check_outputs_distinct(inputs, [path, summary_file])
-        bids, summary = next_hour(*inputs)
-        summary = write_live(bids, summary, path, summary_file)
+            played_path,
+            None,  # no tool loads a policy file
+            path,
+            path.with_suffix(".json"),
+        )
         rows = bids.assign(hour=bids["hour"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_dict("records")
         return summary | {"path": self.workspace.relative(path), "bids": rows}
 

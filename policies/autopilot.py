@@ -38,6 +38,9 @@ from envs.errors import InputError
 #: Columns :meth:`Autopilot.record` needs, and the one it reads when given.
 RECORD_COLUMNS = ("product", "channel", "impressions", "clicks", "orders", "spend", "gmv")
 OPTIONAL_RECORD_COLUMNS = ("win_rate", "bid")
+#: What the MPC strategies get for an environment's observation: they plan from their own
+#: state (the planner from its features), so a campaign without an environment has none.
+NO_OBSERVATION = np.zeros(0)
 #: Columns of :meth:`Autopilot.next_bids`.
 BID_COLUMNS = ("hour", "product", "channel", "bid", "planned_spend", "expected_gmv")
 MAX_HORIZON_HOURS = 24 * 14
@@ -181,7 +184,10 @@ class Autopilot:
             weekday_factors=prior.weekday_factors,
             fitted_weekday=prior.date.weekday(),
         )
-        caps = np.where(tradeable, prior.bid_cap[np.maximum(columns, 0)], 0.0)
+        caps = prior.bid_cap[np.maximum(columns, 0)]
+        # An arm the logs never showed is never bid (next_bids sets it to 0), but the
+        # bidder needs a positive cap for every arm: it takes the highest fitted one.
+        caps = np.where(tradeable, caps, np.max(prior.bid_cap))
         if campaign.max_bid_cpm is not None:
             caps = np.minimum(caps, campaign.max_bid_cpm)
         price = np.median(market.price_median, axis=0)
@@ -195,8 +201,6 @@ class Autopilot:
         self._strategy.reset(_CampaignView(campaign, price), market)
         self._strategy.bid_cap = caps
         self._pending: np.ndarray | None = None
-        self.spent = 0.0
-        self.gmv = 0.0
 
     # -- where the campaign stands --------------------------------------------------------
     @property
@@ -207,6 +211,16 @@ class Autopilot:
     @property
     def done(self) -> bool:
         return self.hour >= self.campaign.horizon_hours
+
+    @property
+    def spent(self) -> float:
+        """Spend reported so far."""
+        return self._strategy.spent
+
+    @property
+    def gmv(self) -> float:
+        """GMV reported so far."""
+        return self._strategy.gmv
 
     @property
     def remaining_budget(self) -> float:
@@ -226,11 +240,6 @@ class Autopilot:
     def strategy_name(self) -> str:
         """``mpc`` (MPC alone) or ``ppo-mpc`` (the PPO planner driving the MPC)."""
         return self._strategy.name
-
-    def _observation(self) -> np.ndarray:
-        # The MPC strategies plan from their own state (the planner from its features),
-        # not from an environment's observation vector.
-        return np.zeros(0)
 
     # -- the hourly loop ------------------------------------------------------------------
     def next_bids(self) -> pd.DataFrame:
@@ -255,7 +264,7 @@ class Autopilot:
                 bids, spend, gmv = np.zeros(n), np.zeros(n), np.zeros(n)
                 self._strategy.previous_bids = bids
             else:
-                bids = np.asarray(self._strategy.act(self._observation()), dtype=float)
+                bids = np.asarray(self._strategy.act(NO_OBSERVATION), dtype=float)
                 decision = self._strategy.decisions[-1]
                 spend, gmv = decision.planned_spend, decision.predicted_gmv
             bids = np.where(self._tradeable, bids, 0.0)
@@ -329,10 +338,8 @@ class Autopilot:
             )
         figures.setdefault("win_rate", np.zeros(len(index)))  # unknown: prices not learned
         figures["win_rate"] = np.clip(figures["win_rate"], 0.0, 1.0)
-        self._strategy.observe({"bid_cpm": bids} | figures)
+        self._strategy.observe({"bid_cpm": bids} | figures)  # counts spend and GMV too
         self._strategy.previous_bids = bids
-        self.spent += float(figures["spend"].sum())
-        self.gmv += float(figures["gmv"].sum())
         self._pending = None
 
 
@@ -361,20 +368,12 @@ def read_campaign(path, default_arms: Sequence[tuple[str, str]] = ()) -> Campaig
     Raises:
         CampaignError: not TOML, an unknown or missing key, or a bad value.
     """
-    import tomllib
-
-    from envs.io import read_input_bytes
+    from envs.io import check_keys, read_toml
     from policies.cli import amount_arg, number_or_text, ratio_arg
 
     path = Path(path)
-    data = read_input_bytes(path, "campaign file", MAX_CAMPAIGN_BYTES, CampaignError)
-    try:
-        table = tomllib.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise CampaignError(f"{path}: not a TOML campaign file ({err})") from None
-    unknown = sorted(set(table) - set(CAMPAIGN_KEYS))
-    if unknown:
-        raise CampaignError(f"{path}: unknown key {unknown[0]!r}; use {', '.join(CAMPAIGN_KEYS)}")
+    table = read_toml(path, "campaign file", MAX_CAMPAIGN_BYTES, CampaignError)
+    check_keys(table, CAMPAIGN_KEYS, str(path), CampaignError)
     for key in ("budget", "roi_target", "start"):
         if key not in table:
             raise CampaignError(f"{path}: {key} is missing; give budget, roi_target and start")
@@ -439,10 +438,10 @@ def resume(
         )
     hours = sorted(set(offset.astype(int)))
     if hours != list(range(len(hours))):
-        gap = next(h for h, k in zip(hours, range(len(hours)), strict=False) if h != k)
+        missing = next(k for k, hour in enumerate(hours) if hour != k)
         raise CampaignError(
-            f"played hours: hour {start + pd.Timedelta(hours=gap - 1)} is missing; record every "
-            "hour from the start, in order"
+            f"played hours: hour {start + pd.Timedelta(hours=missing)} is missing; record "
+            "every hour from the start, in order"
         )
     if len(hours) > campaign.horizon_hours:
         raise CampaignError(
@@ -483,11 +482,14 @@ def next_hour(
             whose hours are all played.
     """
     from bidder.logs import read_logs
+    from bidder.recommend import fit_market
 
     logs = read_logs(history)
     arms = list(dict.fromkeys(zip(logs["product"], logs["channel"], strict=True)))
     settings = read_campaign(campaign, default_arms=arms)
-    pilot = resume(settings, logs, read_logs(played) if played is not None else None, policy)
+    # Fitted here from the clean frame, so that the logs are not checked a second time.
+    fitted = fit_market(logs, settings.start.date(), str(history))
+    pilot = resume(settings, fitted, read_logs(played) if played is not None else None, policy)
     if pilot.done:
         raise CampaignError(
             f"the campaign's {settings.horizon_hours} hours are all played; nothing to bid"

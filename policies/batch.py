@@ -34,7 +34,6 @@ import math
 import os
 import re
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,14 +76,10 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
             or malformed id, or two campaigns with one id. A campaign's other values are
             checked when it is planned, so that one bad campaign does not stop the rest.
     """
-    from envs.io import read_input_bytes
+    from envs.io import check_keys, read_toml
 
     path = Path(path)
-    data = read_input_bytes(path, "batch file", MAX_BATCH_BYTES, BatchError)
-    try:
-        parsed = tomllib.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise BatchError(f"{path}: not a TOML batch file ({err}); see docs/scale.md") from None
+    parsed = read_toml(path, "batch file", MAX_BATCH_BYTES, BatchError, "; see docs/scale.md")
     tables = parsed.get("campaign")
     extra = sorted(set(parsed) - {"campaign"})
     if extra:
@@ -105,9 +100,7 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
                 f"{where}: model is not supported yet: recommend fits one response model "
                 "from each history; remove the key"
             )
-        unknown = sorted(set(table) - set(CAMPAIGN_KEYS))
-        if unknown:
-            raise BatchError(f"{where}: unknown key {unknown[0]!r}; use {', '.join(CAMPAIGN_KEYS)}")
+        check_keys(table, CAMPAIGN_KEYS, where, BatchError)
         missing = [key for key in REQUIRED_KEYS if key not in table]
         if missing:
             raise BatchError(f"{where}: {missing[0]} is missing; give {', '.join(REQUIRED_KEYS)}")
@@ -173,16 +166,16 @@ class CampaignTask:
     roi_target: float
     date: dt.date
     budget_risk: float | None
-    plan_note: str | None
+    plan_note: str
 
 
-def _refused(ident: str, message: str, started: float) -> dict[str, Any]:
+def _refused(ident: str, message: str, seconds: float) -> dict[str, Any]:
     return {
         "id": ident,
         "status": "refused",
         "planned_spend": math.nan,
         "expected_roi": math.nan,
-        "seconds": round(time.perf_counter() - started, 4),
+        "seconds": round(seconds, 4),
         "error": " ".join(message.split()),
         "reused": False,
     }
@@ -222,9 +215,9 @@ def prepare_campaign(
     Raises:
         InputError, OSError: the campaign is refused (the message says why).
     """
-    from bidder.logs import MAX_LOG_BYTES, LogError, log_format
-    from bidder.recommend import check_budget_risk, check_settings
-    from envs.io import check_outputs_distinct, read_input_bytes
+    from bidder.logs import read_log_bytes
+    from bidder.recommend import NEUTRAL_PLAN_NOTE, check_budget_risk, check_settings
+    from envs.io import check_outputs_distinct
     from policies.cli import amount_arg, number_or_text, ratio_arg
     from policies.cli.recommend import _parse_date
 
@@ -235,11 +228,10 @@ def prepare_campaign(
     check_budget_risk(campaign.budget_risk)
     table, summary = out_dir / f"{campaign.id}.csv", out_dir / f"{campaign.id}.json"
     check_outputs_distinct([campaign.history, campaign.policy], [table, summary])
-    plan_note = None
+    plan_note = NEUTRAL_PLAN_NOTE
     if campaign.policy is not None:
         plan_note = (policies or _PolicyChecks()).note(campaign.policy)
-    kind = log_format(campaign.history)
-    data = read_input_bytes(campaign.history, "log file", MAX_LOG_BYTES, LogError)
+    data, kind = read_log_bytes(campaign.history)
     return CampaignTask(
         id=campaign.id,
         history=data,
@@ -275,10 +267,10 @@ def plan_task(task: CampaignTask) -> dict[str, Any]:
             task.date,
             source=task.source,
             budget_risk=task.budget_risk,
-            **({} if task.plan_note is None else {"plan_note": task.plan_note}),
+            plan_note=task.plan_note,
         )
     except InputError as err:
-        return _refused(task.id, str(err), started)
+        return _refused(task.id, str(err), time.perf_counter() - started)
     run_id = new_run_id()
     table = recommendation_frame(recommendation, run_id).to_csv(index=False)
     summary = summary_text(recommendation, run_id)
@@ -309,26 +301,8 @@ def write_outputs(out_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
     try:
         outputs.commit()
     except InputError as err:
-        return _refused(row["id"], str(err), time.perf_counter() - row["seconds"])
+        return _refused(row["id"], str(err), row["seconds"])
     return row
-
-
-def plan_campaign(campaign: Campaign, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Plan one campaign as ``autopilot recommend`` does and write its pair of outputs.
-
-    Never raises for a user error: a refused campaign is a row with its one-line message.
-    """
-    out_dir = Path(out_dir)
-    started = time.perf_counter()
-    try:
-        task = prepare_campaign(campaign, out_dir)
-    except InputError as err:
-        return _refused(campaign.id, str(err), started)
-    except OSError as err:
-        return _refused(campaign.id, _os_message(err), started)
-    row = plan_task(task)
-    row["seconds"] = round(time.perf_counter() - started, 4)
-    return write_outputs(out_dir, row)
 
 
 def run_batch(
@@ -353,9 +327,8 @@ def run_batch(
 
     from bidder.logs import table_writer
     from envs.io import OutputSet
-    from policies.parallel import check_backend, chunk_size, run_tasks
+    from policies.parallel import chunk_size, run_tasks
 
-    check_backend(backend, workers, address)
     out_dir = Path(out_dir)  # created with the first file written
     rows: dict[str, dict[str, Any]] = {}
     todo = []
@@ -386,9 +359,9 @@ def run_batch(
             try:
                 yield prepare_campaign(campaign, out_dir, policies)
             except InputError as err:
-                record(_refused(campaign.id, str(err), started))
+                record(_refused(campaign.id, str(err), time.perf_counter() - started))
             except OSError as err:
-                record(_refused(campaign.id, _os_message(err), started))
+                record(_refused(campaign.id, _os_message(err), time.perf_counter() - started))
 
     size = chunk_size(len(todo), workers)
     for _, row in run_tasks(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
 from bidder.exact import exact_plan
 from bidder.forecast import Forecaster
-from bidder.mpc import CampaignState, Decision, MPCBidder, MPCConfig
+from bidder.mpc import CampaignState, Decision, MPCConfig, reusable_bidder
 from bidder.plan import Plan
 from bidder.response import spend_to_bid
 from envs import AdMarketEnv
@@ -22,19 +23,13 @@ class _MPCBase(Strategy):
 
     def __init__(self, config: MPCConfig | None = None):
         self.config = config or MPCConfig()
+        self._bidders: OrderedDict = OrderedDict()
 
     def reset(self, env: AdMarketEnv, prior: EpisodeMarket | None = None) -> None:
         super().reset(env, prior)
-        # One compiled bidder per campaign shape, kept by this strategy for its next
-        # episodes (compiling costs about one solve; a reused bidder plans as a new one).
-        bidders = self.__dict__.setdefault("_bidders", {})
-        key = (env.n_arms, env.horizon)
-        if key not in bidders:
-            if len(bidders) >= 16:
-                bidders.pop(next(iter(bidders)))
-            bidders[key] = MPCBidder(env.n_arms, env.horizon, self.config)
-        self.bidder = bidders[key]
-        self.bidder.reset()
+        # Compiled once per campaign shape and kept by this strategy for its next episodes
+        # (its own cache: strategies of one shape may play side by side).
+        self.bidder = reusable_bidder(env.n_arms, env.horizon, self.config, self._bidders)
         self.bid_cap = env.price_cpm * np.exp(BID_LOG_RANGE)
         self.t = 0
         self.spent = self.gmv = 0.0

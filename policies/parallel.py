@@ -159,10 +159,14 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as err:
-        raise BackendError(
-            f"--address {address}: cannot reach the Ray cluster ({err.strerror or err}); start it "
-            "with `ray start --head` or leave --address out for a local Ray"
-        ) from None
+        raise _unreachable(address, str(err.strerror or err)) from None
+
+
+def _unreachable(address: str | None, reason: str) -> BackendError:
+    return BackendError(
+        f"--address {address}: cannot reach the Ray cluster ({reason}); start it with "
+        "`ray start --head` or leave --address out for a local Ray"
+    )
 
 
 def _run_ray(fn, blocks, workers, address) -> Iterator[tuple[int, Any]]:
@@ -183,10 +187,7 @@ def _run_ray(fn, blocks, workers, address) -> Iterator[tuple[int, Any]]:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as err:
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise BackendError(
-                f"--address {address}: cannot reach the Ray cluster ({reason}); start it "
-                "with `ray start --head` or leave --address out for a local Ray"
-            ) from None
+            raise _unreachable(address, reason) from None
     try:
         capacity = max(1, int(ray.cluster_resources().get("CPU", workers)))
         remote = ray.remote(num_cpus=1, max_retries=3)(_run_chunk)

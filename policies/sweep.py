@@ -36,7 +36,6 @@ import json
 import math
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,14 +158,13 @@ def _whole(data: dict, key: str, where: str, default: int, low: int) -> int:
 def _sampled(sample: Any, where: str) -> list[tuple[str, Scenario]]:
     import numpy as np
 
+    from envs.io import check_keys
     from envs.sampler import SamplerRanges, sample_scenario
 
     where = f"{where}: [sample]"
     if not isinstance(sample, dict):
         raise SweepError(f"{where} must be a table with count and seed")
-    unknown = sorted(set(sample) - set(SAMPLE_KEYS))
-    if unknown:
-        raise SweepError(f"{where}: unknown key {unknown[0]!r}; use {', '.join(SAMPLE_KEYS)}")
+    check_keys(sample, SAMPLE_KEYS, where, SweepError)
     if "count" not in sample or "seed" not in sample:
         raise SweepError(f"{where} needs count and seed")
     count = _whole(sample, "count", where, 0, 1)
@@ -224,7 +222,7 @@ def read_sweep(path: str | os.PathLike[str]) -> Sweep:
             scenario, a scenario file that does not load, a horizon over the limit, or more
             than :data:`MAX_EPISODES` episodes.
     """
-    from envs.io import read_input_bytes
+    from envs.io import check_keys, read_toml
     from envs.market_env import resolve_scenario
     from envs.presets import PRESETS
     from policies.evaluate import check_horizons
@@ -233,14 +231,8 @@ def read_sweep(path: str | os.PathLike[str]) -> Sweep:
 
     path = Path(path)
     where = str(path)
-    data = read_input_bytes(path, "sweep file", MAX_SWEEP_BYTES, SweepError)
-    try:
-        parsed = tomllib.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise SweepError(f"{where}: not a TOML sweep file ({err}); see docs/scale.md") from None
-    unknown = sorted(set(parsed) - set(SWEEP_KEYS))
-    if unknown:
-        raise SweepError(f"{where}: unknown key {unknown[0]!r}; use {', '.join(SWEEP_KEYS)}")
+    parsed = read_toml(path, "sweep file", MAX_SWEEP_BYTES, SweepError, "; see docs/scale.md")
+    check_keys(parsed, SWEEP_KEYS, where, SweepError)
     strategies = parsed.get("strategies")
     known = strategy_names()
     if not isinstance(strategies, list) or not strategies:
@@ -319,14 +311,14 @@ def read_sweep(path: str | os.PathLike[str]) -> Sweep:
                         )
                     )
                 cell += 1
-    seen: dict[str, SweepUnit] = {}
+    seen: set[str] = set()
     for unit in units:
         if unit.key in seen:
             raise SweepError(
                 f"{where}: scenario {unit.source!r} at budget x{unit.budget_scale:g}, ROI target "
                 f"x{unit.roi_target_scale:g} is listed twice; list every scenario and scale once"
             )
-        seen[unit.key] = unit
+        seen.add(unit.key)
     return Sweep(units=units, strategies=strategies, priors=priors, policy=policy)
 
 
@@ -469,9 +461,8 @@ def run_sweep(
 
     from bidder.logs import table_writer
     from envs.io import OutputSet, atomic_write_text
-    from policies.parallel import check_backend, chunk_size, run_tasks
+    from policies.parallel import chunk_size, run_tasks
 
-    check_backend(backend, workers, address)
     out = Path(out)
     summary = summary_path(out) if summary is None else Path(summary)
     done = _reusable(out, sweep)

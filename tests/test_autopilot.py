@@ -290,3 +290,18 @@ def test_when_every_solver_fails_the_fallback_keeps_the_budget():
     assert all(d.plan_spend <= 900.0 for d in pilot.decisions)
     # Reported spend is summed in floating point: a last-bit excess is the cap itself.
     assert 0 < pilot.spent <= 900.0 * (1 + 1e-12)
+
+
+def test_an_arm_the_logs_never_showed_is_listed_and_bid_zero():
+    market = GSPMarket(10)
+    new_arm = ("teapot", "live")
+    campaign = Campaign(budget=800.0, roi_target=3.0, arms=(*ARMS, new_arm), start=START)
+    pilot = Autopilot(campaign, prior=history(market))
+    assert pilot.unseen_arms == [new_arm]
+    bids = pilot.next_bids()
+    assert bids["bid"].iloc[-1] == 0 and (bids["bid"].iloc[:-1] > 0).all()
+    report = market.play(0, bids["bid"].to_numpy()[:-1], 800.0).drop(columns="bid")
+    quiet = {"product": "teapot", "channel": "live", "impressions": 0, "clicks": 0,
+             "orders": 0, "spend": 0.0, "gmv": 0.0, "win_rate": 0.0}  # fmt: skip
+    pilot.record(pd.concat([report, pd.DataFrame([quiet])], ignore_index=True))
+    assert pilot.hour == 1 and pilot.spent == pytest.approx(report["spend"].sum())

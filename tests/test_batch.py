@@ -178,6 +178,11 @@ def test_batch_and_single_campaign_flags_do_not_mix(histories, tmp_path, capsys)
     assert "--out-dir" in capsys.readouterr().err
     assert main(["recommend", "--history", "x.csv"]) == 2
     assert "--budget is required" in capsys.readouterr().err
+    single = ["recommend", "--history", str(histories / "logs" / "s0.csv"), "--budget", "5000",
+              "--roi-target", "4", "--date", NEXT_DAY, "--out", str(tmp_path / "r.csv")]  # fmt: skip
+    assert main([*single, "--backend", "ray"]) == 2
+    assert "go with --batch" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
 
 
 def test_a_campaign_may_name_a_policy_checked_as_recommend_checks_it(histories, tmp_path):

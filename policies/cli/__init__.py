@@ -156,6 +156,15 @@ def add_prior_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def first_given(args: argparse.Namespace, flags: Sequence[str]) -> str | None:
+    """The first of ``flags`` (attribute names) that was given, as ``--the-flag``; None
+    when none was (a flag is given when it is not None)."""
+    for flag in flags:
+        if getattr(args, flag) is not None:
+            return "--" + flag.replace("_", "-")
+    return None
+
+
 def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     """``--backend local|ray`` and ``--address``: where many tasks run (docs/scale.md)."""
     parser.add_argument(

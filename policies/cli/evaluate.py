@@ -10,7 +10,7 @@ from envs.errors import InputError
 from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
 from envs.market_env import resolve_scenario
 from envs.presets import PRESETS
-from policies.cli import add_backend_arguments, add_prior_argument, seed_arg
+from policies.cli import add_backend_arguments, add_prior_argument, first_given, seed_arg
 from policies.evaluate import check_horizons, evaluate_many, format_table
 from policies.strategy import strategy_names
 
@@ -97,10 +97,9 @@ SWEEP_FLAGS = ("out", "summary", "workers", "address")
 def run(args: argparse.Namespace) -> int:
     if args.sweep is not None:
         return run_sweep_command(args)
-    given = [flag for flag in SWEEP_FLAGS if getattr(args, flag) is not None]
-    if given or args.backend != "local":
-        flag = given[0] if given else "backend"
-        raise InputError(f"--{flag} goes with --sweep FILE; without it, see --json and --plot")
+    flag = first_given(args, SWEEP_FLAGS) or ("--backend" if args.backend != "local" else None)
+    if flag:
+        raise InputError(f"{flag} goes with --sweep FILE; without it, see --json and --plot")
     from policies.prior import DEFAULT_PRIOR
 
     args.strategies = DEFAULT_STRATEGIES if args.strategies is None else args.strategies
@@ -177,10 +176,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from policies.parallel import check_backend, default_workers
     from policies.sweep import format_summary, journal_path, read_sweep, run_sweep, summary_path
 
-    given = [flag for flag in SINGLE_FLAGS if getattr(args, flag) is not None]
-    if given:
+    flag = first_given(args, SINGLE_FLAGS)
+    if flag:
         raise InputError(
-            f"--{given[0]} is for one evaluation; with --sweep the sweep file sets "
+            f"{flag} is for one evaluation; with --sweep the sweep file sets "
             "scenarios, strategies, seeds and priors"
         )
     if args.out is None:

@@ -40,19 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bidder.logs import table_format
-    from envs.io import check_output_path, check_outputs_distinct
-    from policies.autopilot import next_hour
+    from policies.cli.recommend import summary_path
 
     out = Path(args.out)
-    summary_file = out.with_suffix(".json") if args.summary is None else Path(args.summary)
-    table_format(out, "bids file")
-    check_output_path(out, "bids file")
-    check_output_path(summary_file, "live summary")
-    inputs = [args.campaign, args.history, args.played, args.policy]
-    check_outputs_distinct(inputs, [out, summary_file])
-    bids, summary = next_hour(args.campaign, args.history, args.played, args.policy)
-    summary = write_live(bids, summary, out, summary_file)
+    summary_file = summary_path(out) if args.summary is None else Path(args.summary)
+    bids, summary = write_next_hour(
+        args.campaign, args.history, args.played, args.policy, out, summary_file
+    )
     print(
         f"hour {summary['hour_index'] + 1} of {summary['hour_index'] + summary['hours_left']} "
         f"({summary['hour']}): bids for {len(bids)} arms to {out}, summary to {summary_file}; "
@@ -63,16 +57,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_live(bids, summary: dict, out: Path, summary_file: Path) -> dict:
-    """Write the bids and the summary as one pair with one run id; return the summary
-    with its ``run_id``."""
-    from bidder.logs import table_writer
-    from envs.io import OutputSet, new_run_id
+def write_next_hour(campaign, history, played, policy, out: Path, summary_file: Path):
+    """Check the outputs, plan the next hour (:func:`policies.autopilot.next_hour`) and
+    write the bids and the summary as one pair with one run id. ``autopilot live`` and
+    the ``live_bids`` agent tool both call it.
 
+    Returns:
+        The bids and the summary with its ``run_id``.
+    """
+    from bidder.logs import table_format, table_writer
+    from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
+    from policies.autopilot import next_hour
+
+    table_format(out, "bids file")
+    check_output_path(out, "bids file")
+    check_output_path(summary_file, "live summary")
+    check_outputs_distinct([campaign, history, played, policy], [out, summary_file])
+    bids, summary = next_hour(campaign, history, played, policy)
     run_id = new_run_id()
     summary = {"run_id": run_id} | summary
     outputs = OutputSet()
     outputs.add(out, table_writer(bids.assign(run_id=run_id), out, "bids file"))
     outputs.add_text(summary_file, json.dumps(summary, indent=2) + "\n")
     outputs.commit()
-    return summary
+    return bids, summary

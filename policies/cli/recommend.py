@@ -11,6 +11,7 @@ import pandas as pd
 
 from bidder.logs import read_logs, table_format, table_writer
 from bidder.recommend import (
+    NEUTRAL_PLAN_NOTE,
     RECOMMENDATION_COLUMNS,
     Recommendation,
     RecommendError,
@@ -19,7 +20,7 @@ from bidder.recommend import (
     recommend,
 )
 from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
-from policies.cli import add_backend_arguments, amount_arg, ratio_arg
+from policies.cli import add_backend_arguments, amount_arg, first_given, ratio_arg
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -150,7 +151,7 @@ def check_policy(path: str | Path) -> str:
 
     load_ppo_model(path)
     return (
-        f"neutral plan (MPC alone); policy {Path(path).name} checked, "
+        f"{NEUTRAL_PLAN_NOTE}; policy {Path(path).name} checked, "
         "it plans hour by hour during the day"
     )
 
@@ -175,9 +176,10 @@ def run(args: argparse.Namespace) -> int:
             raise RecommendError(
                 f"--{flag.replace('_', '-')} is required (or give --batch FILE --out-dir DIR)"
             )
-    if args.out_dir is not None or args.workers is not None or args.address is not None:
+    if first_given(args, ("out_dir", "workers", "address")) or args.backend != "local":
         raise RecommendError(
-            "--out-dir, --workers and --address go with --batch; give --out for one campaign"
+            "--out-dir, --workers, --backend and --address go with --batch; give --out for "
+            "one campaign"
         )
     # Everything a user can get wrong is checked before anything is written.
     table_format(args.out, "recommendation file")
@@ -188,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     date = _parse_date(args.date)
     check_settings(args.budget, args.roi_target)
     check_budget_risk(args.budget_risk)
-    plan_note = "neutral plan (MPC alone)"
+    plan_note = NEUTRAL_PLAN_NOTE
     if args.policy is not None:
         plan_note = check_policy(args.policy)
     logs = read_logs(args.history)
@@ -226,10 +228,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
     from policies.batch import read_batch, run_batch
     from policies.parallel import check_backend, default_workers
 
-    given = [flag for flag in SINGLE_FLAGS if getattr(args, flag) is not None]
-    if given:
+    flag = first_given(args, SINGLE_FLAGS)
+    if flag:
         raise RecommendError(
-            f"--{given[0].replace('_', '-')} is for one campaign; with --batch every campaign's "
+            f"{flag} is for one campaign; with --batch every campaign's "
             "settings come from the batch file"
         )
     if args.out_dir is None:
