@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint format clean install train-default
+.PHONY: demo test test-slow bench lint format clean install train-default browser docs-images
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/autopilot demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# The HTML report is tested in a real headless Chromium, from the system's packages where
+# none is installed (AUTOPILOT_BROWSER names another); the test step requires it.
+browser:
+	@if [ -z "$$AUTOPILOT_BROWSER" ] && ! command -v chromium >/dev/null 2>&1 \
+		&& ! command -v chromium-browser >/dev/null 2>&1; then \
+		echo "installing Chromium for the report's browser test"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: $(STAMP) browser
+	AUTOPILOT_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
@@ -42,6 +53,10 @@ train-default: $(STAMP)
 	$(VENV)/bin/autopilot train --scenario mixed --timesteps 80000 --seed 0 \
 		--eval-every 10000 --out policies/pretrained/ppo_mpc_default.safetensors
 	rm -rf policies/pretrained/ppo_mpc_default_checkpoints
+
+# The figures in README.md and docs/, made by the commands they describe.
+docs-images: $(STAMP) browser
+	$(PY) docs/make_images.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

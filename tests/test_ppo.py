@@ -201,6 +201,7 @@ def test_train_smoke_through_the_cli(tmp_path, capsys):
     assert summary["timesteps"] == 480  # two whole rollouts of 240 steps
     printed = capsys.readouterr().out
     assert "trained 480 steps (300 asked for, rounded up to whole rollouts" in printed
+    assert printed.strip().endswith(f"; wrote {out}")  # a new file; "replaced" when it was not
     assert [p["timesteps"] for p in summary["learning_curve"]] == [240, 480]
     assert any((tmp_path / "runs").iterdir())  # TensorBoard logs
     assert main(["train", "--scenario", "no-such-preset", "--out", str(out)]) == 2

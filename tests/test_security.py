@@ -176,6 +176,9 @@ def test_convert_reads_only_the_weights_of_an_old_zip(crafted, tmp_path, capsys)
         network.predict(features, deterministic=True)[0],
         reference.predict(features, deterministic=True)[0],
     )
+    # Converting again says that it replaced the earlier file.
+    assert main(["policy", "convert", str(zip_path), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(f"replaced {out}:")
 
 
 def test_a_pickle_payload_in_the_weights_is_refused(tmp_path, capsys):

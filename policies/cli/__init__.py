@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diagnose": ("policies.cli.diagnose", "find ROI drops in logs and attribute their causes"),
     "recommend": ("policies.cli.recommend", "fit hourly logs and write tomorrow's bids"),
     "live": ("policies.cli.live", "the next hour's bids for a running campaign"),
+    "report": ("policies.cli.report", "one HTML page: the last day diagnosed, the next planned"),
     "train": ("policies.cli.train", "train the PPO planner (ppo-mpc) on simulated markets"),
     "policy": ("policies.cli.policy", "show a policy file, or convert an old one safely"),
     "mcp": ("policies.cli.mcp", "serve the autopilot's tools to an assistant over MCP"),
@@ -181,6 +182,33 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --backend ray: a running cluster, 'auto' or ray://HOST:10001 "
         "(default: start a local Ray for the run)",
     )
+
+
+#: ``--json`` given without a path: print the JSON instead of the text.
+PRINT_JSON = "-"
+
+
+def add_json_argument(parser: argparse.ArgumentParser, what: str, instead_of: str) -> None:
+    """``--json [PATH]``, one way in every command: the ``what`` as JSON, written to PATH
+    or, with no PATH, printed instead of ``instead_of`` (the value is then
+    :data:`PRINT_JSON`)."""
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const=PRINT_JSON,
+        default=None,
+        metavar="PATH",
+        help=f"{what} as JSON: written to PATH, or printed instead of {instead_of} when no "
+        "PATH is given",
+    )
+
+
+def report_written(paths: Sequence[object], replaced: Sequence[object], printed_json: bool) -> None:
+    """One ``wrote PATH`` or ``replaced PATH`` line per output; on standard error when the
+    command printed JSON, so that what it printed stays parseable."""
+    for path in paths:
+        note = f"{'replaced' if path in replaced else 'wrote'} {path}"
+        print(note, file=sys.stderr if printed_json else sys.stdout)
 
 
 def _terminate(signum: int, frame: object) -> None:

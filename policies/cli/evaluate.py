@@ -10,7 +10,15 @@ from envs.errors import InputError
 from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
 from envs.market_env import resolve_scenario
 from envs.presets import PRESETS
-from policies.cli import add_backend_arguments, add_prior_argument, first_given, seed_arg
+from policies.cli import (
+    PRINT_JSON,
+    add_backend_arguments,
+    add_json_argument,
+    add_prior_argument,
+    first_given,
+    report_written,
+    seed_arg,
+)
 from policies.evaluate import check_horizons, evaluate_many, format_table
 from policies.strategy import strategy_names
 
@@ -39,9 +47,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--episodes", type=int, help="episodes per scenario (default: 10)")
     parser.add_argument("--seed", type=seed_arg, help="seed of the first episode (default: 0)")
-    parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    add_json_argument(parser, "the results", "the table")
     parser.add_argument(
-        "--plot", type=Path, default=None, help="write a PNG (one per scenario when several)"
+        "--plot",
+        type=Path,
+        default=None,
+        help="write the figure: .png, .svg or .pdf (one per scenario when several)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="PATH.html",
+        help="also write the table and the figures as one self-contained HTML page",
     )
     parser.add_argument(
         "--policy",
@@ -90,7 +108,17 @@ def parse_strategies(text: str) -> list[str]:
     return names
 
 
-SINGLE_FLAGS = ("scenario", "strategies", "episodes", "seed", "json", "plot", "policy", "prior")
+SINGLE_FLAGS = (
+    "scenario",
+    "strategies",
+    "episodes",
+    "seed",
+    "json",
+    "plot",
+    "report",
+    "policy",
+    "prior",
+)
 SWEEP_FLAGS = ("out", "summary", "workers", "address")
 
 
@@ -111,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_evaluation(args: argparse.Namespace) -> int:
     """One evaluation (not a sweep): ``args`` holds scenario, strategies, episodes, seed,
-    json, plot, policy, no_progress and prior, every one set (``autopilot demo`` calls it
-    with its own)."""
+    json, plot, policy, no_progress and prior, every one set, and optionally report
+    (``autopilot demo`` calls it with its own)."""
     if args.episodes < 1:
         raise InputError(f"--episodes {args.episodes}: give at least 1 episode")
     strategies = parse_strategies(args.strategies)
@@ -123,11 +151,18 @@ def run_evaluation(args: argparse.Namespace) -> int:
     from policies.plots import plot_format
 
     formats = [plot_format(path) for path in plots]  # refuse .jpeg and the like before work
-    for path in [args.json, *plots]:
+    printed_json = args.json == PRINT_JSON
+    json_path = None if args.json in (None, PRINT_JSON) else Path(args.json)
+    report_path = getattr(args, "report", None)
+    for path in [json_path, *plots]:
         if path is not None:
             check_output_path(path)
+    if report_path is not None:
+        from policies.report import check_report_path
+
+        check_report_path(report_path)
     inputs = [s for s in scenarios if s not in PRESETS] + [args.policy]
-    check_outputs_distinct(inputs, [args.json, *plots])
+    check_outputs_distinct(inputs, [json_path, *plots, report_path])
     kwargs = {"ppo-mpc": {"path": args.policy}} if args.policy else {}
     report = evaluate_many(
         strategies,
@@ -139,12 +174,13 @@ def run_evaluation(args: argparse.Namespace) -> int:
         prior=args.prior,
     )
     results = report.pop("_results")
-    print(format_table(report))
-    # Every output of the run, or none: the JSON and the plots carry one run id.
+    # Every output of the run, or none: the JSON, the plots and the report carry one run id.
     run_id = new_run_id()
+    as_json = json.dumps({"run_id": run_id} | report, indent=2) + "\n"
+    print(as_json if printed_json else format_table(report), end="" if printed_json else "\n")
     outputs = OutputSet()
-    if args.json:
-        outputs.add_text(args.json, json.dumps({"run_id": run_id} | report, indent=2) + "\n")
+    if json_path is not None:
+        outputs.add_text(json_path, as_json)
     if args.plot:
         from policies.plots import strategy_figure_writer
 
@@ -153,12 +189,23 @@ def run_evaluation(args: argparse.Namespace) -> int:
             title = f"{name} (prior: {args.prior}; run {run_id})"
             writer = strategy_figure_writer(shown, title, fmt, per_strategy.get("oracle"))
             outputs.add(path, writer)
-    written = [path for path in [args.json, *plots] if path is not None]
+    if report_path is not None:
+        outputs.add_text(report_path, report_html(report, results, run_id))
+    written = [path for path in [json_path, *plots, report_path] if path is not None]
     replaced = [path for path in written if Path(path).exists()]
     outputs.commit()
-    for path in written:
-        print(f"{'replaced' if path in replaced else 'wrote'} {path}")
+    report_written(written, replaced, printed_json)
     return 0
+
+
+def report_html(report: dict, results: dict, run_id: str) -> str:
+    """The evaluation as an HTML page (:mod:`policies.report`): the table and, per
+    scenario, the figure of ``--plot``."""
+    from policies.report import Report, evaluation_section
+
+    names = ", ".join(report["scenarios"])
+    page = Report(f"Strategies compared on {names}", f"run {run_id}")
+    return page.add(evaluation_section(report, results)).html()
 
 
 def _plot_paths(plot: Path, names: list[str]) -> list[Path]:

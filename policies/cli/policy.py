@@ -52,9 +52,10 @@ def _convert(args: argparse.Namespace) -> int:
     check_outputs_distinct([args.path], [out])
     from policies.policy_file import convert_sb3_zip
 
+    replaced = out.exists()
     settings = convert_sb3_zip(args.path, out)
     print(
-        f"wrote {out}: network {settings['net_arch']}, {settings['num_timesteps']:,} training "
+        f"{'replaced' if replaced else 'wrote'} {out}: network {settings['net_arch']}, {settings['num_timesteps']:,} training "
         f"steps; nothing in {args.path} was executed"
     )
     return 0

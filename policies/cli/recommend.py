@@ -55,6 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the JSON summary (default: --out with the suffix .json)",
     )
     parser.add_argument(
+        "--report",
+        default=None,
+        metavar="PATH.html",
+        help="also write the plan as one self-contained HTML page: figures, breakdowns "
+        "and a heat-map of the bids",
+    )
+    parser.add_argument(
         "--budget-risk",
         type=float,
         default=None,
@@ -114,9 +121,11 @@ def write_recommendation(
     out: str | Path,
     summary: str | Path | None = None,
     run_id: str | None = None,
+    report: str | Path | None = None,
 ) -> Path:
-    """Write the rows (CSV or Parquet by suffix) and the JSON summary (``summary``, by
-    default :func:`summary_path` of ``out``): both or neither.
+    """Write the rows (CSV or Parquet by suffix), the JSON summary (``summary``, by
+    default :func:`summary_path` of ``out``) and, where ``report`` names one, the HTML
+    report (:func:`report_html`): all or none.
 
     Both carry one run id (the table's ``run_id`` column, the summary's ``run_id``), so
     a reader can tell that they belong together: ``run_id``, or a new one.
@@ -132,9 +141,21 @@ def write_recommendation(
         out, table_writer(recommendation_frame(recommendation, run_id), out, "recommendation file")
     )
     outputs.add_text(summary, summary_text(recommendation, run_id))
+    if report is not None:
+        outputs.add_text(report, report_html(recommendation, run_id, source=str(out)))
     outputs.commit()
     recommendation.summary["run_id"] = run_id
     return summary
+
+
+def report_html(recommendation: Recommendation, run_id: str, source: str = "") -> str:
+    """The recommendation as an HTML page (:mod:`policies.report`)."""
+    from policies.report import Report, recommendation_section
+
+    summary = {"run_id": run_id} | recommendation.summary
+    meta = f"run {run_id}" + (f"; the rows are in {source}" if source else "")
+    page = Report(f"Bid recommendation for {summary['date']}", meta)
+    return page.add(recommendation_section(recommendation.table, summary)).html()
 
 
 def check_policy(path: str | Path) -> str:
@@ -165,6 +186,7 @@ SINGLE_FLAGS = (
     "summary",
     "budget_risk",
     "policy",
+    "report",
 )
 
 
@@ -186,7 +208,11 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.out, "recommendation file")
     summary_file = summary_path(args.out) if args.summary is None else Path(args.summary)
     check_output_path(summary_file, "recommendation summary")
-    check_outputs_distinct([args.history, args.policy], [args.out, summary_file])
+    if args.report is not None:
+        from policies.report import check_report_path
+
+        check_report_path(args.report)
+    check_outputs_distinct([args.history, args.policy], [args.out, summary_file, args.report])
     date = _parse_date(args.date)
     check_settings(args.budget, args.roi_target)
     check_budget_risk(args.budget_risk)
@@ -203,8 +229,9 @@ def run(args: argparse.Namespace) -> int:
         plan_note=plan_note,
         budget_risk=args.budget_risk,
     )
-    replaced = [str(path) for path in (args.out, summary_file) if Path(path).exists()]
-    summary = write_recommendation(recommendation, args.out, summary_file)
+    written = [p for p in (args.out, summary_file, args.report) if p is not None]
+    replaced = [str(path) for path in written if Path(path).exists()]
+    summary = write_recommendation(recommendation, args.out, summary_file, report=args.report)
     s = recommendation.summary
     print(
         f"wrote {len(recommendation.table):,} rows ({s['arms']} arms x 24 hours) for {s['date']} "
@@ -217,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
         + (f"; {s['budget_note']}" if s["budget_note"] else "")
         + "".join(f"; warning: {text}" for text in s["warnings"])
     )
+    if args.report is not None and str(args.report) not in replaced:
+        print(f"wrote {args.report}")
     for path in replaced:
         print(f"replaced {path}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from policies.cli import seed_arg
 from policies.train import TrainConfig, train
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
     )
+    replaced = Path(args.out).exists()
     summary = train(config)
     curve = summary["learning_curve"]
     last = f"; last evaluation {curve[-1]['pct_of_mpc']:.1f}% of MPC alone" if curve else ""
@@ -96,6 +98,6 @@ def run(args: argparse.Namespace) -> int:
         )
     print(
         f"trained {summary['timesteps']} steps{rounded} in {summary['wall_s']:.0f} s{last}; "
-        f"wrote {args.out}"
+        f"{'replaced' if replaced else 'wrote'} {args.out}"
     )
     return 0
