@@ -1,0 +1,423 @@
+"""A market twin: a :class:`~envs.scenario.Scenario` fitted from an advertiser's hourly logs.
+
+The nightly fit (:func:`bidder.recommend.fit_market`) already estimates every arm's
+traffic per hour, clearing prices, CTR, CVR and order value from the logs, with
+shrinkage where data is thin. :func:`fit_scenario` turns that fit into the scenario's own
+parameters, so that the twin can be simulated, evaluated and trained on like a preset:
+
+- traffic: per channel, the daypart strength whose curve (``envs.market.daypart``) best
+  matches the fitted hourly shape in logs (least squares over a fine grid), and per arm
+  the base traffic that curve implies; weekday factors and traffic noise as fitted;
+- prices: per channel the median CPM at the daypart's mean level and the competition
+  elasticity (how prices follow traffic over the day), from a regression of the fitted
+  log price on the log daypart with one intercept per arm; the price spread, auction
+  rule (first-price where winners paid their bid), reserve price and order delay as the
+  nightly fit reads them;
+- CTR, CVR per arm and order value per product, shrunk towards the channel and product
+  averages where data is thin (``bidder.recommend.ArmFit``).
+
+What hourly aggregate logs cannot identify is set to the simulator's defaults and the
+report says so: an order's value spread (``aov_cv``), audience saturation, creative
+wear-out, GSP slot structure and rivals' reactions.
+
+Days the diagnosis flags (a significant ROI drop on the campaign, a product or an arm)
+are left out of the fit, so a shock is not baked into the typical day; the report names
+them. :func:`holdout_errors` predicts held-out days with the twin at the bids that were
+actually placed, and compares with what the logs recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bidder.errors import BidderInputError
+from bidder.recommend import MIN_HISTORY_DAYS, FittedMarket, fit_market
+from envs.market import build_episode, daypart, expected_hour
+from envs.scenario import DEFAULT_WEEKDAY_FACTORS, Arm, Channel, Product, Scenario, Shock
+
+#: Daypart strengths searched (the scenario bounds allow 0 to 1.8).
+_STRENGTHS = np.linspace(0.0, 1.8, 361)
+#: What the simulator has that aggregate hourly logs do not identify.
+NOT_IDENTIFIED = {
+    "aov_cv": "an order's value spread: hourly logs give GMV sums, not single orders",
+    "saturation": "audience saturation: needs a product's reach, which logs do not give",
+    "fatigue_impressions": "creative wear-out: needs the creative's age and impressions",
+    "slot_exposure": "GSP slots: logs give no position",
+    "rival_elasticity": "rivals' reaction to our share: needs deliberate bid changes",
+}
+
+
+class TwinError(BidderInputError):
+    """Logs that cannot make a twin (the message says why and what to do)."""
+
+
+@dataclass
+class Twin:
+    """A fitted scenario, the evidence behind each parameter, and what was left out.
+
+    Attributes:
+        scenario: the twin, valid wherever ``--scenario`` takes a file.
+        parameters: per fitted parameter, its estimate, a 95% interval where the data
+            gives one, and the data it came from (:meth:`report`).
+        excluded_days: dates left out of the fit (the diagnosis flagged a drop there).
+        fitted: the nightly fit the twin was built from.
+    """
+
+    scenario: Scenario
+    parameters: list[dict[str, Any]]
+    excluded_days: list[str]
+    fitted: FittedMarket
+    notes: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """The fit report: JSON-ready."""
+        return {
+            "scenario": self.scenario.name,
+            "history": {
+                "days": self.fitted.history_days,
+                "first_date": self.fitted.first_date.isoformat(),
+                "last_date": self.fitted.last_date.isoformat(),
+                "excluded_days": self.excluded_days,
+            },
+            "parameters": self.parameters,
+            "not_identified": NOT_IDENTIFIED,
+            "notes": self.notes,
+        }
+
+
+def _interval(estimate: float, se: float) -> list[float] | None:
+    if not math.isfinite(se) or se <= 0:
+        return None
+    return [round(max(estimate - 1.96 * se, 0.0), 6), round(estimate + 1.96 * se, 6)]
+
+
+def _fit_daypart(shape: np.ndarray) -> float:
+    """The strength whose daypart curve is closest to ``shape`` (hourly, mean 1) in logs."""
+    curves = np.stack([daypart(s) for s in _STRENGTHS])
+    curves = curves / curves.mean(axis=1, keepdims=True)
+    valid = shape > 0
+    errors = ((np.log(curves[:, valid]) - np.log(shape[valid])) ** 2).sum(axis=1)
+    return float(_STRENGTHS[int(np.argmin(errors))])
+
+
+def _fit_prices(
+    logp: np.ndarray, log_curve: np.ndarray, hours: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """``log price[h, k] = level[k] + elasticity * log daypart[h]`` by least squares over
+    ``hours``; returns the elasticity (0 to 3), the per-arm levels and the per-hour mean
+    residual over arms (every hour)."""
+    x = log_curve[hours] - log_curve[hours].mean()
+    y = logp[hours] - logp[hours].mean(axis=0)
+    var = float((x**2).sum()) * logp.shape[1]
+    elasticity = float((y * x[:, None]).sum() / var) if var > 1e-12 else 0.0
+    elasticity = float(np.clip(elasticity, 0.0, 3.0))
+    level = (logp[hours] - elasticity * log_curve[hours, None]).mean(axis=0)
+    residual = (logp - level - elasticity * log_curve[:, None]).mean(axis=1)
+    return elasticity, level, residual
+
+
+#: A price step is fitted as a shock when it moves prices by this factor or more ...
+_STEP_FACTOR = 1.2
+#: ... and leaves at most this share of the curve's squared residual unexplained.
+_STEP_SHARE = 0.4
+
+
+def _price_step(logp: np.ndarray, log_curve: np.ndarray) -> tuple[int, int] | None:
+    """The run of hours ``[start, end)`` (at least 2, not the whole day) where prices step
+    away from the daypart's curve, or none. Every run is tried: the curve is fitted on
+    the hours outside it and the run gets its own level; the run with the smallest total
+    squared residual is kept when its step is large (:data:`_STEP_FACTOR`) and it
+    explains most of what the curve alone leaves (:data:`_STEP_SHARE`)."""
+    _, _, plain = _fit_prices(logp, log_curve, np.ones(24, bool))
+    total = float((plain**2).sum())
+    best, best_sse = None, math.inf
+    for start in range(24):
+        for end in range(start + 2, 25):
+            if end - start >= 22:
+                continue
+            outside = np.ones(24, bool)
+            outside[start:end] = False
+            _, _, residual = _fit_prices(logp, log_curve, outside)
+            step = residual[start:end].mean()
+            if abs(step) < math.log(_STEP_FACTOR):
+                continue
+            sse = float((residual[outside] ** 2).sum())
+            sse += float(((residual[start:end] - step) ** 2).sum())
+            if sse < best_sse:
+                best, best_sse = (start, end), sse
+    if best is None or best_sse > _STEP_SHARE * total:
+        return None
+    return best
+
+
+def flagged_days(logs: pd.DataFrame, baseline_days: int = 7) -> list[dt.date]:
+    """Dates on which the diagnosis finds a significant ROI drop (campaign, product or
+    arm), judged against the days before them (the first three days cannot be judged)."""
+    from bidder.diagnose import diagnose
+
+    dates = sorted(pd.to_datetime(logs["date"]).dt.date.unique())
+    flagged = []
+    for i, day in enumerate(dates):
+        if i < 3:
+            continue
+        window = logs[pd.to_datetime(logs["date"]).dt.date <= day]
+        if diagnose(window, pd.Timestamp(day), min(baseline_days, i)).drops:
+            flagged.append(day)
+    return flagged
+
+
+def fit_scenario(
+    logs: pd.DataFrame,
+    name: str = "twin",
+    budget: float | None = None,
+    roi_target: float | None = None,
+    exclude_flagged: bool = True,
+    source: str = "history",
+    start_weekday: int | None = None,
+) -> Twin:
+    """Fit a scenario to clean hourly logs (:func:`bidder.logs.read_logs`).
+
+    Args:
+        logs: the history; at least ``MIN_HISTORY_DAYS`` days once flagged days are out.
+        name: the scenario's name.
+        budget: the twin's daily budget (default: the history's mean daily spend).
+        roi_target: its ROI target (default: the history's ROI, to two decimals).
+        exclude_flagged: leave out the days the diagnosis flags (:func:`flagged_days`).
+        source: what to call the history in messages.
+        start_weekday: the twin's first weekday (Monday 0; default: the weekday of the
+            day after the history).
+
+    Raises:
+        TwinError: too few days left to fit, or no arm with impressions.
+    """
+    dates = pd.to_datetime(logs["date"]).dt.date
+    excluded = flagged_days(logs) if exclude_flagged else []
+    kept = logs[~dates.isin(excluded)] if excluded else logs
+    if kept["date"].nunique() < MIN_HISTORY_DAYS:
+        raise TwinError(
+            f"{source}: {kept['date'].nunique()} days are left once the days with ROI drops "
+            f"({', '.join(map(str, excluded)) or 'none'}) are out; a twin needs at least "
+            f"{MIN_HISTORY_DAYS}: give a longer history"
+        )
+    last = max(pd.to_datetime(kept["date"]).dt.date)
+    target_day = last + dt.timedelta(days=1)
+    fitted = fit_market(kept, target_day, source)
+    market = fitted.market
+    week = (
+        np.asarray(DEFAULT_WEEKDAY_FACTORS)
+        if fitted.weekday_factors is None
+        else np.asarray(fitted.weekday_factors)
+    )
+    traffic = market.traffic / week[target_day.weekday()]  # (24, K), a mean weekday
+    arms = fitted.arms
+    channel_names = list(dict.fromkeys(c for _, c in arms))
+    product_names = list(dict.fromkeys(p for p, _ in arms))
+    fits = {(a.product, a.channel): a for a in fitted.arm_fits}
+    tradeable = ~fitted.untradeable if fitted.untradeable.size else np.ones(len(arms), bool)
+    if not tradeable.any():
+        raise TwinError(f"{source}: no arm has impressions; a twin needs some delivery")
+    params: list[dict[str, Any]] = []
+    notes: list[str] = []
+    days = fitted.history_days
+
+    channels, strength_of, shocks = [], {}, []
+    for c in channel_names:
+        cols = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]]
+        if not cols:
+            notes.append(f"channel {c}: no impressions in the logs; its arms get no traffic")
+            strength_of[c] = 1.0
+            channels.append(Channel(c, price_cpm=float(np.median(market.price_median))))
+            continue
+        shape = traffic[:, cols].sum(axis=1)
+        shape = shape / shape.mean()
+        strength = _fit_daypart(shape)
+        strength_of[c] = strength
+        curve = daypart(strength)
+        logp = np.log(np.maximum(market.price_median[:, cols], 1e-9))
+        elasticity, level, residual = _fit_prices(logp, np.log(curve), np.ones(24, bool))
+        segment = _price_step(logp, np.log(curve))
+        if segment is not None:
+            # Prices step away from the daypart's curve in some hours of every day: a
+            # scheduled bid war (or a truce), fitted as a shock rather than averaged in.
+            start, end = segment
+            outside = np.ones(24, bool)
+            outside[start:end] = False
+            elasticity, level, residual = _fit_prices(logp, np.log(curve), outside)
+            factor = float(np.exp(residual[start:end].mean()))
+            shocks.append(
+                Shock(
+                    "bid_war",
+                    start_hour=start,
+                    end_hour=None if end == 24 else end,
+                    factor=round(factor, 4),
+                    channel=c,
+                )
+            )
+            notes.append(
+                f"channel {c}: prices from hour {start} to {end} of every day stand at "
+                f"{factor:.2f}x the daypart curve's level; fitted as a scheduled bid_war shock"
+            )
+        price_cpm = float(np.exp(level.mean()))
+        channels.append(
+            Channel(
+                c,
+                price_cpm=price_cpm,
+                price_sigma=float(fitted.price_sigma_by_channel.get(c, 0.5)),
+                daypart_strength=strength,
+                competition_elasticity=elasticity,
+                auction=(
+                    "first-price"
+                    if fitted.auction_by_channel.get(c) == "first-price"
+                    else "second-price"
+                ),
+                reserve_cpm=float(fitted.reserve_cpm_by_channel.get(c, 0.0)),
+                order_delay_hours=float(fitted.order_delay_hours_by_channel.get(c, 0.0)),
+            )
+        )
+        params += [
+            {"parameter": f"channel.{c}.price_cpm", "estimate": round(price_cpm, 4),
+             "interval": None, "data": f"{days} days x 24 hours x {len(cols)} arms"},
+            {"parameter": f"channel.{c}.daypart_strength", "estimate": round(strength, 4),
+             "interval": None, "data": f"{days} days x 24 hours"},
+            {"parameter": f"channel.{c}.competition_elasticity",
+             "estimate": round(elasticity, 4), "interval": None,
+             "data": f"{days} days x 24 hours"},
+            {"parameter": f"channel.{c}.price_sigma",
+             "estimate": round(channels[-1].price_sigma, 4), "interval": None,
+             "data": "win rate against bid"},
+        ]  # fmt: skip
+
+    products = []
+    for p in product_names:
+        cols = [k for k, (pr, _) in enumerate(arms) if pr == p]
+        orders = np.array([fits[arms[k]].orders for k in cols], dtype=float)
+        aovs = np.array([fits[arms[k]].aov for k in cols])
+        aov = (
+            float((aovs * orders).sum() / orders.sum()) if orders.sum() > 0 else float(aovs.mean())
+        )
+        cv = float(np.mean(market.aov_cv[cols]))
+        products.append(Product(p, aov=aov, aov_cv=cv))
+        params.append(
+            {"parameter": f"product.{p}.aov", "estimate": round(aov, 4),
+             "interval": _interval(aov, aov * cv / math.sqrt(max(orders.sum(), 1))),
+             "data": f"{int(orders.sum()):,} orders"}
+        )  # fmt: skip
+
+    arm_objects = []
+    for k, (p, c) in enumerate(arms):
+        fit = fits[(p, c)]
+        curve = daypart(strength_of[c])
+        base = float(traffic[:, k].sum() / curve.sum()) if tradeable[k] else 0.0
+        arm_objects.append(
+            Arm(
+                p,
+                c,
+                traffic=max(base, 1e-6),
+                ctr=float(np.clip(fit.ctr, 1e-6, 1.0)),
+                cvr=float(np.clip(fit.cvr, 1e-6, 1.0)),
+                saturation=float(market.saturation[k]),
+            )
+        )
+        ctr_se = (
+            math.sqrt(fit.ctr * (1 - fit.ctr) / fit.impressions) if fit.impressions else math.inf
+        )
+        cvr_se = math.sqrt(fit.cvr * (1 - fit.cvr) / fit.clicks) if fit.clicks else math.inf
+        data = f"{fit.impressions:,} impressions, {fit.clicks:,} clicks, {fit.orders:,} orders"
+        thin = "" if fit.enough_data else f"; thin: {fit.action or 'shrunk towards the channel'}"
+        params += [
+            {"parameter": f"arm.{p}/{c}.traffic", "estimate": round(base, 2),
+             "interval": None, "data": f"{days} days x 24 hours" + thin},
+            {"parameter": f"arm.{p}/{c}.ctr", "estimate": round(fit.ctr, 6),
+             "interval": _interval(fit.ctr, ctr_se), "data": data + thin},
+            {"parameter": f"arm.{p}/{c}.cvr", "estimate": round(fit.cvr, 6),
+             "interval": _interval(fit.cvr, cvr_se), "data": data + thin},
+        ]  # fmt: skip
+
+    noise = list(fitted.traffic_noise_by_channel.values())
+    spend = float(kept["spend"].sum())
+    gmv = float(kept["gmv"].sum())
+    daily_budget = spend / days if budget is None else float(budget)
+    target = round(gmv / spend, 2) if roi_target is None and spend > 0 else float(roi_target or 0)
+    weekday = tuple(float(round(w, 4)) for w in week)
+    scenario = Scenario(
+        name=name,
+        budget=max(daily_budget, 1.0),
+        roi_target=target,
+        products=tuple(products),
+        channels=tuple(channels),
+        arms=tuple(arm_objects),
+        shocks=tuple(shocks),
+        start_weekday=target_day.weekday() if start_weekday is None else int(start_weekday),
+        traffic_noise=float(np.clip(np.mean(noise), 0.0, 1.0)) if noise else 0.1,
+        weekday_factors=weekday,
+        description=(
+            f"twin fitted from {days} days of logs ({fitted.first_date} to "
+            f"{fitted.last_date}"
+            + (f"; {len(excluded)} flagged days left out" if excluded else "")
+            + ")"
+        ),
+    )
+    if fitted.weekday_factors is None:
+        notes.append("the history is too short for weekday factors: the defaults are used")
+    return Twin(scenario, params, [d.isoformat() for d in excluded], fitted, notes)
+
+
+def holdout_errors(
+    scenario: Scenario, logs: pd.DataFrame, budget: float | None = None
+) -> pd.DataFrame:
+    """The twin's expected spend and GMV for each logged day, at the bids that were placed,
+    against what the logs recorded: one row per day and arm (``product``, ``channel``)
+    and one per day for the whole campaign (``product`` and ``channel`` ``*``), with the
+    relative errors ``spend_error`` and ``gmv_error``. As the platform does, delivery
+    stops once the day's ``budget`` (default: the twin's) is spent."""
+    budget = scenario.budget if budget is None else float(budget)
+    arm_index = {(a.product, a.channel): k for k, a in enumerate(scenario.arms)}
+    rows = []
+    for day, frame in logs.groupby(pd.to_datetime(logs["date"]).dt.date):
+        nominal = build_episode(
+            _on_weekday(scenario, day.weekday()), None
+        )  # the noise-free typical day
+        predicted = np.zeros((2, len(arm_index)))
+        actual = np.zeros((2, len(arm_index)))
+        for hour, rows_h in frame.groupby("hour"):
+            bids = np.zeros(len(arm_index))
+            keys = list(zip(rows_h["product"], rows_h["channel"], strict=True))
+            cols = [arm_index[key] for key in keys]
+            bids[cols] = rows_h["bid"].to_numpy(dtype=float)
+            expected = expected_hour(nominal, int(hour), bids)
+            left = max(budget - predicted[0].sum(), 0.0)
+            hour_spend = float(expected.spend.sum())
+            cut = 1.0 if hour_spend <= left else left / hour_spend
+            predicted[0] += expected.spend * cut
+            predicted[1] += expected.gmv * cut
+            np.add.at(actual[0], cols, rows_h["spend"].to_numpy(dtype=float))
+            np.add.at(actual[1], cols, rows_h["gmv"].to_numpy(dtype=float))
+        for (product, channel), k in [*arm_index.items(), (("*", "*"), None)]:
+            pred = predicted[:, k] if k is not None else predicted.sum(axis=1)
+            real = actual[:, k] if k is not None else actual.sum(axis=1)
+            rows.append(
+                {
+                    "date": day.isoformat(),
+                    "product": product,
+                    "channel": channel,
+                    "spend": real[0],
+                    "predicted_spend": pred[0],
+                    "spend_error": (pred[0] - real[0]) / real[0] if real[0] > 0 else np.nan,
+                    "gmv": real[1],
+                    "predicted_gmv": pred[1],
+                    "gmv_error": (pred[1] - real[1]) / real[1] if real[1] > 0 else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _on_weekday(scenario: Scenario, weekday: int) -> Scenario:
+    import dataclasses
+
+    return dataclasses.replace(scenario, start_weekday=weekday)
