@@ -28,6 +28,7 @@ actually placed, and compares with what the logs recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bidder.diagnose import DEFAULT_BASELINE_DAYS, diagnose
 from bidder.errors import BidderInputError
 from bidder.recommend import MIN_HISTORY_DAYS, FittedMarket, fit_market
 from envs.market import build_episode, daypart, expected_hour
@@ -156,17 +158,15 @@ def _price_step(logp: np.ndarray, log_curve: np.ndarray) -> tuple[int, int] | No
     return best
 
 
-def flagged_days(logs: pd.DataFrame, baseline_days: int = 7) -> list[dt.date]:
+def flagged_days(logs: pd.DataFrame, baseline_days: int = DEFAULT_BASELINE_DAYS) -> list[dt.date]:
     """Dates on which the diagnosis finds a significant ROI drop (campaign, product or
     arm), judged against the days before them (the first three days cannot be judged)."""
-    from bidder.diagnose import diagnose
-
-    dates = sorted(pd.to_datetime(logs["date"]).dt.date.unique())
+    day_of_row = _dates(logs)
     flagged = []
-    for i, day in enumerate(dates):
+    for i, day in enumerate(sorted(day_of_row.unique())):
         if i < 3:
             continue
-        window = logs[pd.to_datetime(logs["date"]).dt.date <= day]
+        window = logs[day_of_row <= day]
         if diagnose(window, pd.Timestamp(day), min(baseline_days, i)).drops:
             flagged.append(day)
     return flagged
@@ -196,7 +196,7 @@ def fit_scenario(
     Raises:
         TwinError: too few days left to fit, or no arm with impressions.
     """
-    dates = pd.to_datetime(logs["date"]).dt.date
+    dates = _dates(logs)
     excluded = flagged_days(logs) if exclude_flagged else []
     kept = logs[~dates.isin(excluded)] if excluded else logs
     if kept["date"].nunique() < MIN_HISTORY_DAYS:
@@ -205,7 +205,7 @@ def fit_scenario(
             f"({', '.join(map(str, excluded)) or 'none'}) are out; a twin needs at least "
             f"{MIN_HISTORY_DAYS}: give a longer history"
         )
-    last = max(pd.to_datetime(kept["date"]).dt.date)
+    last = max(dates[kept.index])
     target_day = last + dt.timedelta(days=1)
     fitted = fit_market(kept, target_day, source)
     market = fitted.market
@@ -379,7 +379,7 @@ def holdout_errors(
     budget = scenario.budget if budget is None else float(budget)
     arm_index = {(a.product, a.channel): k for k, a in enumerate(scenario.arms)}
     rows = []
-    for day, frame in logs.groupby(pd.to_datetime(logs["date"]).dt.date):
+    for day, frame in logs.groupby(_dates(logs)):
         nominal = build_episode(
             _on_weekday(scenario, day.weekday()), None
         )  # the noise-free typical day
@@ -417,7 +417,10 @@ def holdout_errors(
     return pd.DataFrame(rows)
 
 
-def _on_weekday(scenario: Scenario, weekday: int) -> Scenario:
-    import dataclasses
+def _dates(logs: pd.DataFrame) -> pd.Series:
+    """Each row's calendar date."""
+    return pd.to_datetime(logs["date"]).dt.date
 
+
+def _on_weekday(scenario: Scenario, weekday: int) -> Scenario:
     return dataclasses.replace(scenario, start_weekday=weekday)

@@ -203,6 +203,12 @@ def add_json_argument(parser: argparse.ArgumentParser, what: str, instead_of: st
     )
 
 
+def json_default(value: object) -> object:
+    """``json.dumps``'s ``default``: numpy scalars as Python numbers, anything else (a
+    date) as text."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def report_written(paths: Sequence[object], replaced: Sequence[object], printed_json: bool) -> None:
     """One ``wrote PATH`` or ``replaced PATH`` line per output; on standard error when the
     command printed JSON, so that what it printed stays parseable."""

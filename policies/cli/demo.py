@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             json=None,
             plot=args.plot,
+            report=None,
             policy=None,
             no_progress=False,
             prior=args.prior,

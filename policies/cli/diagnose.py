@@ -9,7 +9,7 @@ from pathlib import Path
 from bidder.diagnose import DEFAULT_BASELINE_DAYS, Diagnosis, diagnose, format_report
 from bidder.logs import read_logs
 from envs.io import OutputSet, check_output_path, check_outputs_distinct
-from policies.cli import PRINT_JSON, add_json_argument, date_arg, report_written
+from policies.cli import PRINT_JSON, add_json_argument, date_arg, json_default, report_written
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,12 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _as_json(diagnosis: Diagnosis) -> str:
-    return json.dumps(diagnosis.to_dict(), indent=2, allow_nan=False, default=_plain) + "\n"
-
-
-def _plain(value: object) -> object:
-    # numpy scalars that slipped into the report
-    return value.item() if hasattr(value, "item") else str(value)
+    return json.dumps(diagnosis.to_dict(), indent=2, allow_nan=False, default=json_default) + "\n"
 
 
 def report_html(diagnosis: Diagnosis, source: str = "") -> str:

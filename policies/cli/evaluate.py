@@ -139,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_evaluation(args: argparse.Namespace) -> int:
     """One evaluation (not a sweep): ``args`` holds scenario, strategies, episodes, seed,
-    json, plot, policy, no_progress and prior, every one set, and optionally report
-    (``autopilot demo`` calls it with its own)."""
+    json, plot, report, policy, no_progress and prior, every one set (``autopilot demo``
+    calls it with its own)."""
     if args.episodes < 1:
         raise InputError(f"--episodes {args.episodes}: give at least 1 episode")
     strategies = parse_strategies(args.strategies)
@@ -153,7 +153,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
     formats = [plot_format(path) for path in plots]  # refuse .jpeg and the like before work
     printed_json = args.json == PRINT_JSON
     json_path = None if args.json in (None, PRINT_JSON) else Path(args.json)
-    report_path = getattr(args, "report", None)
+    report_path = args.report
     for path in [json_path, *plots]:
         if path is not None:
             check_output_path(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from envs import PRESETS, env_id, get_scenario
-from policies.cli import amount_arg, ratio_arg
+from policies.cli import amount_arg, json_default, ratio_arg
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -100,9 +100,11 @@ def _fit(args: argparse.Namespace) -> int:
     if args.holdout_days < 0:
         raise TwinError(f"--holdout-days {args.holdout_days}: give 0 or more days")
     logs = read_logs(args.history)
-    dates = sorted(pd.to_datetime(logs["date"]).dt.date.unique())
+    day_of_row = pd.to_datetime(logs["date"]).dt.date
+    dates = sorted(day_of_row.unique())
     held = dates[len(dates) - args.holdout_days :] if args.holdout_days else []
-    fit_logs = logs[~pd.to_datetime(logs["date"]).dt.date.isin(held)] if held else logs
+    is_held = day_of_row.isin(held)
+    fit_logs = logs[~is_held] if held else logs
     twin = fit_scenario(
         fit_logs,
         name=args.name or out.stem,
@@ -114,9 +116,7 @@ def _fit(args: argparse.Namespace) -> int:
     report = twin.report()
     lines = []
     if held:
-        errors = holdout_errors(
-            twin.scenario, logs[pd.to_datetime(logs["date"]).dt.date.isin(held)]
-        )
+        errors = holdout_errors(twin.scenario, logs[is_held])
         campaign = errors[errors["product"] == "*"]
         report["holdout"] = {
             "days": [d.isoformat() for d in held],
@@ -151,7 +151,7 @@ def _fit(args: argparse.Namespace) -> int:
     )
     outputs = OutputSet()
     outputs.add_text(out, header + "\n" + twin.scenario.to_toml())
-    outputs.add_text(report_path, json.dumps(report, indent=2, default=_plain) + "\n")
+    outputs.add_text(report_path, json.dumps(report, indent=2, default=json_default) + "\n")
     written = [out, report_path]
     replaced = [p for p in written if p.exists()]
     outputs.commit()
@@ -171,7 +171,3 @@ def _fit(args: argparse.Namespace) -> int:
     for path in written:
         print(f"{'replaced' if path in replaced else 'wrote'} {path}")
     return 0
-
-
-def _plain(value: object) -> object:
-    return value.item() if hasattr(value, "item") else str(value)
