@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -205,7 +207,66 @@ def fit_scenario(
             f"({', '.join(map(str, excluded)) or 'none'}) are out; a twin needs at least "
             f"{MIN_HISTORY_DAYS}: give a longer history"
         )
-    last = max(dates[kept.index])
+    twin = _twin_from(kept, excluded, name, budget, roi_target, source, start_weekday)
+    _add_intervals(twin, kept, source)
+    return twin
+
+
+#: Day groups of the jackknife (fewer where the history is shorter).
+JACKKNIFE_GROUPS = 6
+
+
+def _add_intervals(twin: Twin, kept: pd.DataFrame, source: str) -> None:
+    """Give every numeric parameter a 95% interval from a grouped jackknife over days.
+
+    The kept days are dealt into ``G`` groups (day ``i`` to group ``i mod G``); the twin is
+    fitted ``G`` times, each time without one group, and a parameter's standard error is
+    ``sqrt((G - 1) / G * sum((theta_g - mean theta)^2))``. This captures what the
+    day-to-day variation of the logs leaves uncertain, for every parameter alike, without
+    a model of its own for each. Where fewer than ``MIN_HISTORY_DAYS + 1`` days are kept,
+    no jackknife is possible and only the analytic intervals (binomial for CTR and CVR,
+    the order-value spread for AOV) remain; the notes say so."""
+    days = sorted(_dates(kept).unique())
+    groups = min(JACKKNIFE_GROUPS, len(days))
+    if len(days) - math.ceil(len(days) / groups) < MIN_HISTORY_DAYS:
+        twin.notes.append(
+            f"{len(days)} days are too few for a jackknife: intervals are analytic where "
+            "given, else none"
+        )
+        return
+    scenario = twin.scenario
+    replicates: dict[str, list[float]] = {}
+    for g in range(groups):
+        left_out = set(days[g::groups])
+        part = kept[~_dates(kept).isin(left_out)]
+        refit = _twin_from(
+            part, [], scenario.name, scenario.budget, scenario.roi_target, source,
+            scenario.start_weekday,
+        )  # fmt: skip
+        for entry in refit.parameters:
+            replicates.setdefault(entry["parameter"], []).append(float(entry["estimate"]))
+    for entry in twin.parameters:
+        values = np.asarray(replicates.get(entry["parameter"], []))
+        if len(values) < groups:
+            continue  # not fitted in every replicate (a shock found in some only)
+        se = math.sqrt((groups - 1) / groups * float(((values - values.mean()) ** 2).sum()))
+        if se > 0:
+            entry["interval"] = _interval(float(entry["estimate"]), se)
+            entry["interval_method"] = f"jackknife over days ({groups} groups)"
+
+
+def _twin_from(
+    kept: pd.DataFrame,
+    excluded: list[dt.date],
+    name: str,
+    budget: float | None,
+    roi_target: float | None,
+    source: str,
+    start_weekday: int | None,
+) -> Twin:
+    """The twin of the days in ``kept`` (no intervals; :func:`fit_scenario` adds them)."""
+    dates = _dates(kept)
+    last = max(dates)
     target_day = last + dt.timedelta(days=1)
     fitted = fit_market(kept, target_day, source)
     market = fitted.market
@@ -424,3 +485,55 @@ def _dates(logs: pd.DataFrame) -> pd.Series:
 
 def _on_weekday(scenario: Scenario, weekday: int) -> Scenario:
     return dataclasses.replace(scenario, start_weekday=weekday)
+
+
+#: The largest fit report :func:`load_intervals` reads.
+MAX_REPORT_BYTES = 50_000_000
+
+
+def load_intervals(path: str | Path) -> tuple[tuple[str, tuple[float, float]], ...]:
+    """The parameter intervals of a fit report (``scenario fit --report``), for
+    :class:`envs.sampler.Perturbation`: JSON data only, checked entry by entry.
+
+    Raises:
+        TwinError: the file is missing, too large, not JSON, or not a fit report.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            raise TwinError(f"{path}: larger than {MAX_REPORT_BYTES:,} bytes; not a fit report")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TwinError(
+            f"{path}: no such fit report; write one with autopilot scenario fit --report"
+        ) from None
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as err:
+        raise TwinError(
+            f"{path}: not a JSON fit report ({err}); give the file scenario fit --report wrote"
+        ) from None
+    entries = data.get("parameters") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise TwinError(f"{path}: no 'parameters' list; give the file scenario fit --report wrote")
+    out = []
+    for i, entry in enumerate(entries):
+        name = entry.get("parameter") if isinstance(entry, dict) else None
+        interval = entry.get("interval") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            raise TwinError(
+                f"{path}: parameters[{i}] has no 'parameter' name; fix or rewrite the report"
+            )
+        if interval is None:
+            continue
+        if (
+            not isinstance(interval, list)
+            or len(interval) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in interval)
+            or not all(math.isfinite(v) for v in interval)
+            or interval[0] > interval[1]
+        ):
+            raise TwinError(
+                f"{path}: parameters[{i}] ({name}) interval {interval!r} is not [low, high] "
+                "with finite low <= high; fix or rewrite the report"
+            )
+        out.append((name, (float(interval[0]), float(interval[1]))))
+    return tuple(out)

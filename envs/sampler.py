@@ -16,12 +16,24 @@ gives the same products, channels and arms as before they existed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from envs.market import build_episode, expected_hour
-from envs.scenario import KNOWN_CHANNELS, SHOCK_KINDS, Arm, Channel, Product, Scenario, Shock
+from envs.scenario import (
+    KNOWN_CHANNELS,
+    MAX_PRICE_CPM,
+    MAX_TRAFFIC,
+    SHOCK_KINDS,
+    Arm,
+    Channel,
+    Product,
+    Scenario,
+    ScenarioError,
+    Shock,
+)
 
 
 @dataclass(frozen=True)
@@ -207,3 +219,126 @@ def sample_scenario(
     budget = round(spend * budget_share, 2)
     roi_target = round(gmv / spend * roi_share, 3)
     return draft.replace(budget=max(budget, 1.0), roi_target=max(roi_target, 0.1))
+
+
+#: What :func:`perturb_scenario` moves, per part, with the bounds a scenario allows.
+PERTURBED = {
+    "product": {"aov": (1e-6, math.inf)},
+    "channel": {
+        "price_cpm": (1e-6, MAX_PRICE_CPM),
+        "price_sigma": (0.05, 2.0),
+        "daypart_strength": (0.0, 1.8),
+        "competition_elasticity": (0.0, 2.0),
+    },
+    "arm": {"traffic": (1e-6, MAX_TRAFFIC), "ctr": (1e-9, 1.0), "cvr": (1e-9, 1.0)},
+}
+
+
+def parameter_names(scenario: Scenario) -> list[str]:
+    """The names :func:`perturb_scenario` knows, as the twin's fit report writes them:
+    ``product.P.aov``, ``channel.C.price_cpm`` and ``arm.P/C.ctr``."""
+    names = [f"product.{p.name}.{k}" for p in scenario.products for k in PERTURBED["product"]]
+    names += [f"channel.{c.name}.{k}" for c in scenario.channels for k in PERTURBED["channel"]]
+    names += [f"arm.{a.product}/{a.channel}.{k}" for a in scenario.arms for k in PERTURBED["arm"]]
+    return names
+
+
+def perturb_scenario(
+    scenario: Scenario,
+    rng: np.random.Generator,
+    factor: float = 1.0,
+    intervals: dict[str, tuple[float, float]] | None = None,
+) -> Scenario:
+    """A market around ``scenario``: each parameter of :data:`PERTURBED` drawn again.
+
+    A parameter with an interval in ``intervals`` (keyed as :func:`parameter_names`) is
+    drawn uniformly in it; every other one is multiplied by a log-uniform factor in
+    ``[1 / factor, factor]`` (``factor`` 1 leaves it as it is). Draws are clipped to the
+    bounds a scenario allows, and a conversion rate stays a probability under the
+    scenario's price cuts and promotions. The budget, ROI target, shocks, mechanisms and
+    horizon are the scenario's: the advertiser's campaign in a market that may differ
+    from the fitted one. The same generator state gives the same market.
+
+    Raises:
+        ScenarioError: ``factor`` below 1, or an interval that is not ``low <= high``
+            or names a parameter the scenario does not have.
+    """
+    if not (isinstance(factor, int | float) and math.isfinite(factor) and factor >= 1.0):
+        raise ScenarioError(
+            f"perturbation factor {factor!r}: give a number >= 1 (1.2 moves each parameter "
+            "by up to 20% either way; 1 moves none)"
+        )
+    intervals = dict(intervals or {})
+    unknown = sorted(set(intervals) - set(parameter_names(scenario)))
+    if unknown:
+        raise ScenarioError(
+            f"perturbation intervals name {len(unknown)} parameters scenario "
+            f"{scenario.name!r} does not have (first: {unknown[0]!r}); give the fit report "
+            "written beside this scenario"
+        )
+    for name, (low, high) in intervals.items():
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ScenarioError(
+                f"perturbation interval for {name}: [{low}, {high}] is not low <= high; "
+                "fix the fit report"
+            )
+    log_f = math.log(factor)
+
+    def draw(name: str, value: float, bounds: tuple[float, float]) -> float:
+        if name in intervals:
+            low, high = intervals[name]
+            new = float(rng.uniform(low, high)) if high > low else float(low)
+        else:
+            new = value * math.exp(float(rng.uniform(-log_f, log_f))) if log_f else value
+        return float(np.clip(new, *bounds))
+
+    def moved(obj, prefix: str, part: str):
+        changes = {
+            k: draw(f"{prefix}.{k}", getattr(obj, k), bounds)
+            for k, bounds in PERTURBED[part].items()
+        }
+        return dataclasses.replace(obj, **changes)
+
+    products = tuple(moved(p, f"product.{p.name}", "product") for p in scenario.products)
+    channels = tuple(moved(c, f"channel.{c.name}", "channel") for c in scenario.channels)
+    arms = [moved(a, f"arm.{a.product}/{a.channel}", "arm") for a in scenario.arms]
+    lift = _cvr_lift(scenario)
+    arms = [
+        dataclasses.replace(a, cvr=min(a.cvr, max(orig.cvr, 1.0 / lift[k])))
+        for k, (a, orig) in enumerate(zip(arms, scenario.arms, strict=True))
+    ]
+    return scenario.replace(products=products, channels=channels, arms=tuple(arms))
+
+
+#: Spawn key of the perturbation's random stream, apart from the market's own.
+_PERTURB_STREAM = 0x7E57
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """How :func:`perturb_scenario` moves a scenario: a factor and, optionally, intervals
+    (from the twin's fit report, :func:`bidder.twin.load_intervals`)."""
+
+    factor: float = 1.0
+    intervals: tuple[tuple[str, tuple[float, float]], ...] = ()
+
+    def draw(self, scenario: Scenario, rng: np.random.Generator) -> Scenario:
+        return perturb_scenario(scenario, rng, self.factor, dict(self.intervals))
+
+    def for_seed(self, scenario: Scenario, seed: int) -> Scenario:
+        """The market of episode ``seed``: the same for every strategy of that episode,
+        drawn from a stream apart from the market's own noise."""
+        rng = np.random.default_rng(np.random.SeedSequence([seed, _PERTURB_STREAM]))
+        return self.draw(scenario, rng)
+
+    def describe(self) -> dict:
+        return {"factor": self.factor, "intervals": len(self.intervals)}
+
+
+def _cvr_lift(scenario: Scenario) -> np.ndarray:
+    """Per arm, the most its conversion rate is multiplied by in any hour (shocks)."""
+    if not any(s.kind in ("price_cut", "promotion") and s.factor > 1 for s in scenario.shocks):
+        return np.ones(len(scenario.arms))
+    market = build_episode(scenario)
+    base = np.array([a.cvr for a in scenario.arms])
+    return np.maximum(market.cvr.max(axis=0) / base, 1.0)

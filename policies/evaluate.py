@@ -11,6 +11,7 @@ from envs import AdMarketEnv, Scenario, score
 from envs.errors import InputError
 from envs.market import EpisodeMarket
 from envs.market_env import resolve_scenario
+from envs.sampler import Perturbation
 from policies.strategy import Strategy
 
 #: Per-arm figures recorded every hour of an episode.
@@ -177,6 +178,7 @@ def evaluate_many(
     strategy_kwargs: dict[str, dict] | None = None,
     prior: str = "fitted",
     on_episode: Callable[[int, int], None] | None = None,
+    perturbation: Perturbation | None = None,
 ) -> dict:
     """Every strategy on every scenario over the same seeds (common random numbers).
 
@@ -205,14 +207,21 @@ def evaluate_many(
     total = len(scenario_objects) * episodes * len(to_run)
     bar = tqdm(total=total, disable=not progress, desc="evaluating", unit="episode")
     report: dict = {"seed": seed, "episodes": episodes, "prior": prior, "scenarios": {}}
+    if perturbation is not None:
+        report["perturbation"] = perturbation.describe()
     results: dict[str, dict[str, list[EpisodeResult]]] = {}
     done = 0
     for scenario in scenario_objects:
         per_strategy: dict[str, list[EpisodeResult]] = {name: [] for name in to_run}
         for episode in range(episodes):
+            market = (
+                scenario
+                if perturbation is None
+                else perturbation.for_seed(scenario, seed + episode)
+            )
             for name, strategy in runners.items():
                 bar.set_postfix_str(f"{scenario.name} / {name}")
-                per_strategy[name].append(run_episode(strategy, scenario, seed + episode, prior))
+                per_strategy[name].append(run_episode(strategy, market, seed + episode, prior))
                 bar.update()
                 done += 1
                 if on_episode is not None:
@@ -239,6 +248,17 @@ def format_table(report: dict) -> str:
     prior = report.get("prior")
     if prior is not None:
         lines.append(f"prior: {prior} ({PRIOR_LABELS[prior]})")
+    perturbation = report.get("perturbation")
+    if perturbation is not None:
+        within = (
+            f"; {perturbation['intervals']} parameters within their fitted intervals"
+            if perturbation["intervals"]
+            else ""
+        )
+        lines.append(
+            "markets: drawn around each scenario, one per episode (parameters times a "
+            f"factor in [1/{perturbation['factor']:g}, {perturbation['factor']:g}]{within})"
+        )
     for name, block in report["scenarios"].items():
         lines.append(f"{name}  (budget {block['budget']:,.0f}, ROI target {block['roi_target']:g})")
         lines.append(

@@ -21,7 +21,9 @@ import numpy as np
 
 from envs.errors import InputError
 from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_run_id
+from envs.market_env import resolve_scenario
 from envs.presets import PRESETS
+from envs.sampler import Perturbation
 from policies.planner_env import PlannerEnv, training_scenarios
 from policies.policy_file import (
     POLICY_SUFFIX,
@@ -57,6 +59,13 @@ class TrainConfig:
     """Reward the gain over MPC alone on the same market draw (variance reduction)."""
     roi_miss_penalty: float = 0.25
     """Extra loss (in normalised score units) of a campaign that misses its ROI target."""
+    perturb: float = 1.0
+    """With one scenario: each training campaign plays a market drawn around it, every
+    fitted parameter times a log-uniform factor in ``[1/perturb, perturb]``
+    (:func:`envs.sampler.perturb_scenario`); 1 trains on the scenario itself."""
+    perturb_intervals: str | None = None
+    """A twin's fit report (``scenario fit --report``): parameters with an interval are
+    drawn inside it instead."""
     prior: str = "true"
     """What the bidder knows before each training campaign (``policies.prior``). ``true``
     by default: the shipped policy was trained so, and a ``fitted`` prior simulates and
@@ -102,9 +111,35 @@ def make_env(config: TrainConfig, rank: int):
             return PlannerEnv(training_scenarios(preset_share=config.preset_share), **rewards)
         if config.scenario == "sampled":
             return PlannerEnv(training_scenarios(presets=[], preset_share=0.0), **rewards)
-        return PlannerEnv(scenario=config.scenario, **rewards)
+        perturbation = training_perturbation(config)
+        if perturbation is None:
+            return PlannerEnv(scenario=config.scenario, **rewards)
+        base = resolve_scenario(config.scenario)
+        return PlannerEnv(lambda rng: perturbation.draw(base, rng), **rewards)
 
     return build
+
+
+def training_perturbation(config: TrainConfig) -> Perturbation | None:
+    """The perturbation ``config`` asks for, checked against its scenario; None for none.
+
+    Raises:
+        InputError: a perturbation with ``mixed`` or ``sampled`` (already randomised), a
+            factor below 1, or a fit report that does not match the scenario.
+    """
+    if config.perturb == 1.0 and config.perturb_intervals is None:
+        return None
+    if config.scenario in ("mixed", "sampled"):
+        raise InputError(
+            f"--perturb with --scenario {config.scenario}: those markets are randomised "
+            "already; give one preset or scenario TOML (e.g. a twin) to perturb"
+        )
+    from bidder.twin import load_intervals  # pandas and the nightly fit: imported when asked
+
+    intervals = () if config.perturb_intervals is None else load_intervals(config.perturb_intervals)
+    perturbation = Perturbation(config.perturb, intervals)
+    perturbation.draw(resolve_scenario(config.scenario), np.random.default_rng(0))
+    return perturbation
 
 
 def evaluate_plans(choose_action, scenarios: list[str], seeds: int) -> dict[str, float]:
@@ -179,10 +214,12 @@ def train(config: TrainConfig) -> dict[str, Any]:
     summary_path = out.with_suffix(".json")
     check_output_path(summary_path, "training summary")
     if config.scenario not in ("mixed", "sampled"):
-        from envs.market_env import resolve_scenario
-
         resolve_scenario(config.scenario)  # fail fast, with the scenario error's message
-        check_outputs_distinct([config.scenario], [out, summary_path])
+        training_perturbation(config)
+        inputs = [config.scenario, config.perturb_intervals]
+        check_outputs_distinct(inputs, [out, summary_path])
+    else:
+        training_perturbation(config)  # refuses a perturbation of randomised markets
     # Heavy imports here so that the CLI's --help stays fast.
     import torch
     from stable_baselines3 import PPO

@@ -6,15 +6,17 @@ and what logs cannot teach is said, not guessed."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from bidder.logs import read_logs, write_logs
-from bidder.twin import fit_scenario, holdout_errors
+from bidder.twin import TwinError, fit_scenario, holdout_errors, load_intervals
 from envs.presets import get_scenario
-from envs.scenario import Scenario
+from envs.sampler import perturb_scenario
+from envs.scenario import Scenario, ScenarioError
 from policies.cli import main
 from policies.evaluate import evaluate_many
 from policies.simulate import simulate_logs
@@ -205,3 +207,137 @@ def test_a_thin_arm_says_it_is_thin(default_logs):
     )
     entry = next(p for p in twin.parameters if p["parameter"] == "arm.serum/search.cvr")
     assert "thin" in entry["data"], entry
+
+
+# -- intervals and markets drawn around a twin -------------------------------------------
+
+
+def truth_by_name(scenario: Scenario) -> dict[str, float]:
+    values = {f"product.{p.name}.aov": p.aov for p in scenario.products}
+    for c in scenario.channels:
+        for k in ("price_cpm", "daypart_strength", "competition_elasticity", "price_sigma"):
+            values[f"channel.{c.name}.{k}"] = getattr(c, k)
+    for a in scenario.arms:
+        for k in ("traffic", "ctr", "cvr"):
+            values[f"arm.{a.product}/{a.channel}.{k}"] = getattr(a, k)
+    return values
+
+
+def test_every_fitted_parameter_has_an_interval_that_mostly_covers_the_truth(default_logs):
+    fit, _ = split(default_logs)
+    twin = fit_scenario(fit, exclude_flagged=False)
+    truth = truth_by_name(get_scenario("default"))
+    with_interval = [p for p in twin.parameters if p["interval"] is not None]
+    names = {p["parameter"] for p in with_interval}
+    # Traffic and prices, which have no analytic interval, get one from the jackknife.
+    assert {"arm.serum/feed.traffic", "channel.feed.price_cpm"} <= names
+    assert len(with_interval) >= 0.9 * len(twin.parameters)
+    for p in with_interval:
+        low, high = p["interval"]
+        assert low <= p["estimate"] <= high, p
+    covered = [p["interval"][0] <= truth[p["parameter"]] <= p["interval"][1] for p in with_interval]
+    # Intervals reflect the days' variation, not the fit's own bias (docs/twin.md).
+    assert np.mean(covered) >= 0.7, np.mean(covered)
+
+
+def test_too_few_days_for_a_jackknife_are_said(default_logs):
+    three = default_logs[default_logs["date"].isin(sorted(default_logs["date"].unique())[:3])]
+    twin = fit_scenario(three, exclude_flagged=False)
+    assert any("too few for a jackknife" in note for note in twin.notes)
+    traffic = next(p for p in twin.parameters if p["parameter"] == "arm.serum/feed.traffic")
+    assert traffic["interval"] is None
+
+
+def test_a_perturbed_market_moves_every_parameter_within_its_bounds():
+    base = get_scenario("default")
+    truth = truth_by_name(base)
+    moved = truth_by_name(perturb_scenario(base, np.random.default_rng(3), factor=1.2))
+    ratios = np.array([moved[k] / truth[k] for k in truth if truth[k] > 0])
+    assert ratios.min() >= 1 / 1.2 - 1e-12 and ratios.max() <= 1.2 + 1e-12
+    assert (np.abs(ratios - 1) > 1e-6).mean() > 0.95  # nearly every one moved
+    again = truth_by_name(perturb_scenario(base, np.random.default_rng(3), factor=1.2))
+    assert again == moved  # the same generator state, the same market
+    assert perturb_scenario(base, np.random.default_rng(3), factor=1.0) == base
+    same_campaign = perturb_scenario(base, np.random.default_rng(3), factor=1.2)
+    assert (same_campaign.budget, same_campaign.roi_target) == (base.budget, base.roi_target)
+
+
+def test_a_perturbed_market_draws_fitted_parameters_inside_their_intervals():
+    base = get_scenario("default")
+    intervals = {"arm.serum/feed.ctr": (0.01, 0.011), "channel.live.price_cpm": (50.0, 51.0)}
+    for seed in range(5):
+        market = perturb_scenario(base, np.random.default_rng(seed), 2.0, intervals)
+        values = truth_by_name(market)
+        assert 0.01 <= values["arm.serum/feed.ctr"] <= 0.011
+        assert 50.0 <= values["channel.live.price_cpm"] <= 51.0
+
+
+def test_a_perturbed_conversion_rate_stays_a_probability_under_promotions():
+    base = get_scenario("promo-day")
+    for seed in range(10):
+        market = perturb_scenario(base, np.random.default_rng(seed), factor=50.0)
+        assert all(0 < a.cvr <= 1 for a in market.arms)
+
+
+@pytest.mark.parametrize(
+    ("factor", "intervals", "message"),
+    [
+        (0.9, None, "give a number >= 1"),
+        (float("nan"), None, "give a number >= 1"),
+        (1.2, {"arm.nope/feed.ctr": (0.1, 0.2)}, "does not have"),
+        (1.2, {"arm.serum/feed.ctr": (0.2, 0.1)}, "is not low <= high"),
+    ],
+)
+def test_bad_perturbations_are_refused(factor, intervals, message):
+    with pytest.raises(ScenarioError, match=message):
+        perturb_scenario(get_scenario("default"), np.random.default_rng(0), factor, intervals)
+
+
+def test_evaluate_perturb_plays_one_drawn_market_per_episode(default_logs, tmp_path, capsys):
+    history = tmp_path / "logs.csv"
+    write_logs(split(default_logs)[0], history)
+    twin, report = tmp_path / "twin.toml", tmp_path / "fit.json"
+    args = ["scenario", "fit", "--history", str(history), "--out", str(twin)]
+    assert main([*args, "--report", str(report)]) == 0
+    capsys.readouterr()
+    common = ["evaluate", "--scenario", str(twin), "--strategies", "mpc,even", "--episodes", "2"]
+    common += ["--prior", "true", "--no-progress", "--json"]
+    assert main(common) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*common, "--perturb", "1.3", "--perturb-intervals", str(report)]) == 0
+    drawn = json.loads(capsys.readouterr().out)
+    assert drawn["perturbation"]["factor"] == 1.3 and drawn["perturbation"]["intervals"] > 50
+    block = lambda r: next(iter(r["scenarios"].values()))["strategies"]  # noqa: E731
+    assert block(drawn)["mpc"]["score_mean"] != block(plain)["mpc"]["score_mean"]
+    assert block(drawn)["mpc"]["budget_violations"] == 0
+    # A report from another market is refused before any episode, in one line.
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"parameters": [{"parameter": "arm.x/feed.ctr",
+                                                  "interval": [0.1, 0.2]}]}))  # fmt: skip
+    assert main([*common, "--perturb-intervals", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not have" in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "not a JSON fit report"),
+        ("[1, 2]", "no 'parameters' list"),
+        ('{"parameters": [{"parameter": "a", "interval": [1]}]}', "is not [low, high]"),
+        ('{"parameters": [{"parameter": "a", "interval": [1e999, 2]}]}', "is not [low, high]"),
+    ],
+)
+def test_bad_fit_reports_are_refused(tmp_path, text, message):
+    path = tmp_path / "fit.json"
+    path.write_text(text)
+    with pytest.raises(TwinError, match=re.escape(message)):
+        load_intervals(path)
+
+
+def test_train_refuses_to_perturb_randomised_markets_in_one_line(tmp_path, capsys):
+    out = tmp_path / "p.safetensors"
+    code = main(["train", "--perturb", "1.2", "--timesteps", "10", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "randomised already" in err[0], err
+    assert not out.exists()

@@ -16,6 +16,7 @@ import importlib
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from envs.errors import InputError
 
@@ -155,6 +156,45 @@ def add_prior_argument(parser: argparse.ArgumentParser) -> None:
         "simulated logs, the default), cold (channel averages: a new product) or true "
         "(the shock-free truth; research only)",
     )
+
+
+def add_perturb_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--perturb F`` and ``--perturb-intervals REPORT.json``: markets drawn around the
+    scenario (``envs.sampler.perturb_scenario``; docs/twin.md)."""
+    parser.add_argument(
+        "--perturb",
+        type=float,
+        default=None,
+        metavar="F",
+        help="draw each episode's market around the scenario: every fitted parameter "
+        "(traffic, CTR, CVR, order value, prices, daypart) times a log-uniform factor in "
+        "[1/F, F], e.g. 1.2",
+    )
+    parser.add_argument(
+        "--perturb-intervals",
+        type=Path,
+        default=None,
+        metavar="REPORT.json",
+        help="draw the parameters with an interval in this fit report (scenario fit "
+        "--report) inside their interval instead; the others by --perturb F",
+    )
+
+
+def perturbation_from(args: argparse.Namespace, scenario):
+    """The :class:`envs.sampler.Perturbation` the arguments ask for, checked against
+    ``scenario`` (a Scenario) with one draw; None when neither flag is given."""
+    if args.perturb is None and args.perturb_intervals is None:
+        return None
+    import numpy as np
+
+    from bidder.twin import load_intervals
+    from envs.sampler import Perturbation
+
+    factor = 1.0 if args.perturb is None else args.perturb
+    intervals = () if args.perturb_intervals is None else load_intervals(args.perturb_intervals)
+    perturbation = Perturbation(factor, intervals)
+    perturbation.draw(scenario, np.random.default_rng(0))  # a bad factor or name fails here
+    return perturbation
 
 
 def first_given(args: argparse.Namespace, flags: Sequence[str]) -> str | None:

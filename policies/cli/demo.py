@@ -47,5 +47,7 @@ def run(args: argparse.Namespace) -> int:
             policy=None,
             no_progress=False,
             prior=args.prior,
+            perturb=None,
+            perturb_intervals=None,
         )
     )

@@ -14,8 +14,10 @@ from policies.cli import (
     PRINT_JSON,
     add_backend_arguments,
     add_json_argument,
+    add_perturb_arguments,
     add_prior_argument,
     first_given,
+    perturbation_from,
     report_written,
     seed_arg,
 )
@@ -68,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="ppo-mpc policy (.safetensors) for the ppo-mpc strategy",
     )
     add_prior_argument(parser)
+    add_perturb_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sweep = parser.add_argument_group(
         "sweeps", "a grid or sample of scenarios x strategies x seeds (docs/scale.md)"
@@ -118,6 +121,8 @@ SINGLE_FLAGS = (
     "report",
     "policy",
     "prior",
+    "perturb",
+    "perturb_intervals",
 )
 SWEEP_FLAGS = ("out", "summary", "workers", "address")
 
@@ -147,6 +152,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
     scenarios = args.scenario or ["default"]
     scenario_objects = [resolve_scenario(s) for s in scenarios]  # fail fast on a bad file
     check_horizons(scenario_objects)
+    perturbations = [perturbation_from(args, sc) for sc in scenario_objects]
     plots = _plot_paths(args.plot, [sc.name for sc in scenario_objects]) if args.plot else []
     from policies.plots import plot_format
 
@@ -161,7 +167,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
         from policies.report import check_report_path
 
         check_report_path(report_path)
-    inputs = [s for s in scenarios if s not in PRESETS] + [args.policy]
+    inputs = [s for s in scenarios if s not in PRESETS] + [args.policy, args.perturb_intervals]
     check_outputs_distinct(inputs, [json_path, *plots, report_path])
     kwargs = {"ppo-mpc": {"path": args.policy}} if args.policy else {}
     report = evaluate_many(
@@ -172,6 +178,7 @@ def run_evaluation(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         strategy_kwargs=kwargs,
         prior=args.prior,
+        perturbation=perturbations[0] if perturbations else None,
     )
     results = report.pop("_results")
     # Every output of the run, or none: the JSON, the plots and the report carry one run id.

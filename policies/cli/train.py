@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from policies.cli import seed_arg
+from policies.cli import add_perturb_arguments, seed_arg
 from policies.train import TrainConfig, train
 
 
@@ -66,6 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.prior,
         help=f"what the bidder knows before each training campaign (default: {defaults.prior})",
     )
+    add_perturb_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         eval_seeds=args.eval_seeds,
         prior=args.prior,
+        perturb=1.0 if args.perturb is None else args.perturb,
+        perturb_intervals=None if args.perturb_intervals is None else str(args.perturb_intervals),
         runs_dir=args.runs_dir,
         resume=args.resume,
         progress=not args.no_progress,
