@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) bench/recommend_speed.py --json bench/results/recommend_speed.json
 	$(PY) bench/budget_risk.py --json bench/results/budget_risk.json
 	$(PY) bench/batch_speed.py --json bench/results/batch_speed.json
+	$(PY) bench/twin.py --json bench/results/twin.json
 
 # The shipped PPO planner: about 15 minutes on 2 cores; writes the .safetensors policy and a .json with the
 # config and the learning curve beside it.

@@ -436,7 +436,9 @@ def holdout_errors(
     against what the logs recorded: one row per day and arm (``product``, ``channel``)
     and one per day for the whole campaign (``product`` and ``channel`` ``*``), with the
     relative errors ``spend_error`` and ``gmv_error``. As the platform does, delivery
-    stops once the day's ``budget`` (default: the twin's) is spent."""
+    stops once the day's ``budget`` (default: the twin's) is spent. Where the twin's
+    orders are delayed, the predicted GMV is what the logs hold: the orders that arrive
+    by the end of their day."""
     budget = scenario.budget if budget is None else float(budget)
     arm_index = {(a.product, a.channel): k for k, a in enumerate(scenario.arms)}
     rows = []
@@ -456,7 +458,9 @@ def holdout_errors(
             hour_spend = float(expected.spend.sum())
             cut = 1.0 if hour_spend <= left else left / hour_spend
             predicted[0] += expected.spend * cut
-            predicted[1] += expected.gmv * cut
+            # The logs hold the orders that arrived by the day's end (docs/logs.md).
+            arrived = 1.0 if nominal.delay_q is None else 1.0 - nominal.delay_q ** (24 - hour)
+            predicted[1] += expected.gmv * cut * arrived
             np.add.at(actual[0], cols, rows_h["spend"].to_numpy(dtype=float))
             np.add.at(actual[1], cols, rows_h["gmv"].to_numpy(dtype=float))
         for (product, channel), k in [*arm_index.items(), (("*", "*"), None)]:

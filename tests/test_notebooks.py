@@ -25,6 +25,10 @@ SMALL = {
         'WORKSPACE = "agent-workspace"\nSCENARIO = "default"\nDAYS = 8\nSEED = 0\n'
         'SHOCK = "7:creative_fatigue:0.4:feed"\nBUDGET = 50000\nROI_TARGET = 4\n'
     ),
+    "05_your_market.ipynb": (
+        'PRESET = "default"\nDAYS = 9\nHOLDOUT = 2\nEPISODES = 1\n'
+        'STRATEGIES = ["mpc", "pid", "even"]\nPERTURB = 1.1\nSEED = 0\n'
+    ),
 }
 
 
@@ -56,6 +60,11 @@ def test_notebook_runs(name, tmp_path):
         if o.get("output_type") == "error"
     ]
     assert not errors
+    if name == "05_your_market.ipynb":
+        from envs.scenario import Scenario
+
+        twin = Scenario.load(tmp_path / "my-market.toml")  # the twin, a scenario like any
+        assert twin.n_arms == 15 and (tmp_path / "my-market.json").is_file()
     if name == "04_agent_tools.ipynb":
         workspace = tmp_path / "agent-workspace"
         assert len(list((workspace / "applied").glob("run-*.csv"))) == 1

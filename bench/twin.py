@@ -1,0 +1,98 @@
+"""Does the market twin rank strategies as the true market does? (``autopilot scenario fit``)
+
+Per preset: simulate 21 days of logs (PID pacing, seed 0), fit a twin on the first 18,
+then evaluate every strategy on the true scenario and on the twin over the same seeds,
+with the true prior and the true budget, ROI target and first weekday. Reports each
+strategy's score on the twin against the truth, whether the ranking is the same, and the
+twin's held-out error (days 19-21 at the logged bids). Prints a table and writes JSON.
+
+    python bench/twin.py --episodes 8 --json bench/results/twin.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bidder.twin import fit_scenario, holdout_errors
+from envs.io import atomic_write_text
+from envs.presets import PRESETS, get_scenario
+from policies.evaluate import evaluate_many
+from policies.simulate import simulate_logs
+
+DAYS, FIT_DAYS = 21, 18
+STRATEGIES = ["mpc", "pid", "proportional", "online-lp", "even"]
+
+
+def one_preset(preset: str, episodes: int, strategies: list[str]) -> dict:
+    truth = get_scenario(preset)
+    logs = simulate_logs(preset, "pid", DAYS, seed=0)
+    dates = sorted(logs["date"].unique())
+    fit, held = logs[logs["date"].isin(dates[:FIT_DAYS])], logs[logs["date"].isin(dates[FIT_DAYS:])]
+    twin = fit_scenario(
+        fit, budget=truth.budget, roi_target=truth.roi_target, start_weekday=truth.start_weekday
+    )
+    scores = {}
+    for name, scenario in (("truth", truth), ("twin", twin.scenario)):
+        report = evaluate_many(strategies, [scenario], episodes, 0, prior="true")
+        block = next(iter(report["scenarios"].values()))["strategies"]
+        scores[name] = {s: block[s]["score_mean"] for s in strategies}
+    gap = {s: scores["twin"][s] / scores["truth"][s] - 1.0 for s in strategies}
+    rank = {n: sorted(strategies, key=lambda s: -scores[n][s]) for n in scores}
+    campaign = holdout_errors(twin.scenario, held, truth.budget).query("product == '*'")
+    return {
+        "preset": preset,
+        "scores": scores,
+        "gap": gap,
+        "max_abs_gap": max(abs(g) for g in gap.values()),
+        "rank_truth": rank["truth"],
+        "rank_twin": rank["twin"],
+        "same_rank": rank["truth"] == rank["twin"],
+        "holdout_spend_error": float(campaign["spend_error"].abs().max()),
+        "holdout_gmv_error": float(campaign["gmv_error"].abs().max()),
+        "excluded_days": twin.excluded_days,
+        "shocks_fitted": len(twin.scenario.shocks),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--episodes", type=int, default=8)
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    strategies = args.strategies.split(",")
+    rows = []
+    start = time.perf_counter()
+    print(
+        f"{'preset':<20}{'mpc gap':>9}{'max gap':>9}{'rank':>7}{'held spend':>12}{'held gmv':>10}"
+    )
+    for preset in args.presets:
+        row = one_preset(preset, args.episodes, strategies)
+        rows.append(row)
+        print(
+            f"{preset:<20}{row['gap']['mpc']:>+9.1%}{row['max_abs_gap']:>9.1%}"
+            f"{'same' if row['same_rank'] else 'diff':>7}"
+            f"{row['holdout_spend_error']:>12.1%}{row['holdout_gmv_error']:>10.1%}",
+            flush=True,
+        )
+    within = sum(r["max_abs_gap"] <= 0.05 for r in rows)
+    same = sum(r["same_rank"] for r in rows)
+    mpc_within = sum(abs(r["gap"]["mpc"]) <= 0.05 for r in rows)
+    print(
+        f"every strategy within 5%: {within}/{len(rows)}; MPC within 5%: {mpc_within}/"
+        f"{len(rows)}; same ranking: {same}/{len(rows)}; median max gap "
+        f"{np.median([r['max_abs_gap'] for r in rows]):.1%} ({time.perf_counter() - start:.0f} s)"
+    )
+    if args.json is not None:
+        summary = {"episodes": args.episodes, "strategies": strategies, "presets": rows}
+        atomic_write_text(args.json, json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
