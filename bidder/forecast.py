@@ -144,6 +144,10 @@ class Forecaster:
             # the extremes (a bid far outside the price range) say little.
             q = np.clip(win_rate, 0.005, 0.995)
             median = bids_cpm * np.exp(-prior.price_sigma * normal_ppf(q))
+            mechanism = prior.mechanism
+            if mechanism is not None and mechanism.any_commission:
+                # A commission arm's share 1 - exp(-rate / going rate) pins its going rate.
+                median = np.where(mechanism.commission, bids_cpm / -np.log1p(-q), median)
             price_weight = np.where(informative & (win_rate < 0.99), self._weight(impressions), 0.0)
             self._add("price", median / prior.price_median[t], price_weight)
             # CTR against the prior's expected clicks for the impressions actually bought.

@@ -24,7 +24,7 @@ import pandas as pd
 
 from envs.errors import InputError
 from envs.io import atomic_write, read_input_bytes
-from envs.scenario import KNOWN_CHANNELS, Arm
+from envs.scenario import KNOWN_CHANNELS, MAX_COMMISSION_RATE, Arm
 
 #: Arm keys: at most one row per date, hour, product and channel.
 KEY_COLUMNS: tuple[str, ...] = ("date", "hour", "product", "channel")
@@ -35,7 +35,7 @@ AMOUNT_COLUMNS: tuple[str, ...] = ("spend", "gmv", "bid")
 #: Columns every log needs besides the time (``date`` and ``hour``, or ``timestamp``).
 REQUIRED_COLUMNS: tuple[str, ...] = ("product", "channel", *COUNT_COLUMNS, *AMOUNT_COLUMNS)
 #: Optional measured figures: share of auctions won (0-1), mean clearing price paid (CPM).
-OPTIONAL_NUMERIC_COLUMNS: tuple[str, ...] = ("win_rate", "clearing_cpm")
+OPTIONAL_NUMERIC_COLUMNS: tuple[str, ...] = ("win_rate", "clearing_cpm", "commission_rate")
 #: Optional labels; they may be blank in some rows.
 OPTIONAL_TEXT_COLUMNS: tuple[str, ...] = ("creative_id", "creative_type")
 #: Every documented column, in the order files are written.
@@ -228,6 +228,13 @@ def _validate(raw: pd.DataFrame, source: str, row_label: RowLabel) -> pd.DataFra
         clean["win_rate"] = checker.number("win_rate", high=1.0)
     if "clearing_cpm" in raw.columns:
         clean["clearing_cpm"] = checker.number("clearing_cpm")
+    if "commission_rate" in raw.columns:
+        clean["commission_rate"] = checker.optional_number(
+            "commission_rate",
+            high=MAX_COMMISSION_RATE,
+            high_fix=f"a commission rate is a share of GMV, at most {MAX_COMMISSION_RATE} "
+            "(0.2, not 20%)",
+        )
     for name in OPTIONAL_TEXT_COLUMNS:
         if name in raw.columns:
             clean[name] = checker.text(name, allow_blank=True)
@@ -344,6 +351,19 @@ class _ColumnChecker:
                 "write plain numbers such as 1250 or 33.5, without units or thousands separators",
             )
         return self._checked(numbers, column, whole, high, high_fix)
+
+    def optional_number(self, column: str, *, high: float, high_fix: str) -> pd.Series:
+        """Like :meth:`number`, with blank cells allowed (NaN in the result)."""
+        blank = self.missing(column)
+        if not blank.any():
+            return self.number(column, high=high, high_fix=high_fix)
+        original = self.raw
+        self.raw = original.assign(**{column: original[column].mask(blank, 0)})
+        try:
+            numbers = self.number(column, high=high, high_fix=high_fix)
+        finally:
+            self.raw = original
+        return numbers.mask(blank)
 
     def _checked(
         self, numbers: pd.Series, column: str, whole: bool, high: float, high_fix: str
@@ -587,6 +607,7 @@ def episode_to_logs(
     hour_of_day: np.ndarray,
     arms: Sequence[Arm],
     date: dt.date,
+    commission: Sequence[bool] | None = None,
 ) -> pd.DataFrame:
     """Log rows of one simulated day.
 
@@ -598,6 +619,8 @@ def episode_to_logs(
         hour_of_day: hour of day of each traced hour.
         arms: the scenario's arms, in the trace's column order.
         date: the day's date.
+        commission: per arm, whether it is paid by commission (its rate is then in the
+            trace's ``commission_rate`` and goes to the column of that name).
 
     Returns:
         One row per traced hour and arm in the documented columns (date as text), spend
@@ -610,7 +633,12 @@ def episode_to_logs(
     def per_row(name: str) -> np.ndarray:
         return np.asarray(trace[name]).reshape(-1)
 
-    return pd.DataFrame(
+    if commission is not None and any(commission):
+        rate = per_row("commission_rate")
+        commission = np.tile(np.asarray(commission, dtype=bool), hours)
+    else:
+        commission = None
+    frame = pd.DataFrame(
         {
             "date": date.isoformat(),
             "hour": np.repeat(np.asarray(hour_of_day, dtype=np.int64), n_arms),
@@ -629,6 +657,15 @@ def episode_to_logs(
             "creative_type": np.tile([arm.creative for arm in arms], hours),
         }
     )
+    if commission is not None:
+        # Commission arms take part in no auction: no bid and no clearing price; their
+        # rate, the share of their traffic the influencers brought as win_rate, and the
+        # commission paid as spend.
+        frame["commission_rate"] = np.where(commission, np.round(rate, 6), np.nan)
+        frame.loc[commission, "bid"] = 0.0
+        frame.loc[commission, "clearing_cpm"] = 0.0
+        frame = frame[[c for c in LOG_COLUMNS if c in frame.columns]]
+    return frame
 
 
 __all__ = [

@@ -42,6 +42,7 @@ from bidder.response import PARAMETRIC, build_curves
 from envs.errors import InputError
 from envs.market import EpisodeMarket
 from envs.mechanisms import auction_mechanism, delay_probability
+from envs.scenario import MAX_COMMISSION_RATE
 from envs.stats import lognormal_auction, normal_cdf, normal_ppf
 
 HOURS_PER_DAY = 24
@@ -129,8 +130,9 @@ class FittedMarket:
         history_days, first_date, last_date: the history that was used.
         untradeable: arms with no impressions in the history (never bid).
         order_delay_hours_by_channel: fitted mean click-to-order delay per channel.
-        auction_by_channel: ``first-price`` where winners paid their bid, else
-            ``second-price``.
+        auction_by_channel: ``first-price`` where winners paid their bid,
+            ``commission`` where the logs give a commission rate, else ``second-price``.
+        commission: per arm, whether it is paid by commission (its "bid" is a rate).
         reserve_cpm_by_channel: reserve price read from the logs per channel (0: none).
     """
 
@@ -150,6 +152,7 @@ class FittedMarket:
     order_delay_hours_by_channel: dict[str, float] = field(default_factory=dict)
     auction_by_channel: dict[str, str] = field(default_factory=dict)
     reserve_cpm_by_channel: dict[str, float] = field(default_factory=dict)
+    commission: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 @dataclass
@@ -173,6 +176,9 @@ RECOMMENDATION_COLUMNS: tuple[str, ...] = (
     "expected_gmv",
     "expected_roi",
 )
+#: The column a recommendation adds where the logs have arms paid by commission: the
+#: rate to set (a share of GMV; blank on auction arms, whose ``bid`` it stands beside).
+COMMISSION_COLUMN = "commission_rate"
 
 
 # -- checks of the request ----------------------------------------------------------------
@@ -343,6 +349,16 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
     bid = logs["bid"].to_numpy(float)
     has_win_rate = "win_rate" in logs.columns
     win_rate = logs["win_rate"].to_numpy(float) if has_win_rate else np.full(len(logs), np.nan)
+    # Rows of arms paid by commission: no auction; their lever is the rate.
+    rate = (
+        logs["commission_rate"].to_numpy(float)
+        if "commission_rate" in logs.columns
+        else np.full(len(logs), np.nan)
+    )
+    commission_row = np.isfinite(rate)
+    commission_arm = np.bincount(k, commission_row, minlength=n_arms) > 0
+    commission_row = commission_arm[k]
+    _check_commission_rows(commission_row, rate, win_rate, impressions, source)
 
     # Mean price paid per won impression, as a share of the bid (second price: below 1).
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -364,7 +380,15 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         first_row, in_range & (paid_ratio > 0), (paid_ratio > 0) & (paid_ratio < 1)
     )
     mid_win = priced & in_range
-    warnings = _check_teachable(impressions, bid, paid_ratio, priced, source)
+    auction_row = ~commission_row
+    warnings = (
+        _check_teachable(
+            impressions[auction_row], bid[auction_row], paid_ratio[auction_row],
+            priced[auction_row], source,
+        )
+        if auction_row.any()
+        else []
+    )  # fmt: skip
 
     # 1. The log-spread of clearing prices per channel, from rows that give both equations.
     z_observed = normal_ppf(np.where(mid_win, win_rate, 0.5))
@@ -391,6 +415,21 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
     )
     z_row = np.where(mid_win, z_observed, z_from_paid)
     log_median = np.where(priced, np.log(np.maximum(bid, 1e-12)) - sigma_row * z_row, np.nan)
+
+    # 2b. Commission rows: influencers bring 1 - exp(-rate / going_rate) of the traffic,
+    # so each row's share (its win_rate) and rate give the going rate, which takes the
+    # place of the median price in the fit below.
+    supplied = (
+        commission_row
+        & (impressions >= MIN_ROW_IMPRESSIONS)
+        & (rate > 0)
+        & (win_rate >= WIN_RATE_RANGE[0])
+        & (win_rate <= WIN_RATE_RANGE[1])
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_going = np.log(rate) - np.log(-np.log1p(-win_rate))
+    log_median = np.where(supplied, log_going, log_median)
+    priced_or_supplied = priced | supplied
 
     # 3. Opportunities per row: impressions / win rate, measured wherever the logs give
     # it (even a low measured rate is exact, while the model's rate far out in the price
@@ -434,7 +473,16 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
     # 4. Hourly median clearing prices: channel-hour means shrunk towards a line in the
     # channel's log daypart, plus a shrunk per-arm offset.
     price_median = _fit_price_medians(
-        log_median, priced, recency, c, k, hour, shape, channel_of_arm, n_channels, n_arms
+        log_median,
+        priced_or_supplied,
+        recency,
+        c,
+        k,
+        hour,
+        shape,
+        channel_of_arm,
+        n_channels,
+        n_arms,
     )
 
     # 5. CTR over saturated reach, CVR and order value, shrunk towards priors.
@@ -470,6 +518,16 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
             )
 
     typical_median = np.exp(np.log(price_median).mean(axis=0))
+    bid_cap = BID_CAP_FACTOR * typical_median
+    if commission_arm.any():
+        # No rate far beyond what the logs tried: at most twice the highest logged rate.
+        highest = np.zeros(n_arms)
+        np.maximum.at(highest, k[commission_row], np.nan_to_num(rate[commission_row]))
+        cap = np.minimum(np.minimum(bid_cap, 2.0 * highest), MAX_COMMISSION_RATE)
+        bid_cap = np.where(commission_arm, np.maximum(cap, 1e-6), bid_cap)
+        reserve = np.where(
+            np.bincount(channel_of_arm, commission_arm, n_channels) > 0, 0.0, reserve
+        )
     sigma_by_arm = np.array([sigma_by_channel[channels[ci]] for ci in channel_of_arm])
     market = EpisodeMarket(
         traffic=np.where(untradeable[None, :], 0.0, traffic_by_hour.T),
@@ -488,17 +546,22 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         ),
         mechanism=(
             auction_mechanism(
-                first_price[channel_of_arm], sigma_by_arm, channel_of_arm, reserve[channel_of_arm]
+                first_price[channel_of_arm],
+                sigma_by_arm,
+                channel_of_arm,
+                reserve[channel_of_arm],
+                commission=commission_arm if commission_arm.any() else None,
             )
-            if first_price.any() or reserve.any()
+            if first_price.any() or reserve.any() or commission_arm.any()
             else None
         ),
     )
+    commission_channel = np.bincount(channel_of_arm, commission_arm, n_channels) > 0
     return FittedMarket(
         date=date,
         arms=arms,
         market=market,
-        bid_cap=BID_CAP_FACTOR * typical_median,
+        bid_cap=bid_cap,
         price_sigma_by_channel=sigma_by_channel,
         weekday_factors=weekday_factors,
         arm_fits=arm_fits,
@@ -512,11 +575,38 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
             name: float(delay_by_channel[ci]) for ci, name in enumerate(channels)
         },
         auction_by_channel={
-            name: "first-price" if first_price[ci] else "second-price"
+            name: "commission"
+            if commission_channel[ci]
+            else ("first-price" if first_price[ci] else "second-price")
             for ci, name in enumerate(channels)
         },
         reserve_cpm_by_channel={name: float(reserve[ci]) for ci, name in enumerate(channels)},
+        commission=commission_arm,
     )
+
+
+def _check_commission_rows(
+    commission_row: np.ndarray,
+    rate: np.ndarray,
+    win_rate: np.ndarray,
+    impressions: np.ndarray,
+    source: str,
+) -> None:
+    """Refuse commission rows that cannot teach the influencers' supply curve."""
+    if not commission_row.any():
+        return
+    if not np.isfinite(rate[commission_row]).all():
+        raise RecommendError(
+            f"{source}: an arm has a commission_rate in some rows and none in others; give "
+            "every row of a commission arm its rate (and leave it blank on auction arms)"
+        )
+    active = commission_row & (impressions > 0)
+    if active.any() and not np.isfinite(win_rate[active]).all():
+        raise RecommendError(
+            f"{source}: commission rows need win_rate, the share of the arm's potential "
+            "influencer traffic that was delivered; export it, or the going rate cannot be "
+            "told apart from the traffic"
+        )
 
 
 #: A channel whose median price paid per impression is within this range of the bid is
@@ -1082,6 +1172,14 @@ def recommend(
             "expected_roi": np.round(roi.ravel(), 4),
         }
     )
+    if fitted.commission.any():
+        paid = np.tile(fitted.commission, HOURS_PER_DAY)
+        table.insert(
+            table.columns.get_loc("bid") + 1,
+            COMMISSION_COLUMN,
+            np.where(paid, np.round(bids.ravel(), 6), np.nan),
+        )
+        table.loc[paid, "bid"] = 0.0  # a commission arm bids in no auction
     table = table.sort_values(["product", "channel", "hour"], kind="stable").reset_index(drop=True)
     # Rounding to cents must not lift the total above the budget.
     while table["planned_spend"].sum() > budget:
@@ -1188,6 +1286,13 @@ def _reading_aids(
 
     last_day = logs[pd.to_datetime(logs["date"]) == pd.to_datetime(logs["date"]).max()]
     last_bid = last_day.groupby(["product", "channel"])["bid"].mean()
+    rates, last_rates = {}, {}
+    if COMMISSION_COLUMN in table.columns:
+        rates = table.groupby(["product", "channel"])[COMMISSION_COLUMN].mean().dropna().to_dict()
+        if COMMISSION_COLUMN in last_day.columns:
+            last_rates = (
+                last_day.groupby(["product", "channel"])[COMMISSION_COLUMN].mean().to_dict()
+            )
     arms = []
     for (product, channel), row in totals(["product", "channel"]).iterrows():
         previous = last_bid.get((product, channel))
@@ -1208,6 +1313,16 @@ def _reading_aids(
                 "bid_change": change,
             }
         )
+        rate = rates.get((product, channel))
+        if rate is not None:
+            last_rate = last_rates.get((product, channel))
+            arms[-1]["bid_change"] = None
+            arms[-1]["commission_rate"] = round(float(rate), 6)
+            arms[-1]["last_day_commission_rate"] = (
+                None
+                if last_rate is None or not np.isfinite(last_rate)
+                else round(float(last_rate), 6)
+            )
     channels = {
         channel: {
             "planned_spend": round(float(row["planned_spend"]), 2),

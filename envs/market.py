@@ -168,7 +168,7 @@ def build_episode(scenario: Scenario, rng: np.random.Generator | None = None) ->
     )
     elasticity = np.array([channels[c].competition_elasticity for c in arm_channel])
     base_traffic = np.array([a.traffic for a in arms]) * dayparts * week[:, None]
-    price_median = np.array([channels[c].price_cpm for c in arm_channel]) * dayparts**elasticity
+    price_median = np.array([channels[c].price_level for c in arm_channel]) * dayparts**elasticity
     ctr = np.tile(np.array([a.ctr for a in arms]), (T, 1))
     cvr = np.tile(np.array([a.cvr for a in arms]), (T, 1))
     aov = np.tile(np.array([products[p].aov for p in arm_product]), (T, 1))
@@ -270,6 +270,7 @@ def expected_response(
     bids_cpm: np.ndarray,
     mechanism: Mechanism | None = None,
     attributed: np.ndarray | float = 1.0,
+    supply_rates: np.ndarray | None = None,
 ) -> HourExpectation:
     """Expected hourly figures for any broadcastable arrays of market parameters and bids.
 
@@ -279,25 +280,35 @@ def expected_response(
     auctions and price families; without it the auction is second-price on log-normal
     prices. ``price_median`` is then the price level (rivals' reaction included), and
     ``attributed`` the share of orders that arrive within the attribution window.
+    On commission arms (``mechanism.commission``) the bid is the commission rate and the
+    spend is rate x GMV; ``supply_rates`` (the effective rates influencers answer, after
+    their lag) sets their traffic share instead of the rate when given.
     """
     bids = np.maximum(bids_cpm, 1e-12)
     if mechanism is None:
         win, pay1, _ = lognormal_auction(bids, price_median, price_sigma)
     else:
-        win, pay1, _ = mechanism.auction_moments(bids, price_median)
+        drivers = bids
+        if supply_rates is not None and mechanism.any_commission:
+            drivers = np.where(mechanism.commission, np.maximum(supply_rates, 1e-12), bids)
+        win, pay1, _ = mechanism.auction_moments(drivers, price_median)
     lam = traffic * win
     audience = np.maximum(saturation * traffic, 1e-9)
     # E[A (1 - exp(-n / A))] for n ~ Poisson(lam) is A (1 - exp(lam (exp(-1/A) - 1))).
     reach = audience * -np.expm1(lam * np.expm1(-1.0 / audience))
     clicks = ctr * reach
     orders = clicks * cvr * attributed
+    gmv = orders * aov
+    spend = traffic * pay1 / CPM
+    if mechanism is not None and mechanism.any_commission:
+        spend = mechanism.commission_spend(bids, gmv, spend)
     return HourExpectation(
         win_rate=win,
         impressions=lam,
-        spend=traffic * pay1 / CPM,
+        spend=spend,
         clicks=clicks,
         orders=orders,
-        gmv=orders * aov,
+        gmv=gmv,
     )
 
 
@@ -307,6 +318,7 @@ def expected_hour(
     bids_cpm: np.ndarray,
     exposure: np.ndarray | None = None,
     price_factor: np.ndarray | None = None,
+    supply_rates: np.ndarray | None = None,
 ) -> HourExpectation:
     """Expected outcome of hour ``t`` for the given bids, before any budget cap.
 
@@ -314,7 +326,9 @@ def expected_hour(
     expected saturated reach closed-form). ``price_factor`` multiplies the hour's price
     level per arm (the rivals' reaction, :class:`~envs.mechanisms.Rivals`). With delayed
     orders, ``orders`` and ``gmv`` are what the hour's clicks bring within the
-    attribution window, whenever it arrives.
+    attribution window, whenever it arrives. ``supply_rates``: the commission arms'
+    effective rates (:class:`~envs.mechanisms.CommissionSupply`); without them the
+    influencers answer the rates of ``bids_cpm`` in full (the steady state).
     """
     ctr = market.ctr[t] if exposure is None else market.ctr[t] * creative_wear(market, exposure)
     price = (
@@ -331,6 +345,7 @@ def expected_hour(
         np.asarray(bids_cpm, dtype=float),
         market.mechanism,
         1.0 if market.attribution is None else market.attribution[t],
+        supply_rates,
     )
 
 
@@ -381,6 +396,7 @@ def sample_hour(
     remaining_budget: float,
     rng: np.random.Generator | HourlyStreams,
     price_factor: np.ndarray | None = None,
+    supply_rates: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Draw one hour of auctions for every arm; spend never exceeds ``remaining_budget``.
 
@@ -388,7 +404,11 @@ def sample_hour(
     :class:`HourlyStreams` (what the environment uses): a stream per hour and draw.
     ``price_factor`` multiplies the hour's price level per arm (reacting rivals).
     Orders are those the hour's clicks make, whenever they arrive (the environment
-    delays them, :class:`~envs.mechanisms.PendingOrders`).
+    delays them, :class:`~envs.mechanisms.PendingOrders`). On commission arms the bid is
+    the rate, influencers bring traffic at ``supply_rates`` (their lagged rates; the
+    rates themselves without it), and the spend is the rate times the GMV sold; when
+    that commission would pass the budget left after the auctions, the promotion stops
+    there (orders beyond it are not made).
 
     Returns per-arm arrays: ``opportunities``, ``impressions``, ``clicks``, ``orders``
     (integers), ``spend``, ``gmv`` (currency), ``win_rate`` and ``clearing_cpm`` (mean
@@ -422,7 +442,10 @@ def sample_hour(
         if mechanism is None:
             win, pay1, pay2 = lognormal_auction(bids, price, market.price_sigma)
         else:
-            win, pay1, pay2 = mechanism.auction_moments(bids, price)
+            drivers = bids
+            if supply_rates is not None and mechanism.any_commission:
+                drivers = np.where(mechanism.commission, np.maximum(supply_rates, 1e-12), bids)
+            win, pay1, pay2 = mechanism.auction_moments(drivers, price)
     traffic = market.traffic[t]
     opportunities = draw(0).poisson(traffic)
     impressions = draw(1).binomial(opportunities, win)
@@ -460,9 +483,32 @@ def sample_hour(
     clicks = draw(3).binomial(impressions, np.minimum(click_prob, 1.0))
     orders = draw(4).binomial(clicks, market.cvr[t])
     gmv = draw(5).gamma(orders * market.inv_cv2, market.aov[t] * market.cv2)
+    if mechanism is not None and mechanism.any_commission:
+        paid = mechanism.commission
+        auction_spend = np.where(paid, 0.0, spend)
+        owed = np.where(paid, bids * gmv, 0.0)
+        room = max(remaining_budget - float(auction_spend.sum()), 0.0)
+        if owed.sum() > room:
+            # The budget runs out on the commission arms' sales: the promotion stops
+            # there, so each keeps the same share of its orders (whole orders, their
+            # mean value) and the commission fits in what is left.
+            share = room / float(owed.sum()) * (1.0 - 1e-9)
+            kept = np.where(paid, np.floor(orders * share), orders).astype(np.int64)
+            gmv = np.where(paid, gmv * kept / np.maximum(orders, 1), gmv)
+            clicks = np.where(paid, np.minimum(clicks, np.ceil(clicks * share)), clicks).astype(
+                np.int64
+            )
+            impressions = np.where(
+                paid, np.minimum(impressions, np.ceil(impressions * share)), impressions
+            ).astype(np.int64)
+            orders = kept
+            owed = np.where(paid, bids * gmv, 0.0)
+        spend = auction_spend + owed
 
     win_rate = impressions / np.maximum(opportunities, 1)
     clearing_cpm = spend * CPM / served
+    if mechanism is not None and mechanism.any_commission:
+        clearing_cpm = np.where(mechanism.commission, 0.0, clearing_cpm)  # no auction price
     return {
         "opportunities": opportunities,
         "impressions": impressions,

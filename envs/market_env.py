@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.market import EpisodeMarket, HourlyStreams, build_episode, sample_hour
-from envs.mechanisms import PendingOrders, Rivals
+from envs.mechanisms import CommissionSupply, PendingOrders, Rivals
 from envs.scenario import Scenario
 
 #: Half-width, in log space, of the bid range the normalised action spans: an action of
@@ -59,8 +59,12 @@ class AdMarketEnv(gym.Env):
     ``Box(-1, 1, (K,), float32)``, one entry per arm. Action ``a`` bids
     ``price_cpm * exp(ln(8) * a)`` CPM (currency per thousand impressions), where
     ``price_cpm`` is the arm's channel's median clearing price: -1 bids an eighth of it,
-    0 the median, 1 eight times it. :meth:`bids_to_action` and :meth:`action_to_bids`
-    convert.
+    0 the median, 1 eight times it. On an arm of a commission channel the same number
+    sets the commission rate (a share of GMV), ``going_rate * exp(ln(8) * a)``, at most
+    the channel's ``max_rate`` (docs/market.md, "Commission channels").
+    :meth:`bids_to_action` and :meth:`action_to_bids` convert; ``price_cpm`` holds each
+    arm's price level (the going rate on commission arms) and ``bid_cap`` its highest
+    lever.
 
     ## Observation Space
     ``Box(-inf, inf, (6 + 7K,), float32)``: ``[remaining_budget / budget,
@@ -109,11 +113,18 @@ class AdMarketEnv(gym.Env):
         self.budget = float(sc.budget)
         self.roi_target = float(sc.roi_target)
         self.hourly_budget = self.budget / self.horizon
-        self.price_cpm = np.array([sc.channel(a.channel).price_cpm for a in sc.arms])
+        arm_channels = [sc.channel(a.channel) for a in sc.arms]
+        #: Per arm, what the lever is measured against: the median CPM, or the going rate.
+        self.price_cpm = np.array([c.price_level for c in arm_channels])
+        #: Per arm, whether it is paid by commission (its lever is a rate).
+        self.commission = np.array([c.commission for c in arm_channels])
+        #: Per arm, the highest lever (eight times the level; the highest rate allowed).
+        self.bid_cap = np.array([c.lever_cap for c in arm_channels])
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_arms,), dtype=np.float32)
         self.observation_space = spaces.Box(
             -np.inf, np.inf, (N_GLOBAL_OBS + len(ARM_FIGURES) * self.n_arms,), dtype=np.float32
         )
+        self.any_commission = bool(self.commission.any())
         self.market: EpisodeMarket | None = None
         self._reset_state()
 
@@ -123,7 +134,10 @@ class AdMarketEnv(gym.Env):
         # minimum/maximum rather than np.clip: the same values at a third of the call cost,
         # and this runs on every environment step.
         a = np.minimum(np.maximum(np.asarray(action, dtype=float), -1.0), 1.0)
-        return self.price_cpm * np.exp(BID_LOG_RANGE * a)
+        bids = self.price_cpm * np.exp(BID_LOG_RANGE * a)
+        if self.any_commission:
+            bids = np.minimum(bids, self.bid_cap)  # no rate above the channel's maximum
+        return bids
 
     def bids_to_action(self, bids_cpm: np.ndarray) -> np.ndarray:
         """The normalised action for bids in CPM (clipped to the bid range)."""
@@ -138,6 +152,7 @@ class AdMarketEnv(gym.Env):
         self.exposure = np.zeros(self.n_arms)
         self.rivals: Rivals | None = None
         self.pending: PendingOrders | None = None
+        self.supply: CommissionSupply | None = None
         self._last = np.zeros((len(ARM_FIGURES), self.n_arms))
         self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
 
@@ -151,6 +166,8 @@ class AdMarketEnv(gym.Env):
             self.rivals = Rivals(mechanism)
         if mechanism is not None and mechanism.delays:
             self.pending = PendingOrders(mechanism)
+        if mechanism is not None and mechanism.any_commission:
+            self.supply = CommissionSupply(mechanism)
         return self._observation(), self._info(None, np.zeros(self.n_arms))
 
     def step(self, action: np.ndarray):
@@ -171,6 +188,7 @@ class AdMarketEnv(gym.Env):
             self.budget - self.spent,
             self._streams,
             price_factor=None if rivals is None else rivals.factor(),
+            supply_rates=None if self.supply is None else self.supply.answer(bids),
         )
         if rivals is not None:
             rivals.update(hour["impressions"], hour["opportunities"])
@@ -243,6 +261,11 @@ class AdMarketEnv(gym.Env):
             "roi": self.gmv_total / self.spent if self.spent > 0 else 0.0,
             "bid_cpm": bids,
         }
+        if self.any_commission:
+            # The rate set on commission arms (the lever in bid_cpm) and what it cost.
+            info["commission_rate"] = np.where(self.commission, bids, 0.0)
+            paid = np.zeros(self.n_arms) if hour is None else hour["spend"]
+            info["commission"] = np.where(self.commission, paid, 0.0)
         if hour is not None:
             info.update(hour)
         else:

@@ -48,6 +48,7 @@ def has_mechanisms(channel: Channel) -> bool:
         or channel.reserve_cpm > 0
         or channel.rival_elasticity > 0
         or channel.order_delay_hours > 0
+        or channel.commission
     )
 
 
@@ -98,8 +99,14 @@ class Mechanism:
         reserve: reserve price per arm (CPM).
         rival_elasticity: per arm; ``rival_decay`` per channel, ``channel_of_arm``.
         delay_q: hourly waiting probability of a pending order (0: no delay).
+        commission: the arms paid by commission (the lever is a rate; "win rate" is the
+            share of the arm's traffic the influencers bring, ``1 - exp(-r / scale)``,
+            and spend is the rate times the GMV; ``None``: none).
+        supply_keep: per arm, the weight of the previous effective rate in each hour's
+            (``exp(-1 / supply_lag_hours)``; 0 answers a new rate at once).
 
-    Derived on construction: ``pays_bid`` (the first-price arms) and ``any_pays_bid``.
+    Derived on construction: ``pays_bid`` (the first-price arms) and ``any_pays_bid``,
+    ``any_commission``.
     """
 
     auction: np.ndarray
@@ -115,8 +122,16 @@ class Mechanism:
     rival_decay: np.ndarray
     channel_of_arm: np.ndarray
     delay_q: np.ndarray
+    commission: np.ndarray | None = None
+    supply_keep: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.delay_q)
+        if self.commission is None:
+            object.__setattr__(self, "commission", np.zeros(n, bool))
+        if self.supply_keep is None:
+            object.__setattr__(self, "supply_keep", np.zeros(n))
+        object.__setattr__(self, "any_commission", bool(self.commission.any()))
         gamma_arms = np.flatnonzero(self.family == GAMMA)
         object.__setattr__(self, "_gamma_arms", gamma_arms)
         if len(gamma_arms):
@@ -260,7 +275,20 @@ class Mechanism:
         if self._has_reserve:
             sold = bids >= self.reserve
             win, pay1, pay2 = (np.where(sold, v, 0.0) for v in (win, pay1, pay2))
+        if self.any_commission:
+            # Commission arms: the share of traffic influencers bring at this rate; the
+            # payment is a share of the GMV, which expected_response adds.
+            paid = self.commission
+            win = np.where(paid, -np.expm1(-bids / scale), win)
+            pay1 = np.where(paid, 0.0, pay1)
+            pay2 = np.where(paid, 0.0, pay2)
         return win, np.maximum(pay1, 0.0), np.maximum(pay2, 0.0)
+
+    def commission_spend(self, rates: np.ndarray, gmv: np.ndarray, spend: np.ndarray) -> np.ndarray:
+        """``spend`` with the commission arms' replaced by rate x GMV."""
+        if not self.any_commission:
+            return spend
+        return np.where(self.commission, np.asarray(rates, dtype=float) * gmv, spend)
 
 
 def build_mechanism(scenario: Scenario) -> Mechanism | None:
@@ -298,6 +326,15 @@ def build_mechanism(scenario: Scenario) -> Mechanism | None:
         rival_decay=np.array([0.5 ** (1.0 / c.rival_memory_hours) for c in channels.values()]),
         channel_of_arm=np.array([names.index(c.name) for c in arm_channels]),
         delay_q=delay_probability(per_arm("order_delay_hours")),
+        commission=np.array([c.commission for c in arm_channels]),
+        supply_keep=np.array(
+            [
+                math.exp(-1.0 / c.supply_lag_hours)
+                if c.commission and c.supply_lag_hours > 0
+                else 0.0
+                for c in arm_channels
+            ]
+        ),
     )
 
 
@@ -306,10 +343,12 @@ def auction_mechanism(
     price_sigma: np.ndarray,
     channel_of_arm: np.ndarray,
     reserve: np.ndarray | None = None,
+    commission: np.ndarray | None = None,
 ) -> Mechanism:
     """A mechanism of log-normal prices where the arms of ``first_price`` pay their bid and
-    the others the second price, with optional reserve prices: what a fit from logs can
-    tell apart (no rivals, no delay)."""
+    the others the second price, with optional reserve prices and arms paid by
+    ``commission``: what a fit from logs can tell apart (no rivals, no delay, and no
+    influencer lag, which answers rates at once)."""
     n_arms = len(first_price)
     return Mechanism(
         auction=np.where(first_price, FIRST_PRICE, SECOND_PRICE),
@@ -325,6 +364,7 @@ def auction_mechanism(
         rival_decay=np.full(int(np.max(channel_of_arm)) + 1, 0.5),
         channel_of_arm=np.asarray(channel_of_arm),
         delay_q=np.zeros(n_arms),
+        commission=None if commission is None else np.asarray(commission, dtype=bool),
     )
 
 
@@ -361,6 +401,29 @@ class Rivals:
         offered = np.bincount(m.channel_of_arm, opportunities, minlength=m.n_channels)
         share = np.minimum(won / np.maximum(offered, 1e-9), 1.0)
         self.level = m.rival_decay * self.level + (1.0 - m.rival_decay) * share
+
+
+class CommissionSupply:
+    """The commission rates influencers answer, per arm, after their lag.
+
+    The first hour's rates are taken as the rates in force before the campaign (a
+    merchant's rate does not start at nothing); after that, every hour
+    ``effective <- keep * effective + (1 - keep) * rate`` with
+    ``keep = exp(-1 / supply_lag_hours)``, so a new rate takes about
+    ``supply_lag_hours`` hours to bring most of its traffic. Only commission arms are
+    read; the others carry their bids through unchanged.
+    """
+
+    def __init__(self, mechanism: Mechanism):
+        self.mechanism = mechanism
+        self.rates: np.ndarray | None = None
+
+    def answer(self, rates: np.ndarray) -> np.ndarray:
+        """The effective rates of this hour, given the rates set for it."""
+        rates = np.asarray(rates, dtype=float)
+        keep = self.mechanism.supply_keep
+        self.rates = rates.copy() if self.rates is None else keep * self.rates + (1 - keep) * rates
+        return self.rates
 
 
 class PendingOrders:

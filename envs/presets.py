@@ -300,7 +300,8 @@ def _real_world() -> Scenario:
         name="real-world",
         budget=120_000.0,
         roi_target=4.0,
-        description="every mechanism at once: GSP slots, first price, heavy tails, rivals, delays",
+        description="every mechanism at once: GSP slots, first price, heavy tails, rivals, "
+        "delays, influencers paid by commission",
     )
     return _with_channels(
         sc,
@@ -326,12 +327,42 @@ def _real_world() -> Scenario:
         },
         mall={"price_family": "gamma", "price_sigma": 0.45, "reserve_cpm": 8.0},
         affiliate={
-            "price_family": "mixture",
-            "brand_share": 0.3,
-            "brand_premium": 2.5,
-            "order_delay_hours": 6.0,
+            "payment": "commission",
+            "going_rate": 0.2,
+            "max_rate": 0.5,
+            "supply_lag_hours": 18.0,
         },
     )
+
+
+#: The influencer channel paid by commission: a share of the GMV it sells, no auction.
+COMMISSION_AFFILIATE = Channel(
+    "affiliate",
+    payment="commission",
+    going_rate=0.25,
+    max_rate=0.5,
+    supply_lag_hours=12.0,
+    daypart_strength=1.1,
+    competition_elasticity=0.2,
+)
+
+
+def _commission_affiliate() -> Scenario:
+    sc = _market(
+        ["serum", "sneakers", "snack-box"],
+        ["feed", "live", "affiliate"],
+        name="commission-affiliate",
+        budget=90_000.0,
+        roi_target=4.0,
+        description="influencers paid a commission per sale beside feed and live auctions",
+    )
+    channels = tuple(COMMISSION_AFFILIATE if c.name == "affiliate" else c for c in sc.channels)
+    # Influencers reach more people than one ad slot: twice the auction arm's traffic.
+    arms = tuple(
+        dataclasses.replace(a, traffic=2 * a.traffic) if a.channel == "affiliate" else a
+        for a in sc.arms
+    )
+    return sc.replace(channels=channels, arms=arms)
 
 
 PRESETS: dict[str, Callable[[], Scenario]] = {
@@ -349,6 +380,7 @@ PRESETS: dict[str, Callable[[], Scenario]] = {
     "reactive-rivals": _reactive_rivals,
     "delayed-orders": _delayed_orders,
     "real-world": _real_world,
+    "commission-affiliate": _commission_affiliate,
 }
 #: The eight presets of the first market model (one second-price auction per arm, orders
 #: in the click's hour). Their seeded episodes are pinned bit for bit.

@@ -36,6 +36,11 @@ SHOCK_KINDS: tuple[str, ...] = (
 AUCTIONS: tuple[str, ...] = ("second-price", "gsp", "first-price")
 #: Distributions of the highest competing bid (docs/market.md, "Clearing prices").
 PRICE_FAMILIES: tuple[str, ...] = ("lognormal", "gamma", "mixture")
+#: How a channel is paid (docs/market.md, "Commission channels"): ``cpm`` (an auction per
+#: impression) or ``commission`` (a share of the GMV it sells, set per arm).
+PAYMENTS: tuple[str, ...] = ("cpm", "commission")
+#: The highest commission rate (share of GMV) any channel may allow.
+MAX_COMMISSION_RATE = 0.9
 #: Most ad slots a GSP auction may have.
 MAX_SLOTS = 10
 #: Default day-of-week traffic factors, Monday first: e-commerce traffic rises towards
@@ -171,10 +176,23 @@ class Channel:
         rival_memory_hours: the half-life, in hours, of that average.
         order_delay_hours: mean delay, in hours, between a click and its order (a
             geometric delay); 0 means orders arrive in the click's hour.
+        payment: ``cpm`` (the auction above) or ``commission``: influencers promote the
+            product for a share of the GMV they sell (docs/market.md, "Commission
+            channels"). The lever is then a commission rate per arm, not a bid, and
+            ``price_cpm``, the auction and price-family fields, the reserve, rivals
+            and order delays do not apply (the last three must stay 0).
+        going_rate: commission only: the rate at which influencers bring ``1 - 1/e``
+            (63%) of an arm's traffic; at rate ``r`` they bring
+            ``1 - exp(-r / going_rate)`` of it. The daypart's price elasticity and bid
+            wars (rivals raising their rates) scale it as they scale a CPM.
+        max_rate: commission only: the highest rate the platform lets a merchant set
+            (at most ``MAX_COMMISSION_RATE``).
+        supply_lag_hours: commission only: influencers answer a rate change with this
+            mean lag (an exponential average of the rates set); 0 for at once.
     """
 
     name: str
-    price_cpm: float
+    price_cpm: float = 0.0
     price_sigma: float = 0.5
     daypart_strength: float = 1.0
     competition_elasticity: float = 0.4
@@ -189,10 +207,38 @@ class Channel:
     rival_elasticity: float = 0.0
     rival_memory_hours: float = 3.0
     order_delay_hours: float = 0.0
+    payment: str = "cpm"
+    going_rate: float = 0.1
+    max_rate: float = 0.5
+    supply_lag_hours: float = 12.0
+
+    @property
+    def commission(self) -> bool:
+        return self.payment == "commission"
+
+    @property
+    def price_level(self) -> float:
+        """What the lever is measured against: the median CPM, or the going rate."""
+        return self.going_rate if self.commission else self.price_cpm
+
+    @property
+    def lever_cap(self) -> float:
+        """The highest lever: eight times the price level, or the highest rate allowed."""
+        return (
+            min(8.0 * self.going_rate, self.max_rate) if self.commission else 8.0 * self.price_cpm
+        )
 
     def __post_init__(self) -> None:
         if isinstance(self.slot_exposure, list):
             object.__setattr__(self, "slot_exposure", tuple(self.slot_exposure))
+        if self.payment == "commission":
+            # Auction settings have no effect on a commission channel: held at their
+            # defaults, so that two such channels differ only where it matters (and a TOML
+            # file leaves them out). Those that would mislead are refused in validate().
+            for name in _AUCTION_ONLY:
+                default = _CHANNEL_DEFAULTS[name]
+                if getattr(self, name) != default:
+                    object.__setattr__(self, name, default)
 
     def validate(self, path: str) -> None:
         if self.name not in KNOWN_CHANNELS:
@@ -202,14 +248,24 @@ class Channel:
                 "unknown channel",
                 f"use one of {', '.join(KNOWN_CHANNELS)}",
             )
-        _check_number(
-            f"{path}.price_cpm",
-            self.price_cpm,
-            low=0,
-            low_open=True,
-            high=MAX_PRICE_CPM,
-            fix="give the median CPM in currency units, e.g. 30.0",
-        )
+        if self.payment not in PAYMENTS:
+            _fail(
+                f"{path}.payment",
+                self.payment,
+                "unknown payment",
+                f"use one of {', '.join(PAYMENTS)}",
+            )
+        if self.commission:
+            self._validate_commission(path)
+        else:
+            _check_number(
+                f"{path}.price_cpm",
+                self.price_cpm,
+                low=0,
+                low_open=True,
+                high=MAX_PRICE_CPM,
+                fix="give the median CPM in currency units, e.g. 30.0",
+            )
         _check_number(
             f"{path}.price_sigma",
             self.price_sigma,
@@ -232,6 +288,42 @@ class Channel:
             fix="use a value between 0 and 2, e.g. 0.4",
         )
         self._validate_mechanisms(path)
+
+    def _validate_commission(self, path: str) -> None:
+        _check_number(
+            f"{path}.max_rate",
+            self.max_rate,
+            low=0,
+            low_open=True,
+            high=MAX_COMMISSION_RATE,
+            fix=f"give the highest commission rate as a share of GMV, at most {MAX_COMMISSION_RATE}, e.g. 0.5",
+        )
+        _check_number(
+            f"{path}.going_rate",
+            self.going_rate,
+            low=0,
+            low_open=True,
+            high=self.max_rate,
+            fix="give the rate (share of GMV) at which influencers bring 63% of the traffic, "
+            "at most max_rate, e.g. 0.1",
+        )
+        _check_number(
+            f"{path}.supply_lag_hours",
+            self.supply_lag_hours,
+            low=0,
+            high=24 * 30,
+            fix="give the influencers' mean lag in hours, e.g. 12, or 0 for at once",
+        )
+        for attr, default in (("auction", "second-price"), ("price_family", "lognormal"),
+                              ("reserve_cpm", 0.0), ("rival_elasticity", 0.0),
+                              ("order_delay_hours", 0.0)):  # fmt: skip
+            if getattr(self, attr) != default:
+                _fail(
+                    f"{path}.{attr}",
+                    getattr(self, attr),
+                    "a commission channel has no auction, reserve, reacting rivals or order delay",
+                    f"remove it (or set it to {default!r}), or make the channel payment = 'cpm'",
+                )
 
     def _validate_mechanisms(self, path: str) -> None:
         for attr, known in (("auction", AUCTIONS), ("price_family", PRICE_FAMILIES)):
@@ -325,6 +417,24 @@ class Channel:
             high=24 * 7,
             fix="give the mean hours from click to order, e.g. 3, or 0 for no delay",
         )
+
+
+#: Channel fields that only an auction reads: ignored on a commission channel.
+_AUCTION_ONLY = (
+    "price_cpm",
+    "price_sigma",
+    "slot_exposure",
+    "slot_price_ratio",
+    "brand_share",
+    "brand_premium",
+    "brand_sigma",
+    "rival_memory_hours",
+)
+_CHANNEL_DEFAULTS = {
+    f.name: f.default for f in fields(Channel) if f.default is not dataclasses.MISSING
+}
+#: Channel fields that only a commission channel reads.
+_COMMISSION_ONLY = ("going_rate", "max_rate", "supply_lag_hours")
 
 
 @dataclass(frozen=True)
@@ -746,9 +856,19 @@ class Scenario:
 
         def plain(obj: Any) -> dict[str, Any]:
             out = {}
+            skip: tuple[str, ...] = ()
+            if isinstance(obj, Channel):
+                # Each kind of channel writes only the settings it reads (and every other
+                # the same as before commission channels existed).
+                skip = (
+                    (*_AUCTION_ONLY, "auction", "price_family", "reserve_cpm",
+                     "rival_elasticity", "order_delay_hours")
+                    if obj.commission
+                    else ("payment", *_COMMISSION_ONLY)
+                )  # fmt: skip
             for f in fields(obj):
                 value = getattr(obj, f.name)
-                if value is None:
+                if value is None or f.name in skip:
                     continue
                 if isinstance(value, tuple):
                     value = [plain(v) if dataclasses.is_dataclass(v) else v for v in value]

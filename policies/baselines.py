@@ -17,6 +17,15 @@ from policies.strategy import Strategy, register_strategy
 PAUSE_BID_CPM = 1e-3
 
 
+def with_fixed_rates(env: AdMarketEnv, bids: np.ndarray) -> np.ndarray:
+    """``bids`` with every commission arm at its channel's going rate: a marketer's rule
+    of thumb sets one commission rate and leaves it (the baselines pace auctions only)."""
+    commission = getattr(env, "commission", None)
+    if commission is None or not commission.any():
+        return bids
+    return np.where(commission, env.price_cpm, bids)
+
+
 @register_strategy("even")
 class EvenSplit(Strategy):
     """Even split with a fixed bid.
@@ -37,7 +46,7 @@ class EvenSplit(Strategy):
         self.arm_spend += info["spend"]
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        bids = self.env.price_cpm * self.bid_multiplier
+        bids = with_fixed_rates(self.env, self.env.price_cpm * self.bid_multiplier)
         return np.where(self.arm_spend < self.share, bids, PAUSE_BID_CPM)
 
 
@@ -105,7 +114,7 @@ class PIDPacer(_PacedStrategy):
                     2.0,
                 )
             )
-        return self.env.price_cpm * np.exp(self.log_multiplier)
+        return with_fixed_rates(self.env, self.env.price_cpm * np.exp(self.log_multiplier))
 
 
 @register_strategy("online-lp")
@@ -141,7 +150,7 @@ class OnlineLP(_PacedStrategy):
             self.arm_impressions + self.prior_impressions
         )
         threshold = env.roi_target * np.exp(self.log_threshold)
-        return 1000.0 * value / threshold
+        return with_fixed_rates(env, 1000.0 * value / threshold)
 
 
 @register_strategy("proportional")
@@ -163,4 +172,5 @@ class ProportionalROI(PIDPacer):
             self.arm_spend + self.prior_spend
         )
         campaign_roi = roi.mean()
-        return super().act(observation) * np.clip(roi / campaign_roi, 0.25, 4.0)
+        scaled = super().act(observation) * np.clip(roi / campaign_roi, 0.25, 4.0)
+        return with_fixed_rates(env, scaled)

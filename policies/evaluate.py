@@ -25,6 +25,8 @@ TRACE_FIGURES = (
     "win_rate",
     "clearing_cpm",
 )
+#: Figures recorded only where the market has them (commission channels).
+OPTIONAL_TRACE_FIGURES = ("commission_rate", "commission")
 
 
 @dataclass
@@ -98,6 +100,9 @@ def run_episode(
         hours.append(info["hour_of_day"])
         for name in TRACE_FIGURES:
             rows[name].append(np.asarray(info[name], dtype=float))
+        for name in OPTIONAL_TRACE_FIGURES:
+            if name in info:
+                rows.setdefault(name, []).append(np.asarray(info[name], dtype=float))
     # Delayed orders that arrive after the last hour, within the attribution window.
     late_gmv = float(np.sum(info.get("late_gmv", 0.0)))
     return EpisodeResult(

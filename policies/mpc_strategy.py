@@ -30,7 +30,8 @@ class _MPCBase(Strategy):
         # Compiled once per campaign shape and kept by this strategy for its next episodes
         # (its own cache: strategies of one shape may play side by side).
         self.bidder = reusable_bidder(env.n_arms, env.horizon, self.config, self._bidders)
-        self.bid_cap = env.price_cpm * np.exp(BID_LOG_RANGE)
+        # Eight times each price level; on commission arms at most the highest rate.
+        self.bid_cap = getattr(env, "bid_cap", env.price_cpm * np.exp(BID_LOG_RANGE))
         self.t = 0
         self.spent = self.gmv = 0.0
         self.exposure = np.zeros(env.n_arms)

@@ -29,7 +29,7 @@ import numpy as np
 
 from envs.errors import InputError
 from envs.market import EpisodeMarket, build_episode
-from envs.mechanisms import attribution_of
+from envs.mechanisms import attribution_of, auction_mechanism
 from envs.scenario import Scenario
 
 PRIOR_MODES: tuple[str, ...] = ("fitted", "cold", "true")
@@ -66,8 +66,20 @@ def true_prior(scenario: Scenario) -> EpisodeMarket:
 
 
 def _plain(market: EpisodeMarket) -> EpisodeMarket:
-    """The same market seen as plain second-price auctions with orders in their hour."""
-    return dataclasses.replace(market, mechanism=None, attribution=None, delay_q=None)
+    """The same market seen as plain second-price auctions with orders in their hour; the
+    arms paid by commission stay so (how a channel is paid is the advertiser's own
+    contract, not something to learn)."""
+    mechanism = market.mechanism
+    if mechanism is not None and mechanism.any_commission:
+        mechanism = auction_mechanism(
+            np.zeros(len(mechanism.commission), bool),
+            market.price_sigma,
+            mechanism.channel_of_arm,
+            commission=mechanism.commission,
+        )
+    else:
+        mechanism = None
+    return dataclasses.replace(market, mechanism=mechanism, attribution=None, delay_q=None)
 
 
 def cold_prior(scenario: Scenario) -> EpisodeMarket:

@@ -221,6 +221,7 @@ def simulate_logs(
                 hour_of_day=result.hour_of_day,
                 arms=one_day.arms,
                 date=start_date + dt.timedelta(days=day),
+                commission=[one_day.channel(a.channel).commission for a in one_day.arms],
             )
         )
         if on_day is not None:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from bidder.logs import read_logs, table_format, table_writer
 from bidder.recommend import (
+    COMMISSION_COLUMN,
     NEUTRAL_PLAN_NOTE,
     RECOMMENDATION_COLUMNS,
     Recommendation,
@@ -108,7 +109,10 @@ def _parse_date(text: str) -> dt.date:
 
 def recommendation_frame(recommendation: Recommendation, run_id: str) -> pd.DataFrame:
     """The rows a recommendation file holds: :data:`RECOMMENDATION_COLUMNS` and ``run_id``."""
-    return recommendation.table[list(RECOMMENDATION_COLUMNS)].assign(run_id=run_id)
+    columns = list(RECOMMENDATION_COLUMNS)
+    if COMMISSION_COLUMN in recommendation.table.columns:
+        columns.insert(columns.index("bid") + 1, COMMISSION_COLUMN)
+    return recommendation.table[columns].assign(run_id=run_id)
 
 
 def summary_text(recommendation: Recommendation, run_id: str) -> str:

@@ -1,0 +1,216 @@
+"""Influencer channels paid by commission (docs/market.md, "Commission channels").
+
+Covers: spend is the rate times the GMV sold and never passes the budget; a higher rate
+brings more traffic with diminishing returns, and influencers answer a change with a
+lag; the environment's action sets the rate, capped at the channel's maximum; the logs
+carry the rate and round-trip it; bad rates and settings are refused in one line; the
+fit recovers the going rate; MPC plans rates beside bids under the one budget and ROI
+target and beats the fixed-rate baselines; the nightly recommendation writes rates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bidder.logs import LogError, read_logs, validate_logs, write_logs
+from bidder.recommend import fit_market
+from envs.market import build_episode, expected_hour
+from envs.market_env import AdMarketEnv
+from envs.presets import get_scenario
+from envs.scenario import Arm, Channel, Product, Scenario, ScenarioError
+from policies.cli import main
+from policies.evaluate import evaluate_many
+from policies.simulate import simulate_logs
+
+PRESET = "commission-affiliate"
+
+
+def influencer_only(**channel_fields) -> Scenario:
+    channel = Channel("affiliate", payment="commission", going_rate=0.2, **channel_fields)
+    return Scenario(
+        name="influencers",
+        budget=1e9,
+        roi_target=2.0,
+        products=(Product("p", aov=100.0),),
+        channels=(channel,),
+        arms=(Arm("p", "affiliate", traffic=20_000.0, ctr=0.02, cvr=0.03),),
+    )
+
+
+def test_spend_is_the_rate_times_the_gmv_sold():
+    env = AdMarketEnv(PRESET)
+    env.reset(seed=3)
+    rng = np.random.default_rng(3)
+    paid = env.commission
+    for _ in range(24):
+        _, _, done, _, info = env.step(rng.uniform(-1, 1, env.n_arms))
+        rate = info["commission_rate"]
+        assert np.all(rate[~paid] == 0) and np.all(rate[paid] > 0)
+        assert np.allclose(info["spend"][paid], rate[paid] * info["gmv"][paid])
+        assert np.allclose(info["commission"][paid], info["spend"][paid])
+        assert np.all(info["commission"][~paid] == 0)
+        if done:
+            break
+
+
+@pytest.mark.parametrize("budget", [1e-3, 5.0, 300.0, 20_000.0])
+def test_commission_never_passes_the_budget(budget):
+    for seed in range(4):
+        env = AdMarketEnv(get_scenario(PRESET).replace(budget=budget))
+        env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            # Every arm at its highest lever: the commission arms at the highest rate.
+            _, _, done, _, info = env.step(np.ones(env.n_arms, np.float32))
+            total += float(info["spend"].sum())
+        assert total <= budget and info["spend_total"] <= budget
+
+
+def test_a_higher_rate_brings_more_traffic_with_diminishing_returns():
+    scenario = influencer_only()
+    market = build_episode(scenario)
+    rates = np.array([0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
+    impressions = np.array([expected_hour(market, 12, [r]).impressions[0] for r in rates])
+    gains = np.diff(impressions)
+    assert np.all(gains > 0) and np.all(np.diff(gains) < 0)
+    # At the hour's going rate (its daypart moves it) influencers bring 1 - 1/e of it.
+    at_going = expected_hour(market, 12, [market.price_median[12, 0]])
+    assert at_going.impressions[0] == pytest.approx(market.traffic[12, 0] * (1 - math.exp(-1)))
+    # The arm's ROI is 1 / rate whatever the volume.
+    for r in rates:
+        hour = expected_hour(market, 12, [r])
+        assert hour.gmv[0] / hour.spend[0] == pytest.approx(1 / r)
+
+
+def test_influencers_answer_a_rate_change_with_a_lag():
+    def impressions(lag: float) -> np.ndarray:
+        env = AdMarketEnv(influencer_only(supply_lag_hours=lag).replace(traffic_noise=0.0))
+        env.reset(seed=0)
+        low, high = env.bids_to_action(np.array([0.05])), env.bids_to_action(np.array([0.4]))
+        shares = []
+        for t in range(24):
+            _, _, _, _, info = env.step(low if t < 6 else high)
+            shares.append(info["win_rate"][0])
+        return np.array(shares)
+
+    at_once, lagged = impressions(0.0), impressions(6.0)
+    # The first hour at the new rate: at once nearly all of it, with the lag a little.
+    assert at_once[6] > 0.8 and lagged[5] < lagged[6] < at_once[6] - 0.25
+    gap = at_once[6:] - lagged[6:]  # the same hours (the going rate follows the daypart)
+    assert np.all(np.diff(gap) < 0.005) and gap[-1] < 0.05  # the lag closes steadily
+
+
+def test_the_action_sets_the_rate_capped_at_the_channel_maximum():
+    env = AdMarketEnv(influencer_only(max_rate=0.3))
+    assert env.action_to_bids(np.zeros(1))[0] == pytest.approx(0.2)  # the going rate
+    assert env.action_to_bids(np.ones(1))[0] == pytest.approx(0.3)  # not 8 x 0.2
+    assert env.bid_cap[0] == pytest.approx(0.3)
+
+
+def test_logs_carry_the_rate_and_round_trip(tmp_path):
+    logs = simulate_logs(PRESET, "pid", 2, seed=0)
+    paid = logs["channel"] == "affiliate"
+    assert logs.loc[paid, "commission_rate"].between(0, 0.5).all()
+    assert logs.loc[~paid, "commission_rate"].isna().all()
+    assert (logs.loc[paid, "bid"] == 0).all()
+    active = paid & (logs["gmv"] > 0)
+    expected = logs.loc[active, "commission_rate"] * logs.loc[active, "gmv"]
+    assert np.allclose(logs.loc[active, "spend"], expected, rtol=1e-3, atol=0.02)
+    for suffix in (".csv", ".parquet"):
+        path = tmp_path / f"logs{suffix}"
+        write_logs(logs, path)
+        back = read_logs(path)
+        assert np.allclose(
+            back["commission_rate"].to_numpy(), logs["commission_rate"].to_numpy(), equal_nan=True
+        )
+
+
+@pytest.mark.parametrize(("value", "needle"), [(-0.1, "negative"), (0.95, "at most 0.9")])
+def test_a_bad_logged_rate_is_refused_in_one_line(tmp_path, capsys, value, needle):
+    logs = simulate_logs(PRESET, "pid", 3, seed=0)
+    row = int(np.flatnonzero(logs["channel"] == "affiliate")[5])
+    logs = logs.astype({"commission_rate": object})
+    logs.loc[row, "commission_rate"] = value
+    path = tmp_path / "logs.csv"
+    logs.to_csv(path, index=False)
+    with pytest.raises(LogError, match=needle):
+        validate_logs(pd.read_csv(path))
+    out = tmp_path / "recs.csv"
+    code = main(["recommend", "--history", str(path), "--budget", "90k", "--roi-target", "4",
+                 "--date", "2026-02-01",
+                 "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "commission_rate" in err[0], err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"max_rate": 0.95}, "max_rate"),
+        ({"going_rate": 0.6}, "going_rate"),
+        ({"going_rate": -0.1}, "going_rate"),
+        ({"order_delay_hours": 3.0}, "no auction, reserve"),
+        ({"auction": "gsp"}, "no auction, reserve"),
+        ({"supply_lag_hours": -1.0}, "supply_lag_hours"),
+        ({"payment": "cpa"}, "unknown payment"),
+    ],
+)
+def test_bad_commission_settings_are_refused_in_one_line(tmp_path, capsys, fields, needle):
+    import tomli_w
+
+    data = get_scenario(PRESET).to_dict()
+    channel = next(c for c in data["channels"] if c["name"] == "affiliate")
+    channel.update(fields)
+    path = tmp_path / "bad.toml"
+    path.write_text(tomli_w.dumps(data))
+    with pytest.raises(ScenarioError, match=needle):
+        Scenario.load(path)
+    code = main(["evaluate", "--scenario", str(path), "--episodes", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+
+
+def test_a_commission_channel_writes_only_its_own_settings():
+    scenario = get_scenario(PRESET)
+    text = scenario.to_toml()
+    block = text.split('name = "affiliate"')[1].split("[[")[0]
+    assert "going_rate = 0.25" in block and "price_cpm" not in block and "auction" not in block
+    assert Scenario.from_toml(text) == scenario
+    assert "payment" not in get_scenario("default").to_toml()  # CPM channels as before
+
+
+def test_the_fit_recovers_the_going_rate_from_logs():
+    logs = simulate_logs(PRESET, "pid", 10, seed=1)
+    fitted = fit_market(logs, pd.Timestamp(logs["date"].max()).date() + pd.Timedelta(days=1))
+    scenario = get_scenario(PRESET)
+    truth = build_episode(scenario.replace(shocks=()))
+    order = [[(a.product, a.channel) for a in scenario.arms].index(arm) for arm in fitted.arms]
+    paid = np.array([c == "affiliate" for _, c in fitted.arms])
+    assert fitted.commission.tolist() == paid.tolist()
+    assert fitted.auction_by_channel["affiliate"] == "commission"
+    true_rate = truth.price_median[:, order][:, paid]
+    ratio = fitted.market.price_median[:, paid].mean(0) / true_rate.mean(0)
+    assert np.all(np.abs(ratio - 1) < 0.05), ratio
+    assert np.all(fitted.bid_cap[paid] <= 0.9)
+
+
+def test_mpc_plans_rates_and_bids_under_one_budget_and_beats_fixed_rates():
+    report = evaluate_many(["mpc", "pid", "even"], [PRESET], 3, 0)
+    block = report["scenarios"][PRESET]["strategies"]
+    results = report["_results"][PRESET]
+    for episode in results["mpc"]:
+        rates = episode.trace["commission_rate"]
+        paid = rates[0] > 0
+        assert paid.sum() == 3 and np.all(rates[:, paid] <= 0.5 + 1e-12)
+        # It sets a rate of its own (the going rate, 0.25, pays too much here).
+        assert np.all(rates[:, paid] < 0.24)
+        assert episode.spend <= episode.budget
+    assert block["mpc"]["budget_violations"] == 0
+    assert block["mpc"]["roi_violation_rate"] == 0
+    assert block["mpc"]["score_mean"] > block["pid"]["score_mean"]
+    assert block["mpc"]["score_mean"] > block["even"]["score_mean"]
