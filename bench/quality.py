@@ -96,7 +96,13 @@ def _play(task: tuple[list[tuple[Scenario, int]], list[str], list[str], str | No
 
 def _summary(blocks: dict, strategies: list[str]) -> dict:
     def mean_pct(names, strategy):
-        return float(np.mean([blocks[n]["strategies"][strategy]["pct_of_oracle"] for n in names]))
+        # With --presets, a group may be partly or not at all played (NaN then).
+        values = [blocks[n]["strategies"][strategy]["pct_of_oracle"] for n in names if n in blocks]
+        return float(np.mean(values)) if values else float("nan")
+
+    def held_out(strategy, key):
+        block = blocks.get(HELD_OUT)
+        return None if block is None else block["strategies"][strategy][key]
 
     summary = {}
     for strategy in strategies:
@@ -104,10 +110,8 @@ def _summary(blocks: dict, strategies: list[str]) -> dict:
             "classic_presets_pct_of_oracle_mean": mean_pct(CLASSIC_PRESETS, strategy),
             "mechanism_presets_pct_of_oracle_mean": mean_pct(MECHANISM_PRESETS, strategy),
             "shock_presets_pct_of_oracle_mean": mean_pct(SHOCK_PRESETS, strategy),
-            "held_out_pct_of_oracle": blocks[HELD_OUT]["strategies"][strategy]["pct_of_oracle"],
-            "held_out_pct_of_oracle_per_episode": blocks[HELD_OUT]["strategies"][strategy][
-                "pct_of_oracle_per_episode"
-            ],
+            "held_out_pct_of_oracle": held_out(strategy, "pct_of_oracle"),
+            "held_out_pct_of_oracle_per_episode": held_out(strategy, "pct_of_oracle_per_episode"),
             "budget_violations": int(
                 sum(b["strategies"][strategy]["budget_violations"] for b in blocks.values())
             ),
@@ -168,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first preset day")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--presets",
+        default=None,
+        help="comma-separated presets to play (default: every preset and the held-out block)",
+    )
+    parser.add_argument(
+        "--no-held-out", action="store_true", help="leave out the held-out randomised markets"
+    )
     args = parser.parse_args(argv)
     episodes = 5 if args.quick else args.episodes
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -178,9 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     from envs.presets import get_scenario
 
     blocks: dict[str, list[tuple[Scenario, int]]] = {}
-    for name in PRESETS:
+    names = list(PRESETS) if args.presets is None else [p.strip() for p in args.presets.split(",")]
+    for name in names:
         blocks[name] = [(get_scenario(name), args.seed + e) for e in range(episodes)]
-    blocks[HELD_OUT] = [(sc, 7_000 + i) for i, sc in enumerate(held_out_scenarios(episodes))]
+    if not args.no_held_out and args.presets is None:
+        blocks[HELD_OUT] = [(sc, 7_000 + i) for i, sc in enumerate(held_out_scenarios(episodes))]
 
     started = time.perf_counter()
     # One task per (block, fifth of its days): enough tasks to keep every worker busy.

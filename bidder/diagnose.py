@@ -22,6 +22,15 @@ cut, AOV -> order value change, CPM -> competitor pressure (the part matched by 
 rising is own bid increase), mix -> traffic shift and spend mix. A cause's share is its
 part of the sum of the negative contributions.
 
+**Commission arms** (a ``commission_rate`` in the logs; docs/market.md, section 3c) return
+exactly ``1 / rate``, so their own ROI moves only with the rate: **commission rate
+increase**. Their volume moves the mix: before the traffic shift of the other arms, the
+shares they would have had if only their influencer traffic had moved give **influencer
+supply** (an influencer left), and after it, the shares if only their share of that
+traffic had moved beyond what their own rate explains (at ``1 - exp(-r / g)``, the
+baseline's going rate ``g`` at the date's rate) give **rival commission** (rival merchants
+raised their rates).
+
 **Significance.** A unit's drop is reported only when it has volume (at least
 ``MIN_BASELINE_ORDERS`` orders per baseline day) and its log-change of ROI falls below
 ``-max(MIN_LOG_DROP, Z_SCORE * sigma)``, where ``sigma`` is the larger of the baseline's
@@ -94,7 +103,25 @@ CAUSES: dict[str, tuple[str, str]] = {
         "rates, budget pacing)",
         "rebalance the budget towards the arms with the higher ROI (autopilot recommend)",
     ),
+    "commission_rate_increase": (
+        "our commission rate rose: an arm paid by commission returns exactly 1 / rate",
+        "bring the rate back towards 1 / ROI target or below; autopilot recommend plans it",
+    ),
+    "influencer_supply": (
+        "influencers brought less traffic to a commission arm that paid well (an "
+        "influencer left or paused the product)",
+        "re-engage or recruit influencers for the product (samples, a higher rate while "
+        "the campaign's ROI allows it), or move budget to the auctions that held",
+    ),
+    "rival_commission": (
+        "a commission arm took a smaller share of its influencers' traffic at its rate: "
+        "rival merchants raised their commission rates",
+        "match the going rate only as far as the ROI target allows (at most 1 / target on "
+        "the arm), or move budget to the auctions",
+    ),
 }
+#: Causes that only arms paid by commission have (docs/market.md, section 3c).
+COMMISSION_CAUSES = ("commission_rate_increase", "influencer_supply", "rival_commission")
 
 _FIGURES = ("impressions", "clicks", "orders", "spend", "gmv")
 
@@ -340,6 +367,13 @@ def _arm_table(rows: pd.DataFrame, has_win_rate: bool) -> pd.DataFrame:
         win_rate_known=float(has_win_rate),
     )
     columns = [*_FIGURES, "bid_x_impressions", "opportunities"]
+    if "commission_rate" in rows.columns:
+        rate = rows["commission_rate"]
+        table = table.assign(
+            rate_x_impressions=rate.fillna(0.0) * rows["impressions"],
+            commission_rows=rate.notna().astype(float),
+        )
+        columns += ["rate_x_impressions", "commission_rows"]
     return table.groupby(["product", "channel"])[columns].sum().astype(float)
 
 
@@ -464,6 +498,16 @@ def _decompose(base: pd.DataFrame, day: pd.DataFrame) -> dict[str, float]:
 
     contributions = dict.fromkeys(CAUSES, 0.0)
     changes = {name: np.where(active, np.log(f1[name] / f0[name]), 0.0) for name in f0}
+    paid = _commission_arms(base, day)
+    if paid.any():
+        # A commission arm's ROI is 1 / rate whatever it sells: its change is the rate's
+        # alone (its CTR, CVR and order value move its commission with its GMV).
+        own_roi = np.where(
+            active & paid, np.log(np.where(paid, roi1 / np.where(roi0 > 0, roi0, 1.0), 1.0)), 0.0
+        )
+        contributions["commission_rate_increase"] = float(weights @ own_roi)
+        for name in changes:
+            changes[name] = np.where(paid, 0.0, changes[name])
     bid0 = _mean_bid(base)
     bid1 = _mean_bid(day)
     bid_change = np.where(
@@ -480,18 +524,68 @@ def _decompose(base: pd.DataFrame, day: pd.DataFrame) -> dict[str, float]:
     contributions["own_bid_increase"] = float(weights @ -own)
     contributions["competitor_pressure"] = float(weights @ -(changes["cpm"] - own))
 
-    # Mix: the shares the arms would have had if only their opportunities had moved.
+    # Mix: the shares the arms would have had if only their opportunities had moved
+    # (first the commission arms' influencer traffic, then every other arm's), then, on
+    # commission arms, if only their share of that traffic had moved beyond what their
+    # own rate explains (rivals' rates); the rest is spend mix. Telescoping logs of
+    # successive ROI levels, so the parts sum to the mix exactly.
     opp0, opp1 = base["opportunities"].to_numpy(), day["opportunities"].to_numpy()
     growth = np.where(opp0 > 0, opp1 / np.where(opp0 > 0, opp0, 1.0), 0.0)
-    traffic_share = share0 * growth
-    if traffic_share.sum() > 0 and level1 > 0 and within_level > 0:
-        traffic_share = traffic_share / traffic_share.sum()
-        traffic_level = float(traffic_share @ roi1)
-        contributions["traffic_shift"] = math.log(traffic_level / within_level)
-        contributions["spend_mix"] = math.log(level1 / traffic_level)
-    elif level1 > 0 and within_level > 0:
-        contributions["spend_mix"] = math.log(level1 / within_level)
+    if not (level1 > 0 and within_level > 0):
+        return contributions
+    steps = []
+    if paid.any():
+        steps.append(("influencer_supply", np.where(paid, growth, 1.0)))
+    steps.append(("traffic_shift", growth))
+    if paid.any():
+        steps.append(("rival_commission", growth * _rival_share_growth(base, day, paid)))
+    level = within_level
+    for cause, factor in steps:
+        moved = share0 * factor
+        if moved.sum() <= 0:
+            continue
+        next_level = float((moved / moved.sum()) @ roi1)
+        if next_level > 0:
+            contributions[cause] = math.log(next_level / level)
+            level = next_level
+    contributions["spend_mix"] = math.log(level1 / level)
     return contributions
+
+
+def _commission_arms(base: pd.DataFrame, day: pd.DataFrame) -> np.ndarray:
+    """Per arm, whether it is paid by commission (a rate in any of its rows)."""
+    if "commission_rows" not in base.columns:
+        return np.zeros(len(base), bool)
+    return (base["commission_rows"].to_numpy() > 0) | (day["commission_rows"].to_numpy() > 0)
+
+
+def _mean_rate(fig: pd.DataFrame) -> np.ndarray:
+    impressions = fig["impressions"].to_numpy()
+    return np.where(
+        impressions > 0,
+        fig["rate_x_impressions"].to_numpy() / np.where(impressions > 0, impressions, 1.0),
+        0.0,
+    )
+
+
+def _rival_share_growth(base: pd.DataFrame, day: pd.DataFrame, paid: np.ndarray) -> np.ndarray:
+    """Per commission arm, how its share of the influencers' traffic moved beyond what its
+    own rate explains: influencers bring ``1 - exp(-r / g)`` at rate ``r`` and going rate
+    ``g``; the baseline's ``g`` at the date's rate gives the share the arm would have had,
+    and the date's share over it is the rivals' doing (1 elsewhere)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w0 = np.clip(
+            base["impressions"].to_numpy() / base["opportunities"].to_numpy(), 1e-6, 1 - 1e-6
+        )
+        w1 = np.clip(
+            day["impressions"].to_numpy() / day["opportunities"].to_numpy(), 1e-6, 1 - 1e-6
+        )
+        r0, r1 = _mean_rate(base), _mean_rate(day)
+        going0 = -r0 / np.log1p(-w0)
+        expected = -np.expm1(-r1 / going0)
+        ratio = w1 / expected
+    ok = paid & np.isfinite(ratio) & (ratio > 0) & (r0 > 0) & (r1 > 0)
+    return np.where(ok, ratio, 1.0)
 
 
 def _mean_bid(fig: pd.DataFrame) -> np.ndarray:
@@ -561,6 +655,22 @@ def _evidence(cause: str, base: pd.DataFrame, day: pd.DataFrame) -> str:
             _ratio("bid_x_impressions", "impressions", day),
         )
         return text + f", bid {bid0:,.2f} -> {bid1:,.2f} ({_pct(bid0, bid1)})"
+    if cause in COMMISSION_CAUSES:
+        paid = _commission_arms(base, day)
+        b, d = base[paid], day[paid]
+        r0 = _ratio("rate_x_impressions", "impressions", b)
+        r1 = _ratio("rate_x_impressions", "impressions", d)
+        text = f"commission rate {r0:.1%} -> {r1:.1%}"
+        if cause == "influencer_supply":
+            o0, o1 = b["opportunities"].sum(), d["opportunities"].sum()
+            return f"influencer traffic {o0:,.0f} -> {o1:,.0f} ({_pct(o0, o1)}), " + text
+        if cause == "rival_commission":
+            w0, w1 = (
+                _ratio("impressions", "opportunities", b),
+                _ratio("impressions", "opportunities", d),
+            )
+            return f"share of influencer traffic {w0:.0%} -> {w1:.0%} ({_pct(w0, w1)}), " + text
+        return text
     # Mix causes: where the traffic (or the spend) went, by channel.
     column = "opportunities" if cause == "traffic_shift" else "spend"
     label = "opportunity share" if cause == "traffic_shift" else "spend share"

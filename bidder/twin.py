@@ -43,7 +43,15 @@ from bidder.diagnose import DEFAULT_BASELINE_DAYS, diagnose
 from bidder.errors import BidderInputError
 from bidder.recommend import MIN_HISTORY_DAYS, FittedMarket, fit_market
 from envs.market import build_episode, daypart, expected_hour
-from envs.scenario import DEFAULT_WEEKDAY_FACTORS, Arm, Channel, Product, Scenario, Shock
+from envs.scenario import (
+    DEFAULT_WEEKDAY_FACTORS,
+    MAX_COMMISSION_RATE,
+    Arm,
+    Channel,
+    Product,
+    Scenario,
+    Shock,
+)
 
 #: Daypart strengths searched (the scenario bounds allow 0 to 1.8).
 _STRENGTHS = np.linspace(0.0, 1.8, 361)
@@ -54,6 +62,7 @@ NOT_IDENTIFIED = {
     "fatigue_impressions": "creative wear-out: needs the creative's age and impressions",
     "slot_exposure": "GSP slots: logs give no position",
     "rival_elasticity": "rivals' reaction to our share: needs deliberate bid changes",
+    "supply_lag_hours": "influencers' lag behind a commission rate: needs rate changes",
 }
 
 
@@ -325,6 +334,37 @@ def _twin_from(
                 f"{factor:.2f}x the daypart curve's level; fitted as a scheduled bid_war shock"
             )
         price_cpm = float(np.exp(level.mean()))
+        if fitted.auction_by_channel.get(c) == "commission":
+            # Influencers paid by commission: the fitted "price" is the going rate.
+            caps = fitted.bid_cap[cols]
+            max_rate = float(np.clip(max(caps.max(), price_cpm), 1e-6, MAX_COMMISSION_RATE))
+            going = min(price_cpm, max_rate)
+            channels.append(
+                Channel(
+                    c,
+                    payment="commission",
+                    going_rate=going,
+                    max_rate=max_rate,
+                    daypart_strength=strength,
+                    competition_elasticity=elasticity,
+                )
+            )
+            notes.append(
+                f"channel {c}: paid by commission; its highest rate is set to {max_rate:.3g} "
+                "(twice the highest rate in the logs) and the influencers' lag to the "
+                f"default {channels[-1].supply_lag_hours:g} hours: logs that hold one rate "
+                "cannot show either"
+            )
+            params += [
+                {"parameter": f"channel.{c}.going_rate", "estimate": round(going, 6),
+                 "interval": None, "data": f"{days} days x 24 hours x {len(cols)} arms"},
+                {"parameter": f"channel.{c}.daypart_strength", "estimate": round(strength, 4),
+                 "interval": None, "data": f"{days} days x 24 hours"},
+                {"parameter": f"channel.{c}.competition_elasticity",
+                 "estimate": round(elasticity, 4), "interval": None,
+                 "data": f"{days} days x 24 hours"},
+            ]  # fmt: skip
+            continue
         channels.append(
             Channel(
                 c,
@@ -452,7 +492,11 @@ def holdout_errors(
             bids = np.zeros(len(arm_index))
             keys = list(zip(rows_h["product"], rows_h["channel"], strict=True))
             cols = [arm_index[key] for key in keys]
-            bids[cols] = rows_h["bid"].to_numpy(dtype=float)
+            levers = rows_h["bid"].to_numpy(dtype=float)
+            if "commission_rate" in rows_h.columns:  # a commission arm's lever is its rate
+                rate = rows_h["commission_rate"].to_numpy(dtype=float)
+                levers = np.where(np.isfinite(rate), rate, levers)
+            bids[cols] = levers
             expected = expected_hour(nominal, int(hour), bids)
             left = max(budget - predicted[0].sum(), 0.0)
             hour_spend = float(expected.spend.sum())

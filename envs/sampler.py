@@ -238,7 +238,7 @@ def parameter_names(scenario: Scenario) -> list[str]:
     """The names :func:`perturb_scenario` knows, as the twin's fit report writes them:
     ``product.P.aov``, ``channel.C.price_cpm`` and ``arm.P/C.ctr``."""
     names = [f"product.{p.name}.{k}" for p in scenario.products for k in PERTURBED["product"]]
-    names += [f"channel.{c.name}.{k}" for c in scenario.channels for k in PERTURBED["channel"]]
+    names += [f"channel.{c.name}.{k}" for c in scenario.channels for k in _channel_fields(c)]
     names += [f"arm.{a.product}/{a.channel}.{k}" for a in scenario.arms for k in PERTURBED["arm"]]
     return names
 
@@ -300,7 +300,16 @@ def perturb_scenario(
         return dataclasses.replace(obj, **changes)
 
     products = tuple(moved(p, f"product.{p.name}", "product") for p in scenario.products)
-    channels = tuple(moved(c, f"channel.{c.name}", "channel") for c in scenario.channels)
+    channels = tuple(
+        dataclasses.replace(
+            c,
+            **{
+                k: draw(f"channel.{c.name}.{k}", getattr(c, k), bounds)
+                for k, bounds in _channel_fields(c).items()
+            },
+        )
+        for c in scenario.channels
+    )
     arms = [moved(a, f"arm.{a.product}/{a.channel}", "arm") for a in scenario.arms]
     lift = _cvr_lift(scenario)
     arms = [
@@ -333,6 +342,17 @@ class Perturbation:
 
     def describe(self) -> dict:
         return {"factor": self.factor, "intervals": len(self.intervals)}
+
+
+def _channel_fields(channel: Channel) -> dict[str, tuple[float, float]]:
+    """The fields of ``channel`` that :func:`perturb_scenario` moves, with their bounds:
+    a commission channel's going rate instead of an auction's price level and spread."""
+    if not channel.commission:
+        return PERTURBED["channel"]
+    fields = {
+        k: v for k, v in PERTURBED["channel"].items() if k not in ("price_cpm", "price_sigma")
+    }
+    return {"going_rate": (1e-6, channel.max_rate), **fields}
 
 
 def _cvr_lift(scenario: Scenario) -> np.ndarray:

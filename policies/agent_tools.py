@@ -331,6 +331,16 @@ class AgentTools:
             "channels": [
                 {
                     "name": ch.name,
+                    "payment": "commission",
+                    "auction": "none: influencers paid a share of GMV",
+                    "going_rate": ch.going_rate,
+                    "max_rate": ch.max_rate,
+                    "supply_lag_hours": ch.supply_lag_hours,
+                }
+                if ch.commission
+                else {
+                    "name": ch.name,
+                    "payment": "cpm",
                     "auction": ch.auction,
                     "price_cpm": ch.price_cpm,
                     "price_family": ch.price_family,

@@ -34,6 +34,7 @@ import pandas as pd
 from bidder.mpc import Decision, MPCConfig
 from bidder.recommend import FittedMarket
 from envs.errors import InputError
+from envs.scenario import MAX_COMMISSION_RATE
 
 #: Columns :meth:`Autopilot.record` needs, and the one it reads when given.
 RECORD_COLUMNS = ("product", "channel", "impressions", "clicks", "orders", "spend", "gmv")
@@ -201,6 +202,13 @@ class Autopilot:
         self._strategy.reset(_CampaignView(campaign, price), market)
         self._strategy.bid_cap = caps
         self._pending: np.ndarray | None = None
+        #: Arms paid by commission (from the logs): their lever is a rate, not a bid.
+        mechanism = market.mechanism
+        self._commission = (
+            mechanism.commission.copy()
+            if mechanism is not None and mechanism.any_commission
+            else np.zeros(len(campaign.arms), bool)
+        )
 
     # -- where the campaign stands --------------------------------------------------------
     @property
@@ -272,17 +280,36 @@ class Autopilot:
             self._planned = (np.asarray(spend, dtype=float), np.asarray(gmv, dtype=float))
         products, channels = zip(*self.campaign.arms, strict=True)
         start = self.campaign.start + dt.timedelta(hours=self.hour)
-        return pd.DataFrame(
+        paid = self._commission
+        frame = pd.DataFrame(
             {
                 "hour": pd.Timestamp(start),
                 "product": list(products),
                 "channel": list(channels),
-                "bid": np.round(self._pending, 4),
+                "bid": np.round(np.where(paid, 0.0, self._pending), 4),
                 "planned_spend": np.round(self._planned[0], 2),
                 "expected_gmv": np.round(self._planned[1], 2),
             },
             columns=list(BID_COLUMNS),
         )
+        if paid.any():
+            # Arms paid by commission: the rate to set, beside the auction arms' bids.
+            frame.insert(4, "commission_rate", np.where(paid, np.round(self._pending, 6), np.nan))
+        return frame
+
+    def _rates(self, frame: pd.DataFrame, order: np.ndarray) -> np.ndarray:
+        """The commission rates that were set (``commission_rate``; else the planned ones)."""
+        pending = np.zeros(len(order)) if self._pending is None else self._pending
+        if "commission_rate" not in frame.columns:
+            return pending
+        rates = pd.to_numeric(frame["commission_rate"], errors="coerce").to_numpy(float)[order]
+        given = self._commission & np.isfinite(rates)
+        if np.any(rates[given] < 0) or np.any(rates[given] > MAX_COMMISSION_RATE):
+            raise CampaignError(
+                f"hour {self.hour}: column 'commission_rate' holds a rate outside 0 to "
+                f"{MAX_COMMISSION_RATE}; give the share of GMV paid, e.g. 0.15"
+            )
+        return np.where(given, rates, pending)
 
     def record(self, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> None:
         """Take what the market reported for the hour just played, one row per arm.
@@ -336,6 +363,8 @@ class Autopilot:
                 f"hour {self.hour}: no bids known for this hour; call next_bids() first or "
                 "give the bids that were set in a 'bid' column"
             )
+        if self._commission.any():  # a commission arm's lever is its rate
+            bids = np.where(self._commission, self._rates(frame, order), bids)
         figures.setdefault("win_rate", np.zeros(len(index)))  # unknown: prices not learned
         figures["win_rate"] = np.clip(figures["win_rate"], 0.0, 1.0)
         self._strategy.observe({"bid_cpm": bids} | figures)  # counts spend and GMV too

@@ -214,3 +214,82 @@ def test_mpc_plans_rates_and_bids_under_one_budget_and_beats_fixed_rates():
     assert block["mpc"]["roi_violation_rate"] == 0
     assert block["mpc"]["score_mean"] > block["pid"]["score_mean"]
     assert block["mpc"]["score_mean"] > block["even"]["score_mean"]
+
+
+def synthetic_logs(last_day: dict) -> pd.DataFrame:
+    """Eight days of a feed auction arm (ROI 4) and an affiliate commission arm at rate
+    0.1 (ROI 10), identical every hour; ``last_day`` changes the affiliate's last day:
+    ``opportunities``, ``share`` of them delivered and ``rate``."""
+    rows = []
+    for day in range(8):
+        date = f"2026-03-{day + 1:02d}"
+        settings = {"opportunities": 10_000, "share": 0.6, "rate": 0.1}
+        if day == 7:
+            settings |= last_day
+        for hour in range(24):
+            rows.append({"date": date, "hour": hour, "product": "serum", "channel": "feed",
+                         "impressions": 10_000, "clicks": 250, "orders": 10, "spend": 300.0,
+                         "gmv": 1200.0, "bid": 30.0, "win_rate": 0.5,
+                         "commission_rate": None})  # fmt: skip
+            impressions = round(settings["opportunities"] * settings["share"])
+            orders = round(impressions / 600)
+            gmv = 150.0 * orders
+            rows.append({"date": date, "hour": hour, "product": "serum", "channel": "affiliate",
+                         "impressions": impressions, "clicks": round(impressions / 40),
+                         "orders": orders, "spend": round(settings["rate"] * gmv, 2),
+                         "gmv": gmv, "bid": 0.0, "win_rate": settings["share"],
+                         "commission_rate": settings["rate"]})  # fmt: skip
+    return validate_logs(pd.DataFrame(rows))
+
+
+@pytest.mark.parametrize(
+    ("last_day", "cause"),
+    [
+        ({"opportunities": 1_000}, "influencer_supply"),  # an influencer left
+        ({"share": 0.06}, "rival_commission"),  # same traffic and rate, a smaller share
+        ({"rate": 0.3}, "commission_rate_increase"),  # we raised the rate
+    ],
+)
+def test_the_diagnosis_names_a_commission_channels_causes(last_day, cause):
+    from bidder.diagnose import diagnose
+
+    diagnosis = diagnose(synthetic_logs(last_day))
+    campaign = next(u for u in diagnosis.drops if u.scope == "campaign")
+    assert campaign.causes[0].cause == cause, campaign.causes
+    assert campaign.causes[0].share > 0.8
+    assert sum(campaign.contributions.values()) == pytest.approx(campaign.log_change, abs=1e-6)
+    assert "commission rate" in campaign.causes[0].evidence
+
+
+def test_the_autopilot_api_gives_rates_beside_bids_and_keeps_the_budget():
+    from policies.autopilot import Autopilot, Campaign
+
+    history = simulate_logs(PRESET, "pid", 8, seed=2)
+    scenario = get_scenario(PRESET)
+    arms = [(a.product, a.channel) for a in scenario.arms]
+    start = pd.Timestamp(history["date"].max()) + pd.Timedelta(days=1)
+    pilot = Autopilot(
+        Campaign(budget=30_000.0, roi_target=4.0, arms=arms, start=start), prior=history
+    )
+    env = AdMarketEnv(scenario.replace(budget=30_000.0))
+    env.reset(seed=5)
+    spent = 0.0
+    for _ in range(24):
+        plan = pilot.next_bids()
+        paid = plan["channel"] == "affiliate"
+        assert plan.loc[paid, "commission_rate"].between(0, 0.5).all()
+        assert (plan.loc[paid, "bid"] == 0).all() and plan.loc[
+            ~paid, "commission_rate"
+        ].isna().all()
+        levers = np.where(paid, plan["commission_rate"].fillna(0.0), plan["bid"])
+        _, _, done, _, info = env.step(env.bids_to_action(levers))
+        spent += float(info["spend"].sum())
+        rows = plan[["product", "channel"]].assign(
+            impressions=info["impressions"], clicks=info["clicks"], orders=info["orders"],
+            spend=info["spend"], gmv=info["gmv"], win_rate=info["win_rate"],
+        )  # fmt: skip
+        pilot.record(rows)
+        if done:
+            break
+    assert spent <= 30_000.0
+    assert pilot.gmv / max(pilot.spent, 1e-9) >= 4.0 * 0.95
