@@ -189,6 +189,14 @@ def bid_heatmap(table: Any) -> str:
     rows = []
     for product, channel in arms:
         rows_of_arm = by_arm[(product, channel)].set_index("hour")
+        rates = (
+            rows_of_arm["commission_rate"].to_numpy(dtype=float)
+            if "commission_rate" in rows_of_arm.columns
+            else np.full(len(rows_of_arm), np.nan)
+        )
+        paid = bool(np.isfinite(rates).any())  # a commission arm: its lever is the rate
+        if paid:
+            rows_of_arm = rows_of_arm.assign(bid=np.nan_to_num(rates))
         bids = rows_of_arm["bid"].to_numpy(dtype=float)
         mean = float(bids[bids > 0].mean()) if (bids > 0).any() else 0.0
         cells = []
@@ -201,13 +209,15 @@ def bid_heatmap(table: Any) -> str:
             # 0 is "no bid" (grey); the arm's mean bid takes the middle shade.
             share = 0.0 if bid <= 0 else float(np.clip(0.55 + 2.25 * (bid / mean - 1), 0.1, 1))
             text_colour = "#fff" if share > 0.55 else "#1d2430"
+            lever = f"commission rate {bid:.1%} of GMV" if paid else f"bid {bid:.2f} CPM"
             tip = (
-                f"{product} in {channel}, hour {hour}: bid {bid:.2f} CPM, planned spend "
+                f"{product} in {channel}, hour {hour}: {lever}, planned spend "
                 f"{float(row['planned_spend']):,.2f}, expected GMV {float(row['expected_gmv']):,.2f}"
             )
+            shown = f"{bid:.0%}" if paid else f"{bid:.1f}"
             cells.append(
                 f'<td style="background:{_heat_colour(share)};color:{text_colour}" '
-                f'title="{_e(tip)}">{bid:.1f}</td>'
+                f'title="{_e(tip)}">{shown}</td>'
             )
         rows.append(
             f'<tr><td class="name">{_e(product)}</td><td class="name">'
@@ -218,7 +228,8 @@ def bid_heatmap(table: Any) -> str:
         '<div class="meta">Bid per thousand impressions (CPM) by hour of the day. The shade '
         "compares an arm's hours with each other: the middle shade is the arm's mean bid of "
         "the day, darker is higher (20% above the mean or more: the darkest), lighter is "
-        "lower; grey: no bid. Hover a cell for its planned spend and expected GMV.</div>"
+        "lower; grey: no bid. Arms paid by commission show their rate, a percentage of "
+        "GMV, the same way. Hover a cell for its planned spend and expected GMV.</div>"
     )
 
 

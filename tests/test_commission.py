@@ -293,3 +293,27 @@ def test_the_autopilot_api_gives_rates_beside_bids_and_keeps_the_budget():
             break
     assert spent <= 30_000.0
     assert pilot.gmv / max(pilot.spent, 1e-9) >= 4.0 * 0.95
+
+
+def test_the_nightly_recommendation_writes_rates_beside_bids(tmp_path, capsys):
+    history, out = tmp_path / "logs.csv", tmp_path / "recs.csv"
+    write_logs(simulate_logs(PRESET, "pid", 8, seed=3), history)
+    args = ["recommend", "--history", str(history), "--budget", "90k", "--roi-target", "4"]
+    args += ["--date", "2026-02-01", "--out", str(out), "--report", str(tmp_path / "p.html")]
+    assert main(args) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns[:6]) == [
+        "date",
+        "hour",
+        "product",
+        "channel",
+        "bid",
+        "commission_rate",
+    ]
+    paid = table["channel"] == "affiliate"
+    # The going rate is 0.25, which pays more than the ROI target allows: the plan lowers it.
+    assert table.loc[paid, "commission_rate"].between(0.05, 0.24).all()
+    assert (table.loc[paid, "bid"] == 0).all() and table.loc[~paid, "commission_rate"].isna().all()
+    assert table["planned_spend"].sum() <= 90_000
+    page = (tmp_path / "p.html").read_text()
+    assert page.count("commission rate ") == paid.sum()  # one heat-map cell per arm-hour
