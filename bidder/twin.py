@@ -141,14 +141,70 @@ _STEP_FACTOR = 1.2
 _STEP_SHARE = 0.4
 
 
-def _price_step(logp: np.ndarray, log_curve: np.ndarray) -> tuple[int, int] | None:
+def _price_step(
+    logp: np.ndarray, log_curve: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[int, int] | None:
     """The run of hours ``[start, end)`` (at least 2, not the whole day) where prices step
     away from the daypart's curve, or none. Every run is tried: the curve is fitted on
     the hours outside it and the run gets its own level; the run with the smallest total
     squared residual is kept when its step is large (:data:`_STEP_FACTOR`) and it
-    explains most of what the curve alone leaves (:data:`_STEP_SHARE`)."""
+    explains most of what the curve alone leaves (:data:`_STEP_SHARE`). ``weight`` (per
+    hour, 0 to 1) says how well each hour's price is measured: hours the campaign barely
+    bought in count little, and a run needs two well-measured hours' worth."""
+    w = np.ones(24) if weight is None else np.asarray(weight, dtype=float)
     _, _, plain = _fit_prices(logp, log_curve, np.ones(24, bool))
-    total = float((plain**2).sum())
+    total = float((w * plain**2).sum())
+    best, best_sse = None, math.inf
+    for start in range(24):
+        for end in range(start + 2, 25):
+            if end - start >= 22 or w[start:end].sum() < 2.0:
+                continue
+            outside = np.ones(24, bool)
+            outside[start:end] = False
+            _, _, residual = _fit_prices(logp, log_curve, outside)
+            step = float((w[start:end] * residual[start:end]).sum() / w[start:end].sum())
+            if abs(step) < math.log(_STEP_FACTOR):
+                continue
+            sse = float((w[outside] * residual[outside] ** 2).sum())
+            sse += float((w[start:end] * (residual[start:end] - step) ** 2).sum())
+            if sse < best_sse:
+                best, best_sse = (start, end), sse
+    if best is None or best_sse > _STEP_SHARE * total:
+        return None
+    return best
+
+
+#: Impressions per day at which an hour's price counts half in the step search.
+_MEASURED_IMPRESSIONS = 2_000.0
+#: A traffic step is fitted as a promotion when traffic stands this much above the curve.
+_PROMOTION_FACTOR = 1.2
+
+
+def _traffic_step(
+    shapes: dict[str, np.ndarray],
+) -> tuple[int, int, float, dict[str, float]] | None:
+    """A run of hours ``[start, end)`` (at least 2, not the whole day) in which every
+    channel's traffic stands above its daypart curve by one common factor: a scheduled
+    promotion. Each run is tried: each channel's daypart strength is fitted on the hours
+    outside it, the run gets the channels' mean log step, and the run with the smallest
+    total squared residual is kept when its factor is at least :data:`_PROMOTION_FACTOR`
+    and it leaves at most :data:`_STEP_SHARE` of what the curves alone leave. Returns
+    ``(start, end, factor, strengths)`` or none."""
+    log_curves = np.log(np.stack([daypart(s) for s in _STRENGTHS]))  # (S, 24)
+    logs = {c: np.log(np.maximum(shape, 1e-12)) for c, shape in shapes.items()}
+
+    def fit(outside: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        strengths, residuals = {}, {}
+        for c, y in logs.items():
+            gap = y[None, outside] - log_curves[:, outside]
+            level = gap.mean(axis=1, keepdims=True)
+            best = int(np.argmin(((gap - level) ** 2).sum(axis=1)))
+            strengths[c] = float(_STRENGTHS[best])
+            residuals[c] = y - log_curves[best] - level[best, 0]
+        return strengths, residuals
+
+    _, plain = fit(np.ones(24, bool))
+    total = sum(float((r**2).sum()) for r in plain.values())
     best, best_sse = None, math.inf
     for start in range(24):
         for end in range(start + 2, 25):
@@ -156,14 +212,16 @@ def _price_step(logp: np.ndarray, log_curve: np.ndarray) -> tuple[int, int] | No
                 continue
             outside = np.ones(24, bool)
             outside[start:end] = False
-            _, _, residual = _fit_prices(logp, log_curve, outside)
-            step = residual[start:end].mean()
-            if abs(step) < math.log(_STEP_FACTOR):
+            strengths, residuals = fit(outside)
+            step = float(np.mean([r[start:end].mean() for r in residuals.values()]))
+            if step < math.log(_PROMOTION_FACTOR):
                 continue
-            sse = float((residual[outside] ** 2).sum())
-            sse += float(((residual[start:end] - step) ** 2).sum())
+            sse = sum(
+                float((r[outside] ** 2).sum()) + float(((r[start:end] - step) ** 2).sum())
+                for r in residuals.values()
+            )
             if sse < best_sse:
-                best, best_sse = (start, end), sse
+                best, best_sse = (start, end, math.exp(step), strengths), sse
     if best is None or best_sse > _STEP_SHARE * total:
         return None
     return best
@@ -297,6 +355,41 @@ def _twin_from(
     days = fitted.history_days
 
     channels, strength_of, shocks = [], {}, []
+    # Traffic that stands above the daypart in the same hours of every day, on every
+    # channel at once, is a scheduled promotion: fitted as one rather than baked into the
+    # dayparts (the simulator's promotion lifts traffic x f, CVR x sqrt f, prices x f^1/4).
+    shapes = {}
+    for c in channel_names:
+        cols = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]]
+        if cols:
+            shape = traffic[:, cols].sum(axis=1)
+            shapes[c] = shape / shape.mean()
+    promotion = _traffic_step(shapes) if shapes else None
+    lift = np.ones(24)  # the promotion's traffic factor per hour (1: none)
+    if promotion is not None:
+        start, end, factor, promoted_strengths = promotion
+        lift[start:end] = factor
+        shocks.append(
+            Shock(
+                "promotion",
+                start_hour=start,
+                end_hour=None if end == 24 else end,
+                factor=round(factor, 4),
+            )
+        )
+        notes.append(
+            f"traffic from hour {start} to {end} of every day stands at {factor:.2f}x the "
+            "dayparts' curves on every channel; fitted as a scheduled promotion shock (its "
+            "CVR and price lifts taken out of the typical day)"
+        )
+    # How well each channel-hour's price is measured: impressions bought per day there
+    # (an hour the campaign paused in holds few, and its fitted price is a guess).
+    bought = kept.groupby(["channel", "hour"])["impressions"].sum() / days
+    hour_weight = {}
+    for c in channel_names:
+        per_hour = bought.get(c, pd.Series(dtype=float)).reindex(range(24), fill_value=0.0)
+        n = per_hour.to_numpy(dtype=float)
+        hour_weight[c] = n / (n + _MEASURED_IMPRESSIONS)
     for c in channel_names:
         cols = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]]
         if not cols:
@@ -304,14 +397,14 @@ def _twin_from(
             strength_of[c] = 1.0
             channels.append(Channel(c, price_cpm=float(np.median(market.price_median))))
             continue
-        shape = traffic[:, cols].sum(axis=1)
-        shape = shape / shape.mean()
-        strength = _fit_daypart(shape)
+        shape = shapes[c]
+        strength = promoted_strengths[c] if promotion is not None else _fit_daypart(shape)
         strength_of[c] = strength
         curve = daypart(strength)
         logp = np.log(np.maximum(market.price_median[:, cols], 1e-9))
+        logp = logp - 0.25 * np.log(lift)[:, None]  # prices without the promotion's lift
         elasticity, level, residual = _fit_prices(logp, np.log(curve), np.ones(24, bool))
-        segment = _price_step(logp, np.log(curve))
+        segment = _price_step(logp, np.log(curve), hour_weight[c])
         if segment is not None:
             # Prices step away from the daypart's curve in some hours of every day: a
             # scheduled bid war (or a truce), fitted as a shock rather than averaged in.
@@ -414,14 +507,17 @@ def _twin_from(
     for k, (p, c) in enumerate(arms):
         fit = fits[(p, c)]
         curve = daypart(strength_of[c])
-        base = float(traffic[:, k].sum() / curve.sum()) if tradeable[k] else 0.0
+        base = float((traffic[:, k] / lift).sum() / curve.sum()) if tradeable[k] else 0.0
+        # The fitted CVR averages promoted and ordinary hours (weighted by traffic).
+        weights = traffic[:, k] if traffic[:, k].sum() > 0 else np.ones(24)
+        cvr_lift = float((weights * np.sqrt(lift)).sum() / weights.sum())
         arm_objects.append(
             Arm(
                 p,
                 c,
                 traffic=max(base, 1e-6),
                 ctr=float(np.clip(fit.ctr, 1e-6, 1.0)),
-                cvr=float(np.clip(fit.cvr, 1e-6, 1.0)),
+                cvr=float(np.clip(fit.cvr / cvr_lift, 1e-6, 1.0)),
                 saturation=float(market.saturation[k]),
             )
         )

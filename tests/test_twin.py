@@ -102,9 +102,26 @@ def test_a_daily_bid_war_is_fitted_as_a_scheduled_shock(bid_war_logs):
     assert campaign["spend_error"].abs().max() < 0.10, campaign
 
 
-@pytest.mark.parametrize("preset", ["default", "bid-war"])
+@pytest.fixture(scope="module")
+def promo_logs(tmp_path_factory) -> pd.DataFrame:
+    return simulated("promo-day", tmp_path_factory)
+
+
+def test_a_daily_promotion_is_fitted_as_a_scheduled_shock(promo_logs):
+    fit, _ = split(promo_logs)
+    twin = fit_scenario(fit)
+    (shock,) = twin.scenario.shocks  # the promotion, and no spurious price step with it
+    assert shock.kind == "promotion" and shock.start_hour == 8 and shock.end_hour is None
+    assert 1.8 < shock.factor < 3.0  # the truth: 2.5
+    truth = {c.name: c for c in get_scenario("promo-day").channels}
+    for channel in twin.scenario.channels:  # the dayparts are not bent by the promotion
+        assert abs(channel.daypart_strength - truth[channel.name].daypart_strength) < 0.1
+
+
+@pytest.mark.parametrize("preset", ["default", "bid-war", "promo-day"])
 def test_strategies_score_on_the_twin_as_on_the_true_market(preset, request):
-    logs = request.getfixturevalue("default_logs" if preset == "default" else "bid_war_logs")
+    fixture = {"default": "default_logs", "bid-war": "bid_war_logs", "promo-day": "promo_logs"}
+    logs = request.getfixturevalue(fixture[preset])
     truth = get_scenario(preset)
     fit, _ = split(logs)
     twin = fit_scenario(
