@@ -133,6 +133,8 @@ class FittedMarket:
         auction_by_channel: ``first-price`` where winners paid their bid,
             ``commission`` where the logs give a commission rate, else ``second-price``.
         commission: per arm, whether it is paid by commission (its "bid" is a rate).
+        model: the response model plans are made with (``ResponseModel``): the closed
+            form by default, or :func:`bidder.empirical.fit_empirical`'s.
         reserve_cpm_by_channel: reserve price read from the logs per channel (0: none).
     """
 
@@ -153,6 +155,7 @@ class FittedMarket:
     auction_by_channel: dict[str, str] = field(default_factory=dict)
     reserve_cpm_by_channel: dict[str, float] = field(default_factory=dict)
     commission: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    model: Any = PARAMETRIC
 
 
 @dataclass
@@ -176,6 +179,12 @@ RECOMMENDATION_COLUMNS: tuple[str, ...] = (
     "expected_gmv",
     "expected_roi",
 )
+#: Response models the nightly job plans with (docs/recommend.md, "Response models").
+RESPONSE_MODELS = ("parametric", "empirical")
+#: The default: the better on ``bench/models.py`` (docs/recommend.md).
+DEFAULT_MODEL = "parametric"
+
+
 #: The column a recommendation adds where the logs have arms paid by commission: the
 #: rate to set (a share of GMV; blank on auction arms, whose ``bid`` it stands beside).
 COMMISSION_COLUMN = "commission_rate"
@@ -981,7 +990,9 @@ def best_reachable_roi(fitted: FittedMarket, budget: float) -> float:
     """The best ROI any spending of ``budget`` reaches on the fitted day, read from one
     broad bid grid (the same for every ROI target): the ROI of the most profitable
     impressions, at the smallest spend the grid resolves."""
-    curves = build_curves(fitted.market, fitted.bid_cap, REACH_PIECES, HOURS_PER_DAY, blocks=False)
+    curves = build_curves(
+        fitted.market, fitted.bid_cap, REACH_PIECES, HOURS_PER_DAY, blocks=False, model=fitted.model
+    )
     state = CampaignState(budget=budget, roi_target=0.0, spent=0.0, gmv=0.0, bid_cap=fitted.bid_cap)
     return MPCBidder.best_reachable_roi(curves, state)
 
@@ -991,9 +1002,9 @@ class _Outcome(NamedTuple):
     gmv: np.ndarray
 
 
-def _expected(market: EpisodeMarket, bids: np.ndarray) -> _Outcome:
+def _expected(market: EpisodeMarket, bids: np.ndarray, model: Any = PARAMETRIC) -> _Outcome:
     """Expected spend and GMV of per-hour bids (24, K) on the fitted day."""
-    return _Outcome(*PARAMETRIC.response(market, bids))
+    return _Outcome(*model.response(market, bids))
 
 
 def plan_day(
@@ -1007,6 +1018,7 @@ def plan_day(
     """
     market = fitted.market
     bidder = reusable_bidder(len(fitted.arms), HOURS_PER_DAY, DAY_AHEAD_CONFIG)
+    bidder.model = fitted.model  # the curves come from the fit's response model
     state = CampaignState(
         budget=budget, roi_target=roi_target, spent=0.0, gmv=0.0, bid_cap=fitted.bid_cap
     )
@@ -1015,8 +1027,11 @@ def plan_day(
     decision = bidder.decide(market, state, plan)
     bids = np.asarray(decision.bids_by_period, dtype=float).T.copy()
     bids[:, fitted.untradeable] = 0.0
-    if _expected(market, bids).spend.sum() > budget:
-        bids = _scaled_down(bids, lambda scaled: _expected(market, scaled).spend.sum() > budget)
+    model = fitted.model
+    if _expected(market, bids, model).spend.sum() > budget:
+        bids = _scaled_down(
+            bids, lambda scaled: _expected(market, scaled, model).spend.sum() > budget
+        )
     return bids, decision
 
 
@@ -1065,7 +1080,7 @@ def spend_risk(fitted: FittedMarket, bids: np.ndarray) -> SpendRisk:
         )
     else:
         _, _, pay2 = market.mechanism.auction_moments(bids, market.price_median)
-    spend = _expected(market, bids).spend
+    spend = _expected(market, bids, fitted.model).spend
     counting = float((market.traffic * pay2).sum()) / 1e6  # CPM: prices per 1000 impressions
     channels = sorted(fitted.traffic_noise_by_channel)
     of_channel = np.array([[ch == name for name in channels] for _, ch in fitted.arms], float)
@@ -1113,6 +1128,7 @@ def recommend(
     source: str = "history",
     plan_note: str = NEUTRAL_PLAN_NOTE,
     budget_risk: float | None = None,
+    model: str = DEFAULT_MODEL,
 ) -> Recommendation:
     """Fit the history and plan ``date``: per-hour bids, spend and GMV per arm.
 
@@ -1127,6 +1143,9 @@ def recommend(
         budget_risk: if given (0 < P < 0.5), plan so that the spend without the
             platform's delivery cap exceeds the budget with probability at most P
             (:class:`SpendRisk`); otherwise plan the expected spend up to the budget.
+        model: the response curves: ``parametric`` (the closed form on the fitted
+            parameters) or ``empirical`` (each channel's auction curves learned from
+            the logs, :mod:`bidder.empirical`).
 
     Returns:
         The recommendation rows (``RECOMMENDATION_COLUMNS``), the summary and the fit.
@@ -1137,7 +1156,12 @@ def recommend(
     """
     check_settings(budget, roi_target)
     check_budget_risk(budget_risk)
+    check_model(model)
     fitted = fit_market(logs, date, source)
+    if model == "empirical":
+        from bidder.empirical import fit_empirical
+
+        fitted.model = fit_empirical(logs, fitted)
     planning_budget = float(budget)
     if budget_risk is None:
         bids, decision = plan_day(fitted, float(budget), float(roi_target), plan)
@@ -1156,7 +1180,7 @@ def recommend(
             f"budget {budget:,.0f} is {best:.2f} on this history; "
             f"lower --roi-target to at most {math.floor(best * 100) / 100:.2f}"
         )
-    outcome = _expected(fitted.market, bids)
+    outcome = _expected(fitted.market, bids, fitted.model)
     n_arms = len(fitted.arms)
     with np.errstate(invalid="ignore", divide="ignore"):
         roi = np.where(outcome.spend > 0, outcome.gmv / outcome.spend, 0.0)
@@ -1235,7 +1259,7 @@ def what_if(fitted: FittedMarket, points: Sequence[tuple[float, float]]) -> list
         }
         if row["reachable"]:
             bids, decision = plan_day(fitted, float(budget), float(roi_target))
-            outcome = _expected(fitted.market, bids)
+            outcome = _expected(fitted.market, bids, fitted.model)
             spend, gmv = float(outcome.spend.sum()), float(outcome.gmv.sum())
             row |= {
                 "planned_spend": round(spend, 2),
@@ -1247,6 +1271,14 @@ def what_if(fitted: FittedMarket, points: Sequence[tuple[float, float]]) -> list
             }
         rows.append(row)
     return rows
+
+
+def check_model(model: str) -> None:
+    """Refuse an unknown response model in one line."""
+    if model not in RESPONSE_MODELS:
+        raise RecommendError(
+            f"model {model!r}: unknown response model; use {' or '.join(RESPONSE_MODELS)}"
+        )
 
 
 def check_budget_risk(budget_risk: float | None) -> None:
@@ -1400,6 +1432,7 @@ def _summary(
         },
         "plan": plan_note,
         "solver": decision.solver,
+        "response_model": getattr(fitted.model, "name", "custom"),
         "explanation": decision.explain(total_spend, total_gmv, expected_roi),
         "history": {
             "days": fitted.history_days,

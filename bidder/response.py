@@ -41,6 +41,8 @@ class ParametricResponse:
     """The market's closed form on the forecast's parameters (second-price log-normal
     auctions, or the auction rules the forecast carries in ``mechanism``)."""
 
+    name = "parametric"
+
     def response(
         self, forecast: EpisodeMarket, bids: np.ndarray, ctr_wear: np.ndarray | float = 1.0
     ) -> tuple[np.ndarray, np.ndarray]:

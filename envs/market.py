@@ -292,23 +292,39 @@ def expected_response(
         if supply_rates is not None and mechanism.any_commission:
             drivers = np.where(mechanism.commission, np.maximum(supply_rates, 1e-12), bids)
         win, pay1, _ = mechanism.auction_moments(drivers, price_median)
+    out = response_from_auction(win, pay1, traffic, ctr, cvr, aov, saturation, attributed)
+    if mechanism is not None and mechanism.any_commission:
+        out = dataclasses.replace(out, spend=mechanism.commission_spend(bids, out.gmv, out.spend))
+    return out
+
+
+def response_from_auction(
+    win: np.ndarray,
+    pay1: np.ndarray,
+    traffic: np.ndarray,
+    ctr: np.ndarray,
+    cvr: np.ndarray,
+    aov: np.ndarray,
+    saturation: np.ndarray,
+    attributed: np.ndarray | float = 1.0,
+) -> HourExpectation:
+    """The expected hour once the auction's part is known: ``win`` (exposed wins per
+    opportunity) and ``pay1`` (expected payment per opportunity, CPM) give impressions
+    and spend; saturated reach, CTR, CVR and order value give clicks, orders and GMV.
+    Shared by the closed form and by response models that learn the auction's part."""
     lam = traffic * win
     audience = np.maximum(saturation * traffic, 1e-9)
     # E[A (1 - exp(-n / A))] for n ~ Poisson(lam) is A (1 - exp(lam (exp(-1/A) - 1))).
     reach = audience * -np.expm1(lam * np.expm1(-1.0 / audience))
     clicks = ctr * reach
     orders = clicks * cvr * attributed
-    gmv = orders * aov
-    spend = traffic * pay1 / CPM
-    if mechanism is not None and mechanism.any_commission:
-        spend = mechanism.commission_spend(bids, gmv, spend)
     return HourExpectation(
         win_rate=win,
         impressions=lam,
-        spend=spend,
+        spend=traffic * pay1 / CPM,
         clicks=clicks,
         orders=orders,
-        gmv=gmv,
+        gmv=orders * aov,
     )
 
 

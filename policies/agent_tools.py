@@ -42,7 +42,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -477,6 +477,14 @@ class AgentTools:
                 "with probability at most this (e.g. 0.05); default: expected spend up to the budget"
             ),
         ] = None,
+        model: Annotated[
+            Literal["parametric", "empirical"],
+            Field(
+                description="response curves to plan with: parametric (the closed form on the "
+                "fitted parameters, the default) or empirical (each channel's auction curves "
+                "learned from the logs)"
+            ),
+        ] = "parametric",
     ) -> dict[str, Any]:
         """Fit every arm's response from the hourly logs and plan the day with the MPC
         bidder under the budget (a hard limit) and the ROI target: per-hour bids per
@@ -509,6 +517,7 @@ class AgentTools:
             source=history,
             plan_note=NEUTRAL_PLAN_NOTE,
             budget_risk=budget_risk,
+            model=model,
         )
         plan_id = new_run_id()
         folder = self.workspace.root / "recommendations"

@@ -42,8 +42,10 @@ from envs.errors import InputError
 
 #: A campaign id: it names the campaign's output files.
 CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-#: Keys a [[campaign]] table may hold (``model`` is reserved).
-CAMPAIGN_KEYS = ("id", "history", "budget", "roi_target", "date", "budget_risk", "policy")
+#: Keys a [[campaign]] table may hold.
+CAMPAIGN_KEYS = (
+    "id", "history", "budget", "roi_target", "date", "budget_risk", "policy", "model"
+)  # fmt: skip
 REQUIRED_KEYS = ("id", "history", "budget", "roi_target", "date")
 #: Largest batch file read (bytes): about 100,000 campaigns.
 MAX_BATCH_BYTES = 64 * 1024**2
@@ -66,6 +68,7 @@ class Campaign:
     date: Any
     budget_risk: Any = None
     policy: Path | None = None
+    model: Any = None
 
 
 def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
@@ -95,11 +98,6 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
     campaigns, seen = [], set()
     for number, table in enumerate(tables, start=1):
         where = f"{path}: campaign {number}"
-        if "model" in table:
-            raise BatchError(
-                f"{where}: model is not supported yet: recommend fits one response model "
-                "from each history; remove the key"
-            )
         check_keys(table, CAMPAIGN_KEYS, where, BatchError)
         missing = [key for key in REQUIRED_KEYS if key not in table]
         if missing:
@@ -127,6 +125,7 @@ def read_batch(path: str | os.PathLike[str]) -> list[Campaign]:
                 date=table["date"],
                 budget_risk=table.get("budget_risk"),
                 policy=path.parent / table["policy"] if "policy" in table else None,
+                model=table.get("model"),
             )
         )
     return campaigns
@@ -167,6 +166,7 @@ class CampaignTask:
     date: dt.date
     budget_risk: float | None
     plan_note: str
+    model: str
 
 
 def _refused(ident: str, message: str, seconds: float) -> dict[str, Any]:
@@ -216,7 +216,13 @@ def prepare_campaign(
         InputError, OSError: the campaign is refused (the message says why).
     """
     from bidder.logs import read_log_bytes
-    from bidder.recommend import NEUTRAL_PLAN_NOTE, check_budget_risk, check_settings
+    from bidder.recommend import (
+        DEFAULT_MODEL,
+        NEUTRAL_PLAN_NOTE,
+        check_budget_risk,
+        check_model,
+        check_settings,
+    )
     from envs.io import check_outputs_distinct
     from policies.cli import amount_arg, number_or_text, ratio_arg
     from policies.cli.recommend import _parse_date
@@ -226,6 +232,8 @@ def prepare_campaign(
     date = _parse_date(str(campaign.date))  # a TOML date literal, or text
     check_settings(budget, roi_target)
     check_budget_risk(campaign.budget_risk)
+    model = DEFAULT_MODEL if campaign.model is None else campaign.model
+    check_model(model)
     table, summary = out_dir / f"{campaign.id}.csv", out_dir / f"{campaign.id}.json"
     check_outputs_distinct([campaign.history, campaign.policy], [table, summary])
     plan_note = NEUTRAL_PLAN_NOTE
@@ -242,6 +250,7 @@ def prepare_campaign(
         date=date,
         budget_risk=campaign.budget_risk,
         plan_note=plan_note,
+        model=model,
     )
 
 
@@ -268,6 +277,7 @@ def plan_task(task: CampaignTask) -> dict[str, Any]:
             source=task.source,
             budget_risk=task.budget_risk,
             plan_note=task.plan_note,
+            model=task.model,
         )
     except InputError as err:
         return _refused(task.id, str(err), time.perf_counter() - started)

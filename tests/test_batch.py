@@ -208,7 +208,22 @@ def test_a_campaign_may_name_a_policy_checked_as_recommend_checks_it(histories, 
     assert batch_summary["plan"] == single_summary["plan"] and "checked" in batch_summary["plan"]
 
 
-def test_the_model_key_is_refused_until_there_is_a_choice(histories, tmp_path, capsys):
-    batch = write_batch(histories, [GOOD[0] | {"model": "empirical"}])
-    assert main(["recommend", "--batch", str(batch), "--out-dir", str(tmp_path / "o")]) == 2
-    assert "model is not supported yet" in capsys.readouterr().err
+def test_a_campaign_chooses_its_response_model_as_recommend_model_does(histories, tmp_path):
+    campaigns = [
+        GOOD[0] | {"model": "empirical"},
+        GOOD[1] | {"id": "neural", "model": "neural"},
+    ]
+    batch = write_batch(histories, campaigns)
+    out = tmp_path / "out"
+    assert main(["recommend", "--batch", str(batch), "--out-dir", str(out), "--workers", "1"]) == 1
+    report = pd.read_csv(out / "batch_report.csv", keep_default_na=False)
+    assert list(report["status"]) == ["ok", "refused"]
+    assert "unknown response model" in report.loc[1, "error"]
+    single = tmp_path / "single.csv"
+    argv = ["recommend", "--history", str(histories / GOOD[0]["history"]), "--budget",
+            str(GOOD[0]["budget"]), "--roi-target", str(GOOD[0]["roi_target"]), "--date",
+            NEXT_DAY, "--model", "empirical", "--out", str(single)]  # fmt: skip
+    assert main(argv) == 0
+    pd.testing.assert_frame_equal(without_run_id(out / "shop-a.csv"), without_run_id(single))
+    summary = json.loads((out / "shop-a.json").read_text())
+    assert summary["response_model"] == "empirical"

@@ -12,8 +12,10 @@ import pandas as pd
 from bidder.logs import read_logs, table_format, table_writer
 from bidder.recommend import (
     COMMISSION_COLUMN,
+    DEFAULT_MODEL,
     NEUTRAL_PLAN_NOTE,
     RECOMMENDATION_COLUMNS,
+    RESPONSE_MODELS,
     Recommendation,
     RecommendError,
     check_budget_risk,
@@ -69,6 +71,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="P",
         help="plan so that spend without the platform's cap exceeds the budget with "
         "probability at most P (e.g. 0.05); default: expected spend up to the budget",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        choices=RESPONSE_MODELS,
+        help="response curves to plan with: parametric (the closed form on the fitted "
+        "parameters) or empirical (each channel's auction curves learned from the logs); "
+        f"default: {DEFAULT_MODEL}",
     )
     parser.add_argument(
         "--policy",
@@ -189,6 +199,7 @@ SINGLE_FLAGS = (
     "out",
     "summary",
     "budget_risk",
+    "model",
     "policy",
     "report",
 )
@@ -232,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         source=str(args.history),
         plan_note=plan_note,
         budget_risk=args.budget_risk,
+        model=args.model or DEFAULT_MODEL,
     )
     written = [p for p in (args.out, summary_file, args.report) if p is not None]
     replaced = [str(path) for path in written if Path(path).exists()]
