@@ -15,7 +15,7 @@ gives every strategy the same luck hour by hour, so day-to-day noise mostly canc
 Usage::
 
     python bench/quality.py --json bench/results/quality.json [--episodes 50] [--quick]
-        [--priors true,fitted,cold]
+        [--priors true,fitted,cold] [--presets a,b] [--no-held-out] [--commission-delay H]
 """
 
 from __future__ import annotations
@@ -54,6 +54,17 @@ def held_out_scenarios(count: int) -> list[Scenario]:
         )
         for i in range(count)
     ]
+
+
+def with_commission_delay(scenario: Scenario, hours: float) -> Scenario:
+    """``scenario`` with every commission channel's orders delayed ``hours`` on average."""
+    import dataclasses
+
+    channels = tuple(
+        dataclasses.replace(c, order_delay_hours=hours) if c.commission else c
+        for c in scenario.channels
+    )
+    return scenario.replace(channels=channels)
 
 
 def paired_vs(runs: list, baseline: list) -> dict[str, float]:
@@ -180,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-held-out", action="store_true", help="leave out the held-out randomised markets"
     )
+    parser.add_argument(
+        "--commission-delay",
+        type=float,
+        default=None,
+        metavar="HOURS",
+        help="play the presets with their commission channels' orders (and so the "
+        "commission paid) arriving this many hours after the click, on average",
+    )
     args = parser.parse_args(argv)
     episodes = 5 if args.quick else args.episodes
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -192,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     blocks: dict[str, list[tuple[Scenario, int]]] = {}
     names = list(PRESETS) if args.presets is None else [p.strip() for p in args.presets.split(",")]
     for name in names:
-        blocks[name] = [(get_scenario(name), args.seed + e) for e in range(episodes)]
+        scenario = get_scenario(name)
+        if args.commission_delay is not None:
+            scenario = with_commission_delay(scenario, args.commission_delay)
+        blocks[name] = [(scenario, args.seed + e) for e in range(episodes)]
     if not args.no_held_out and args.presets is None:
         blocks[HELD_OUT] = [(sc, 7_000 + i) for i, sc in enumerate(held_out_scenarios(episodes))]
 

@@ -30,7 +30,8 @@ When the prior says orders follow their clicks with a delay (``prior.delay_q``, 
 the logs), an hour's orders are compared with the clicks expected to convert in it: with a
 geometric delay, ``(1 - q) C_t`` where ``C_t = clicks_t + q C_{t-1}``. What is still
 waiting, ``q C_t`` clicks' worth of orders, is GMV the campaign has earned but not yet
-seen (:meth:`Forecaster.pending_gmv`).
+seen (:meth:`Forecaster.pending_gmv`); on commission arms, the commission those sales
+will cost when they arrive is spend already committed (:meth:`Forecaster.pending_spend`).
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ class Forecaster:
         # Clicks whose orders are still to come, in clicks (observed and predicted).
         self._waiting = np.zeros(k)
         self._waiting_predicted = np.zeros(k)
+        # On commission arms: those waiting clicks times the rate set in their hour.
+        mechanism = prior.mechanism
+        self.commission = (
+            np.asarray(mechanism.commission, bool)
+            if mechanism is not None and mechanism.any_commission
+            else np.zeros(k, bool)
+        )
+        self._waiting_owed = np.zeros(k)
 
     def _add(self, quantity: str, ratio: np.ndarray, weight: np.ndarray) -> None:
         ok = np.isfinite(ratio) & (weight > 0)
@@ -155,6 +164,9 @@ class Forecaster:
             self._add("ctr", clicks / expected_clicks, self._weight(expected_clicks))
             carry = clicks + self._waiting
             self._waiting = self.delay_q * carry
+            if self.commission.any():
+                rates = np.where(self.commission, bids_cpm, 0.0)
+                self._waiting_owed = self.delay_q * (clicks * rates + self._waiting_owed)
             expected_orders = (1.0 - self.delay_q) * carry * prior.cvr[t]
             self._add("cvr", orders / expected_orders, self._weight(expected_orders))
             self._add("aov", gmv / (orders * prior.aov[t]), self._weight(orders))
@@ -209,6 +221,18 @@ class Forecaster:
         attributed = 1.0 if prior.attribution is None else prior.attribution[hour]
         value = prior.cvr[hour] * self.factor("cvr") * prior.aov[hour] * self.factor("aov")
         return float((self._waiting * value * attributed).sum())
+
+    def pending_spend(self, t: int) -> float:
+        """Expected commission on the sales of :meth:`pending_gmv` (commission arms pay
+        at the rate set in the click's hour, when the sale arrives); 0 without commission
+        arms or delays. Already owed, so a plan counts it as spent."""
+        if not (self.delay_q.any() and self.commission.any()):
+            return 0.0
+        prior = self.prior
+        hour = min(t, prior.horizon - 1)
+        attributed = 1.0 if prior.attribution is None else prior.attribution[hour]
+        value = prior.cvr[hour] * self.factor("cvr") * prior.aov[hour] * self.factor("aov")
+        return float((self._waiting_owed * value * attributed).sum())
 
     def factor(self, quantity: str) -> np.ndarray:
         """The current correction factor of ``quantity`` per arm (1 = the prior)."""

@@ -440,6 +440,7 @@ def _twin_from(
                     max_rate=max_rate,
                     daypart_strength=strength,
                     competition_elasticity=elasticity,
+                    order_delay_hours=float(fitted.order_delay_hours_by_channel.get(c, 0.0)),
                 )
             )
             notes.append(

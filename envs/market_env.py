@@ -88,7 +88,8 @@ class AdMarketEnv(gym.Env):
     same seed, two strategies meet the same luck in every hour whatever they bid.
 
     ## Episode End
-    Terminated after ``horizon_hours`` steps, or once the budget is spent. Never
+    Terminated after ``horizon_hours`` steps, or once the budget is spent or committed
+    (commission owed on sales still to arrive counts as committed). Never
     truncated by the environment itself.
 
     ## Arguments
@@ -180,23 +181,32 @@ class AdMarketEnv(gym.Env):
             raise ValueError("the action contains NaN; give one finite number per arm in [-1, 1]")
         bids = self.action_to_bids(action)
         rivals = self.rivals
+        pending = self.pending
         hour = sample_hour(
             self.market,
             self.t,
             bids,
             self.exposure,
-            self.budget - self.spent,
+            # Commission on sales still to arrive is reserved: paying it never passes the budget.
+            self.budget - self.spent - (0.0 if pending is None else pending.owed),
             self._streams,
             price_factor=None if rivals is None else rivals.factor(),
             supply_rates=None if self.supply is None else self.supply.answer(bids),
         )
         if rivals is not None:
             rivals.update(hour["impressions"], hour["opportunities"])
-        if self.pending is not None:
-            # The platform reports orders when they are placed, not when clicked.
-            hour["orders"], hour["gmv"] = self.pending.hour(
-                hour["orders"], hour["gmv"], self._streams.at(self.t, HourlyStreams.ARRIVALS)
+        if pending is not None:
+            # The platform reports orders when they are placed, not when clicked, and pays
+            # a commission when its sale arrives.
+            owed = np.where(self.commission, hour["spend"], 0.0) if self.any_commission else None
+            hour["orders"], hour["gmv"], paid = pending.hour(
+                hour["orders"],
+                hour["gmv"],
+                self._streams.at(self.t, HourlyStreams.ARRIVALS),
+                owed,
             )
+            if owed is not None:
+                hour["spend"] = np.where(self.commission, paid, hour["spend"])
         self.exposure += hour["impressions"]
         step_spend = float(hour["spend"].sum())
         step_gmv = float(hour["gmv"].sum())
@@ -206,21 +216,26 @@ class AdMarketEnv(gym.Env):
         for i, name in enumerate(ARM_FIGURES):
             self._last[i] = hour[name]
 
-        terminated = self.t >= self.horizon or self.spent >= self.budget * (1.0 - 1e-6)
+        committed = self.spent + (0.0 if pending is None else pending.owed)
+        terminated = self.t >= self.horizon or committed >= self.budget * (1.0 - 1e-6)
         reward = step_gmv
-        late_orders = late_gmv = None
-        if terminated and self.pending is not None:
-            # Orders still pending count if they arrive within the attribution window.
-            late_orders, late_gmv = self.pending.close(
+        late_orders = late_gmv = late_paid = None
+        if terminated and pending is not None:
+            # Orders still pending count if they arrive within the attribution window, and
+            # their commission is paid then (from what was reserved for it).
+            late_orders, late_gmv, late_paid = pending.close(
                 self.hours_to_close, self._streams.at(self.t, HourlyStreams.LATE_ARRIVALS)
             )
             self.gmv_total += float(late_gmv.sum())
+            self.spent = min(self.spent + float(late_paid.sum()), self.budget)
             reward += float(late_gmv.sum())
         if terminated:
             reward += score(self.gmv_total, self.spent, self.roi_target) - self.gmv_total
         info = self._info(hour, bids)
         if late_gmv is not None:
             info["late_orders"], info["late_gmv"] = late_orders, late_gmv
+            if self.any_commission:
+                info["late_commission"] = late_paid  # in spend_total, not in spend
         if terminated:
             info["score"] = score(self.gmv_total, self.spent, self.roi_target)
         return self._observation(), reward, terminated, False, info

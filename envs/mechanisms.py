@@ -427,40 +427,65 @@ class CommissionSupply:
 
 
 class PendingOrders:
-    """Orders clicked but not yet placed, per arm, and the GMV they will bring.
+    """Orders clicked but not yet placed, per arm, the GMV they will bring and, on
+    commission arms, the commission they will cost.
 
     Delays are geometric, so each pending order arrives in a given hour with the same
     probability ``1 - q`` whatever its age: the hour's arrivals are a binomial draw of the
-    pending count, and bring the pending GMV in proportion (its expectation given the
-    count).
+    pending count, and bring the pending GMV and commission in proportion (their
+    expectation given the count). A commission is owed at the rate set in its click's
+    hour and paid when its sale arrives; what is still owed (:attr:`owed`) stays reserved
+    from the budget until then, so paying it can never pass the budget.
     """
 
     def __init__(self, mechanism: Mechanism):
         self.q = mechanism.delay_q
         self.orders = np.zeros(len(self.q), dtype=np.int64)
         self.gmv = np.zeros(len(self.q))
+        self.commission = np.zeros(len(self.q))
+
+    @property
+    def owed(self) -> float:
+        """Commission on pending sales (reserved from the budget until they arrive)."""
+        return float(self.commission.sum())
 
     def _take(self, share_arriving: np.ndarray, rng: np.random.Generator):
         arrived = rng.binomial(self.orders, share_arriving)
         fraction = np.divide(arrived, self.orders, out=np.zeros(len(self.q)), where=self.orders > 0)
         gmv = self.gmv * fraction
+        paid = self.commission * fraction
         self.orders = self.orders - arrived
-        self.gmv = np.where(self.orders > 0, self.gmv - gmv, 0.0)
-        return arrived, gmv
+        left = self.orders > 0
+        self.gmv = np.where(left, self.gmv - gmv, 0.0)
+        self.commission = np.where(left, self.commission - paid, 0.0)
+        return arrived, gmv, paid
 
     def hour(
-        self, orders: np.ndarray, gmv: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Add an hour's new orders and return the orders and GMV that arrive in it."""
+        self,
+        orders: np.ndarray,
+        gmv: np.ndarray,
+        rng: np.random.Generator,
+        commission: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Add an hour's new orders (with the commission they will cost, if any) and
+        return the orders, GMV and commission that arrive in it."""
         self.orders = self.orders + orders
         self.gmv = self.gmv + gmv
+        if commission is not None:
+            self.commission = self.commission + commission
         return self._take(1.0 - self.q, rng)
 
-    def close(self, hours_left: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def close(
+        self, hours_left: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """At the campaign's end: the pending orders that still arrive within the
         attribution window, ``hours_left`` being the campaign hours not played plus the
-        window."""
+        window, with their GMV and commission (sales that arrive later cost nothing)."""
         return self._take(1.0 - self.q**hours_left, rng)
+
+    def expected_attributed_commission(self, hours_left: int) -> float:
+        """The pending commission expected to be paid within ``hours_left`` more hours."""
+        return float((self.commission * (1.0 - self.q**hours_left)).sum())
 
     def expected_attributed_gmv(self, hours_left: int) -> float:
         """The pending GMV expected to arrive within ``hours_left`` more hours."""

@@ -179,8 +179,9 @@ class Channel:
         payment: ``cpm`` (the auction above) or ``commission``: influencers promote the
             product for a share of the GMV they sell (docs/market.md, "Commission
             channels"). The lever is then a commission rate per arm, not a bid, and
-            ``price_cpm``, the auction and price-family fields, the reserve, rivals
-            and order delays do not apply (the last three must stay 0).
+            ``price_cpm``, the auction and price-family fields, the reserve and rivals
+            do not apply (the last two must stay 0). An order delay does: the
+            commission is paid when the sale arrives.
         going_rate: commission only: the rate at which influencers bring ``1 - 1/e``
             (63%) of an arm's traffic; at rate ``r`` they bring
             ``1 - exp(-r / going_rate)`` of it. The daypart's price elasticity and bid
@@ -290,6 +291,7 @@ class Channel:
         self._validate_mechanisms(path)
 
     def _validate_commission(self, path: str) -> None:
+        self._validate_delay(path)
         _check_number(
             f"{path}.max_rate",
             self.max_rate,
@@ -315,13 +317,12 @@ class Channel:
             fix="give the influencers' mean lag in hours, e.g. 12, or 0 for at once",
         )
         for attr, default in (("auction", "second-price"), ("price_family", "lognormal"),
-                              ("reserve_cpm", 0.0), ("rival_elasticity", 0.0),
-                              ("order_delay_hours", 0.0)):  # fmt: skip
+                              ("reserve_cpm", 0.0), ("rival_elasticity", 0.0)):  # fmt: skip
             if getattr(self, attr) != default:
                 _fail(
                     f"{path}.{attr}",
                     getattr(self, attr),
-                    "a commission channel has no auction, reserve, reacting rivals or order delay",
+                    "a commission channel has no auction, reserve or reacting rivals",
                     f"remove it (or set it to {default!r}), or make the channel payment = 'cpm'",
                 )
 
@@ -410,6 +411,9 @@ class Channel:
             high=24 * 14,
             fix="give the half-life of the rivals' memory in hours, e.g. 3",
         )
+        self._validate_delay(path)
+
+    def _validate_delay(self, path: str) -> None:
         _check_number(
             f"{path}.order_delay_hours",
             self.order_delay_hours,
@@ -862,7 +866,8 @@ class Scenario:
                 # the same as before commission channels existed).
                 skip = (
                     (*_AUCTION_ONLY, "auction", "price_family", "reserve_cpm",
-                     "rival_elasticity", "order_delay_hours")
+                     "rival_elasticity")
+                    + (("order_delay_hours",) if obj.order_delay_hours == 0 else ())
                     if obj.commission
                     else ("payment", *_COMMISSION_ONLY)
                 )  # fmt: skip

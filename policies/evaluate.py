@@ -103,15 +103,17 @@ def run_episode(
         for name in OPTIONAL_TRACE_FIGURES:
             if name in info:
                 rows.setdefault(name, []).append(np.asarray(info[name], dtype=float))
-    # Delayed orders that arrive after the last hour, within the attribution window.
+    # Delayed orders that arrive after the last hour, within the attribution window, and
+    # the commission their sales cost then.
     late_gmv = float(np.sum(info.get("late_gmv", 0.0)))
+    late_commission = float(np.sum(info.get("late_commission", 0.0)))
     return EpisodeResult(
         strategy=strategy.name,
         scenario=env.scenario.name,
         seed=seed,
         budget=env.budget,
         roi_target=env.roi_target,
-        spend=float(np.sum(rows["spend"])),
+        spend=float(np.sum(rows["spend"])) + late_commission,
         gmv=float(np.sum(rows["gmv"])) + late_gmv,
         trace={name: np.array(values) for name, values in rows.items()},
         arm_names=env.arm_names,

@@ -42,11 +42,17 @@ class _MPCBase(Strategy):
         """GMV earned but not yet reported (delayed orders); 0 for the base class."""
         return 0.0
 
+    def pending_spend(self) -> float:
+        """Commission owed on those sales, paid when they arrive; 0 for the base class."""
+        return 0.0
+
     def state(self) -> CampaignState:
         return CampaignState(
             budget=self.env.budget,
             roi_target=self.env.roi_target,
-            spent=self.spent,
+            # Commission owed on sales still to arrive is spent already: it is neither
+            # budget left to plan nor free GMV for the ROI so far.
+            spent=min(self.spent + self.pending_spend(), self.env.budget),
             gmv=self.gmv + self.pending_gmv(),
             bid_cap=self.bid_cap,
             previous_bids=self.previous_bids,
@@ -94,6 +100,9 @@ class MPCStrategy(_MPCBase):
         # expects them, so that the early hours of a delayed market do not look unprofitable.
         return self.forecaster.pending_gmv(self.t)
 
+    def pending_spend(self) -> float:
+        return self.forecaster.pending_spend(self.t)
+
     def observe(self, info: dict[str, Any]) -> None:
         self.forecaster.update(self.t, info["bid_cpm"], info, self.exposure.copy())
         super().observe(info)
@@ -129,12 +138,20 @@ class OracleStrategy(_MPCBase):
 
     def act(self, observation: np.ndarray) -> np.ndarray:
         env = self.env
+        # Commission owed on pending sales: reserved by the market, and paid as far as
+        # the sales arrive within the attribution window.
+        reserved = 0.0 if env.pending is None else env.pending.owed
+        owed = (
+            0.0
+            if env.pending is None
+            else env.pending.expected_attributed_commission(env.hours_to_close)
+        )
         plan = exact_plan(
             self.forecast(),
             self.bid_cap,
-            env.budget - self.spent,
+            max(env.budget - self.spent - reserved, 0.0),
             env.roi_target,
-            self.spent,
+            self.spent + owed,
             self.gmv + self.pending_gmv(),
             self.exposure,
             n_pieces=self.n_pieces,

@@ -10,6 +10,7 @@ target and beats the fixed-rate baselines; the nightly recommendation writes rat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -154,7 +155,8 @@ def test_a_bad_logged_rate_is_refused_in_one_line(tmp_path, capsys, value, needl
         ({"max_rate": 0.95}, "max_rate"),
         ({"going_rate": 0.6}, "going_rate"),
         ({"going_rate": -0.1}, "going_rate"),
-        ({"order_delay_hours": 3.0}, "no auction, reserve"),
+        ({"order_delay_hours": -3.0}, "order_delay_hours"),
+        ({"reserve_cpm": 5.0}, "no auction, reserve"),
         ({"auction": "gsp"}, "no auction, reserve"),
         ({"supply_lag_hours": -1.0}, "supply_lag_hours"),
         ({"payment": "cpa"}, "unknown payment"),
@@ -317,3 +319,109 @@ def test_the_nightly_recommendation_writes_rates_beside_bids(tmp_path, capsys):
     assert table["planned_spend"].sum() <= 90_000
     page = (tmp_path / "p.html").read_text()
     assert page.count("commission rate ") == paid.sum()  # one heat-map cell per arm-hour
+
+
+def delayed(preset: str = PRESET, hours: float = 6.0) -> Scenario:
+    """``preset`` with its commission channels' orders arriving ``hours`` after the click."""
+    scenario = get_scenario(preset)
+    channels = tuple(
+        dataclasses.replace(c, order_delay_hours=hours) if c.commission else c
+        for c in scenario.channels
+    )
+    return scenario.replace(channels=channels)
+
+
+def test_a_delayed_sale_pays_its_commission_when_it_arrives():
+    """Commission is owed at the rate of the click's hour and paid with the sale: an hour
+    at rate r whose sales arrive later pays nothing then, and the whole day pays r x the
+    GMV that arrived, late arrivals included."""
+    scenario = delayed()
+    env = AdMarketEnv(scenario)
+    env.reset(seed=5)
+    paid = env.commission
+    rates = []
+    total_spend = np.zeros(env.n_arms)
+    total_gmv = np.zeros(env.n_arms)
+    done = False
+    while not done:
+        _, _, done, _, info = env.step(np.zeros(env.n_arms, np.float32))  # a steady rate
+        rates.append(info["commission_rate"][paid])
+        total_spend += info["spend"]
+        total_gmv += info["gmv"]
+        assert np.allclose(info["commission"][paid], info["spend"][paid])
+    assert np.allclose(np.array(rates), rates[0])  # one rate all day: spend = rate x GMV
+    total_spend += info["late_commission"]
+    total_gmv += info["late_gmv"]
+    assert info["late_commission"][paid].sum() > 0  # sales after the last hour still pay
+    assert np.all(info["late_commission"][~paid] == 0)
+    assert np.allclose(total_spend[paid], rates[0] * total_gmv[paid])
+    assert info["spend_total"] == pytest.approx(total_spend.sum())
+    assert info["spend_total"] <= scenario.budget
+
+
+@pytest.mark.parametrize("budget", [5.0, 300.0, 20_000.0])
+def test_commission_owed_on_delayed_sales_never_passes_the_budget(budget):
+    """What is owed on sales still to arrive is reserved: paying it, in the campaign or
+    after its last hour, never passes the budget, whatever the auctions bought."""
+    for seed in range(4):
+        env = AdMarketEnv(delayed(hours=12.0).replace(budget=budget))
+        env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            _, _, done, _, info = env.step(np.ones(env.n_arms, np.float32))
+            total += float(info["spend"].sum())
+            assert env.spent + env.pending.owed <= budget * (1 + 1e-12)
+        total += float(info["late_commission"].sum())
+        assert total <= budget and info["spend_total"] <= budget
+
+
+def test_mpc_counts_commission_owed_on_delayed_sales_and_keeps_the_target():
+    """MPC plans with what it owes on pending sales as spent (the forecaster's
+    ``pending_spend``): the budget holds, the ROI target is kept, and it leads the
+    fixed-rate baselines as it does without delays."""
+    scenario = delayed()
+    report = evaluate_many(["mpc", "pid", "oracle"], [scenario], 3, 0)
+    block = report["scenarios"][scenario.name]["strategies"]
+    assert block["mpc"]["budget_violations"] == 0
+    assert block["mpc"]["roi_violation_rate"] == 0
+    assert block["mpc"]["score_mean"] > block["pid"]["score_mean"]
+    for episode in report["_results"][scenario.name]["mpc"]:
+        assert episode.spend <= episode.budget
+
+
+def test_the_forecaster_owes_the_rate_of_the_clicks_hour():
+    from bidder.forecast import Forecaster
+
+    market = build_episode(delayed())
+    forecaster = Forecaster(market)
+    paid = market.mechanism.commission
+    n = len(paid)
+    rates = np.where(paid, 0.3, 10.0)
+    figures = {"impressions": np.full(n, 1000.0), "clicks": np.full(n, 50.0),
+               "orders": np.zeros(n), "gmv": np.zeros(n), "win_rate": np.full(n, 0.5)}  # fmt: skip
+    assert forecaster.pending_spend(0) == 0.0
+    forecaster.update(0, rates, figures)
+    owed, pending = forecaster.pending_spend(1), forecaster.pending_gmv(1)
+    assert owed > 0
+    # Commission arms only, at 0.3 of their pending GMV.
+    q = forecaster.delay_q
+    value = market.cvr[1] * forecaster.factor("cvr") * market.aov[1] * forecaster.factor("aov")
+    attributed = market.attribution[1]
+    expected = (q * 50.0 * value * attributed)[paid].sum() * 0.3
+    assert owed == pytest.approx(expected)
+    assert owed < pending
+
+
+def test_an_episode_counts_the_commission_paid_after_its_last_hour():
+    from policies.evaluate import run_episode
+    from policies.strategy import make_strategy
+
+    scenario = delayed(hours=12.0)
+    result = run_episode(make_strategy("even"), scenario, seed=2)
+    env = AdMarketEnv(scenario)
+    env.reset(seed=2)
+    done = False
+    while not done:
+        _, _, done, _, info = env.step(env.bids_to_action(result.trace["bid_cpm"][env.t]))
+    assert info["late_commission"].sum() > 0
+    assert result.spend == pytest.approx(info["spend_total"])
