@@ -8,6 +8,9 @@ stops at the budget) and score them as every evaluation does,
 ``GMV * min(1, ROI / target)^2``. Prints a table and writes JSON.
 
     python bench/models.py --seeds 0 1 2 --draws 30 --json bench/results/models.json
+
+``--logs mpc --explore 0.1`` makes the history with MPC alone varying its bids by
+``exp(+-0.1)`` (``MPCConfig.explore``), as an autopilot that explores would log it.
 """
 
 from __future__ import annotations
@@ -51,7 +54,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--draws", type=int, default=30)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--logs", default="pid", help="strategy that makes the history")
+    parser.add_argument(
+        "--explore", type=float, default=0.0, help="with --logs mpc: MPCConfig.explore"
+    )
     args = parser.parse_args()
+    options = None
+    if args.explore:
+        from bidder.mpc import MPCConfig
+
+        if args.logs != "mpc":
+            parser.error("--explore needs --logs mpc")
+        options = {"config": MPCConfig(explore=args.explore)}
     rows, started = [], time.perf_counter()
     print(
         f"{'preset':<22}"
@@ -61,7 +75,7 @@ def main() -> None:
     for preset in args.presets:
         per_model = {m: [] for m in RESPONSE_MODELS}
         for seed in args.seeds:
-            logs = simulate_logs(preset, "pid", HISTORY_DAYS, seed)
+            logs = simulate_logs(preset, args.logs, HISTORY_DAYS, seed, strategy_options=options)
             date = logs["date"].max().date() + dt.timedelta(days=1)
             tomorrow = day_scenario(_scenario(preset), HISTORY_DAYS)
             order = [(arm.product, arm.channel) for arm in tomorrow.arms]
@@ -94,7 +108,13 @@ def main() -> None:
         f"{sum(g > 0 for g in gains)}/{len(gains)} ({time.perf_counter() - started:.0f} s)"
     )
     if args.json is not None:
-        payload = {"seeds": args.seeds, "draws": args.draws, "rows": rows}
+        payload = {
+            "seeds": args.seeds,
+            "draws": args.draws,
+            "logs": args.logs,
+            "explore": args.explore,
+            "rows": rows,
+        }
         atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
 
 

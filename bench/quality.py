@@ -16,6 +16,7 @@ Usage::
 
     python bench/quality.py --json bench/results/quality.json [--episodes 50] [--quick]
         [--priors true,fitted,cold] [--presets a,b] [--no-held-out] [--commission-delay H]
+        [--explore X]
 """
 
 from __future__ import annotations
@@ -78,17 +79,24 @@ def paired_vs(runs: list, baseline: list) -> dict[str, float]:
     return {"pct_of_mpc": 100.0 * float(mine.mean()) / base, "pct_of_mpc_se": 100.0 * se / base}
 
 
-def _play(task: tuple[list[tuple[Scenario, int]], list[str], list[str], str | None]) -> dict:
+def _play(task: tuple) -> dict:
     """Play every strategy under every prior over (scenario, seed) days, in a worker.
 
     The oracle plays each day once (it knows the truth whatever the prior); each prior is
     built once per day and shared by the strategies.
     """
-    days, strategies, priors, policy = task
-    players = {
-        name: make_strategy(name, **({"path": policy} if name == "ppo-mpc" and policy else {}))
-        for name in strategies
-    }
+    days, strategies, priors, policy, explore = task
+
+    def options(name: str) -> dict:
+        if name == "ppo-mpc" and policy:
+            return {"path": policy}
+        if name == "mpc" and explore:
+            from bidder.mpc import MPCConfig
+
+            return {"config": MPCConfig(explore=explore)}
+        return {}
+
+    players = {name: make_strategy(name, **options(name)) for name in strategies}
     out: dict = {("oracle", None): []}
     for scenario, seed in days:
         result = run_episode(players["oracle"], scenario, seed)
@@ -192,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-held-out", action="store_true", help="leave out the held-out randomised markets"
     )
     parser.add_argument(
+        "--explore",
+        type=float,
+        default=0.0,
+        help="MPC alone varies its bids by exp(+-X) hour by hour (MPCConfig.explore)",
+    )
+    parser.add_argument(
         "--commission-delay",
         type=float,
         default=None,
@@ -225,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     for block, days in blocks.items():
         for part in range(parts):
             if days[part::parts]:
-                tasks.append((days[part::parts], strategies, priors, args.policy))
+                tasks.append((days[part::parts], strategies, priors, args.policy, args.explore))
                 keys.append((block, part))
     collected: dict[tuple[str, str, str | None], list] = {}
     with ProcessPoolExecutor(max_workers=max(args.workers, 1)) as pool:
@@ -258,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             "summary": _summary(mode_blocks, strategies),
         }
     report["wall_s"] = round(time.perf_counter() - started, 1)
+    report["mpc_explore"] = args.explore
+    report["commission_delay_hours"] = args.commission_delay
 
     print(
         f"{episodes} episodes per row (held-out: {episodes} unseen randomised markets); the "

@@ -80,6 +80,13 @@ class MPCConfig:
             false plans every hour separately (larger, slower, slightly more exact).
         max_periods: at most this many planning periods; the last one takes every
             remaining hour (``None``: no limit).
+        explore: bid variation for learning (0: none). Each hour every arm with a bid
+            bids ``exp(+explore)`` or ``exp(-explore)`` times the planned bid, the sign
+            alternating by hour and arm, so that logs show each arm's response at more
+            than one bid. The varied bids never expect to spend more than the planned
+            hour (the raised ones are pulled back until they do not), so exploring
+            moves spend between arms but never adds to it (docs/bidder.md,
+            "Exploration").
     """
 
     n_pieces: int = 8
@@ -89,6 +96,7 @@ class MPCConfig:
     solvers: tuple[str, ...] | None = None
     blocks: bool = True
     max_periods: int | None = 3
+    explore: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -289,10 +297,13 @@ class MPCBidder:
         self._problems = {self.solvers[0]: self.problem}
         # Grid centres per arm and period: the last solution's bids (None: a broad grid).
         self.centres: np.ndarray | None = None
+        # Decisions taken in this campaign (the exploration's sign pattern).
+        self.decisions_made = 0
 
     def reset(self) -> None:
         """Forget the last solution (a new campaign of the same shape)."""
         self.centres = None
+        self.decisions_made = 0
 
     # -- the problem's data ---------------------------------------------------------------
     def _first_hour_bounds(
@@ -356,12 +367,17 @@ class MPCBidder:
         plan = plan or Plan.neutral()
         if self.centres is None:
             self._solve(forecast, state, plan, started)
-        return self._solve(forecast, state, plan, started)
+        decision = self._solve(forecast, state, plan, started)
+        if self.config.explore > 0:
+            decision.bids_cpm = self._explored(self._last_curves, decision.bids_cpm, state)
+        self.decisions_made += 1
+        return decision
 
     def _solve(
         self, forecast: EpisodeMarket, state: CampaignState, plan: Plan, started: float
     ) -> Decision:
         curves, lower, upper, shaped, target = self._data(forecast, state, plan)
+        self._last_curves = curves
         remaining = state.remaining_budget
         # Scale money so the solver sees numbers near 1: by the remaining budget, or by
         # what the market can absorb when that is far less. A budget of 1e12 scaled by
@@ -410,6 +426,35 @@ class MPCBidder:
         decision.gmv_by_period = (planned * curves.slopes).sum(axis=-1)
         decision.bids_by_period = np.minimum(self.centres, state.bid_cap[:, None])
         return decision
+
+    def _explored(
+        self, curves: PiecewiseCurves, bids: np.ndarray, state: CampaignState
+    ) -> np.ndarray:
+        """``bids`` varied by ``exp(+-explore)`` (alternating by hour and arm), with the
+        raised ones pulled back until the hour's expected spend is at most the planned
+        bids' (and the budget left)."""
+        step = self.config.explore
+        if step <= 0:
+            return bids
+        sign = np.where((self.decisions_made + np.arange(self.n_arms)) % 2 == 0, 1.0, -1.0)
+        grid, spend_grid = curves.bids[:, 0, :], curves.hour0_spend
+        planned = float(interp_rows(bids, grid, spend_grid).sum())
+        cap = min(planned, state.remaining_budget)
+
+        def varied(up_share: float) -> np.ndarray:
+            factor = np.exp(np.where(sign > 0, up_share * step, -step))
+            return np.where(bids > 0, np.minimum(bids * factor, state.bid_cap), 0.0)
+
+        if interp_rows(varied(1.0), grid, spend_grid).sum() <= cap:
+            return varied(1.0)
+        low, high = 0.0, 1.0  # varied(0) lowers bids only, so it spends no more
+        for _ in range(30):
+            mid = 0.5 * (low + high)
+            if interp_rows(varied(mid), grid, spend_grid).sum() <= cap:
+                low = mid
+            else:
+                high = mid
+        return varied(low)
 
     def _problem_for(self, solver: str) -> cp.Problem:
         if solver not in self._problems:

@@ -460,3 +460,45 @@ def test_a_strategy_reusing_its_bidder_plays_as_a_fresh_one():
     fresh = run_episode(make_strategy("mpc"), "default", 2, "cold")
     for name in ("bid_cpm", "spend", "gmv"):
         np.testing.assert_array_equal(reused.trace[name], fresh.trace[name])
+
+
+def test_exploration_varies_bids_by_hour_and_arm_without_adding_spend() -> None:
+    """``MPCConfig.explore``: each arm bids exp(+-explore) times the plan's bid, the sign
+    alternating by arm and by hour; the raised bids are pulled back so that the hour
+    never expects to spend more than the plan, and a paused arm stays paused."""
+    scenario, market, state = _campaign()
+    plain = MPCBidder(scenario.n_arms, scenario.horizon_hours)
+    step = 0.1
+    explorer = MPCBidder(scenario.n_arms, scenario.horizon_hours, MPCConfig(explore=step))
+    signs = []
+    for t in range(4):
+        forecast = market.from_hour(t)
+        a, b = plain.decide(forecast, state), explorer.decide(forecast, state)
+        assert np.allclose(a.planned_spend, b.planned_spend)  # the plan itself is the same
+        ratio = np.log(b.bids_cpm / a.bids_cpm)
+        down = ratio < 0
+        assert np.allclose(ratio[down], -step)
+        assert np.all((ratio[~down] >= -1e-12) & (ratio[~down] <= step + 1e-12))
+        signs.append(np.where(down, -1, 1))
+        curves = explorer._last_curves
+        spend = interp_rows(b.bids_cpm, curves.bids[:, 0, :], curves.hour0_spend).sum()
+        planned = interp_rows(a.bids_cpm, curves.bids[:, 0, :], curves.hour0_spend).sum()
+        assert spend <= planned * (1 + 1e-9)
+    signs = np.array(signs)
+    assert np.all(signs[1:] == -signs[:-1])  # every arm alternates hour by hour
+    assert np.all(signs[:, 1:] == -signs[:, :-1])  # neighbouring arms move apart
+    # A reset campaign starts the same pattern again.
+    explorer.reset()
+    again = explorer.decide(market.from_hour(0), state)
+    assert np.all(np.where(np.log(again.bids_cpm / plain.decide(market, state).bids_cpm) < 0,
+                           -1, 1) == signs[0])  # fmt: skip
+
+
+def test_an_exploring_campaign_keeps_the_budget_and_the_target() -> None:
+    for budget in (2_000.0, 120_000.0):
+        scenario = get_scenario("gsp-feed").replace(budget=budget)
+        for seed in range(2):
+            strategy = MPCStrategy(MPCConfig(explore=0.15))
+            result = run_episode(strategy, scenario, seed, prior="fitted")
+            assert result.spend <= budget
+            assert not result.roi_missed or result.roi > 0.97 * scenario.roi_target
