@@ -71,7 +71,16 @@ FEATURE_NAMES = (
     "max_price_trend",
     "mean_traffic_trend",
     "forecast_shortfall",
+    # What the planner needs to judge the bidder's model (issue: a planner that earns its
+    # place where MPC alone is unsure). Policies trained before these read the ones above.
+    "spend_forecast_error",
+    "gmv_forecast_error",
+    "worst_channel_roi_error",
+    "bid_variation",
+    "prior_delay_days",
 )
+#: The features of policies trained before the model-judging ones existed.
+BASE_FEATURES = FEATURE_NAMES[: FEATURE_NAMES.index("forecast_shortfall") + 1]
 #: Names of the planner's action entries, each in [-1, 1].
 ACTION_NAMES = ("roi_risk", "trend_tilt", "trend_gain")
 N_FEATURES = len(FEATURE_NAMES)
@@ -87,10 +96,25 @@ TREND_SCALE = 5.0
 FEATURE_BOUND = 5.0
 
 
-def planner_spaces() -> tuple[spaces.Box, spaces.Box]:
-    """The planner's (observation, action) spaces, for the environment and saved policies."""
-    observation = spaces.Box(-FEATURE_BOUND, FEATURE_BOUND, (N_FEATURES,), dtype=np.float32)
+def planner_spaces(n_features: int = N_FEATURES) -> tuple[spaces.Box, spaces.Box]:
+    """The planner's (observation, action) spaces, for the environment and saved policies
+    (``n_features``: how many of the features a policy reads)."""
+    observation = spaces.Box(-FEATURE_BOUND, FEATURE_BOUND, (n_features,), dtype=np.float32)
     return observation, spaces.Box(-1.0, 1.0, (N_ACTIONS,), dtype=np.float32)
+
+
+def feature_indices(names: Sequence[str]) -> np.ndarray:
+    """Positions of ``names`` in :data:`FEATURE_NAMES` (what a policy reads, in order).
+
+    Raises:
+        ValueError: an unknown or repeated name, or none at all.
+    """
+    names = list(names)
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if not names or unknown or len(set(names)) != len(names):
+        problem = f"unknown feature {unknown[0]!r}" if unknown else "empty or repeated features"
+        raise ValueError(f"{problem}; this planner knows {', '.join(FEATURE_NAMES)}")
+    return np.array([FEATURE_NAMES.index(n) for n in names], dtype=int)
 
 
 class PlannedMPCStrategy(MPCStrategy):
@@ -111,6 +135,16 @@ class PlannedMPCStrategy(MPCStrategy):
         # Spend available at median prices per hour: the day's shape of opportunity.
         opportunity = (prior.traffic * prior.price_median).sum(axis=1)
         self._opportunity_left = np.cumsum(opportunity[::-1])[::-1] / max(opportunity.sum(), 1e-12)
+        # Per arm: spend and GMV the decisions predicted for the hours played, and what
+        # those hours realised; sums of log bids and their squares (bid variation).
+        k = env.n_arms
+        self._predicted = np.zeros((2, k))
+        self._realised = np.zeros((2, k))
+        self._log_bids = np.zeros((3, k))  # count, sum, sum of squares
+        channels = [arm.channel for arm in env.scenario.arms]
+        names = sorted(set(channels))
+        self._channel_of_arm = np.array([names.index(c) for c in channels])
+        self._n_channels = len(names)
 
     # -- what the planner sees ------------------------------------------------------------
     def _log_factors(self) -> dict[str, np.ndarray]:
@@ -164,6 +198,45 @@ class PlannedMPCStrategy(MPCStrategy):
     def forecast(self):
         return self.forecaster.forecast(self.t, trend_gain=self._trend_gain)
 
+    def model_errors(self) -> tuple[float, float, float]:
+        """How far the bidder's predictions have been from the hours played so far, as
+        log(realised / predicted): campaign spend, campaign GMV (with the GMV still to
+        arrive from delayed orders), and the worst channel's ROI; 0 before any hour."""
+        if not self.decisions:
+            return 0.0, 0.0, 0.0
+        floor = 1e-3 * self.env.budget / self.env.horizon
+        predicted, realised = self._predicted, self._realised
+        spend = math.log((realised[0].sum() + floor) / (predicted[0].sum() + floor))
+        arrived = realised[1].sum() + self.pending_gmv()
+        gmv = math.log((arrived + floor) / (predicted[1].sum() + floor))
+        by_channel = np.zeros((4, self._n_channels))
+        for row, values in enumerate((*predicted, *realised)):
+            by_channel[row] = np.bincount(
+                self._channel_of_arm, weights=values, minlength=self._n_channels
+            )
+        roi_errors = [
+            math.log(((rg + floor) / (rs + floor)) / ((pg + floor) / (ps + floor)))
+            for ps, pg, rs, rg in by_channel.T
+            if ps > floor
+        ]
+        return spend, gmv, min(roi_errors, default=0.0)
+
+    def bid_variation(self) -> float:
+        """Mean over arms of the standard deviation of their log bids so far: how much
+        each arm's data can say about its response away from one bid."""
+        count, total, squares = self._log_bids
+        seen = count >= 2
+        if not seen.any():
+            return 0.0
+        mean = total[seen] / count[seen]
+        variance = np.maximum(squares[seen] / count[seen] - mean**2, 0.0)
+        return float(np.sqrt(variance).mean())
+
+    def prior_delay_days(self) -> float:
+        """The conversion delay the prior measured, mean hours per arm, in days."""
+        q = self.forecaster.delay_q
+        return float(np.mean(q / np.maximum(1.0 - q, 1e-6))) / 24.0
+
     def features(self) -> np.ndarray:
         """The planner's observation at the start of the current hour (past data only)."""
         env, budget, target = self.env, self.env.budget, self.env.roi_target
@@ -210,6 +283,9 @@ class PlannedMPCStrategy(MPCStrategy):
             float(trends["price"].max()),
             float(trends["traffic"].mean()),
             10.0 * self.forecast_shortfall(),
+            *(3.0 * e for e in self.model_errors()),
+            3.0 * self.bid_variation(),
+            self.prior_delay_days(),
         ]
         return np.clip(
             np.nan_to_num(np.array(features, dtype=np.float32)), -FEATURE_BOUND, FEATURE_BOUND
@@ -263,6 +339,16 @@ class PlannedMPCStrategy(MPCStrategy):
     def observe(self, info: dict[str, Any]) -> None:
         self.last_spend = float(np.sum(info["spend"]))
         self.last_gmv = float(np.sum(info["gmv"]))
+        if self.decisions:
+            decision = self.decisions[-1]
+            self._predicted[0] += decision.planned_spend
+            self._predicted[1] += decision.predicted_gmv
+            self._realised[0] += info["spend"]
+            self._realised[1] += info["gmv"]
+            bids = np.asarray(decision.bids_cpm, dtype=float)
+            placed = bids > 0
+            logs = np.log(np.where(placed, bids, 1.0))
+            self._log_bids += np.stack([placed, logs * placed, logs**2 * placed])
         super().observe(info)
 
 
@@ -298,6 +384,21 @@ def fixed_scenarios(scenarios: Sequence[Scenario | str]) -> ScenarioSource:
     return draw
 
 
+def check_priors(prior: str | Sequence[str]) -> tuple[str, ...]:
+    """The prior kinds of ``prior``: one name, names joined by commas, or a sequence.
+
+    Raises:
+        policies.prior.PriorError: an empty list or an unknown name (the message names it).
+    """
+    from policies.prior import PriorError, check_prior
+
+    names = prior.split(",") if isinstance(prior, str) else list(prior)
+    names = [name.strip() for name in names]
+    if not names or not all(names):
+        raise PriorError(f"prior {prior!r}: give fitted, cold or true, or several joined by commas")
+    return tuple(dict.fromkeys(check_prior(name) for name in names))
+
+
 class PlannerEnv(gym.Env):
     """The ad market seen by the planner: it sets the MPC bidder's plan every hour.
 
@@ -312,7 +413,8 @@ class PlannerEnv(gym.Env):
     :meth:`PlannedMPCStrategy.plan_from_action`).
 
     ## Observation Space
-    ``Box(-5, 5, (26,), float32)``: :data:`FEATURE_NAMES`, the same for any number of arms.
+    ``Box(-5, 5, (F,), float32)``: the ``features`` named (by default all of
+    :data:`FEATURE_NAMES`, 31), the same for any number of arms.
 
     ## Rewards
     The market's reward divided by ``budget * roi_target``: the episode's return is the
@@ -343,7 +445,16 @@ class PlannerEnv(gym.Env):
     ``relative_to_mpc``: subtract MPC alone's normalised score (see Rewards);
     ``roi_miss_penalty``: extra loss of a campaign that misses its ROI target;
     ``prior``: what the bidder knows beforehand (``policies.prior``: ``fitted``,
-    ``cold`` or ``true``).
+    ``cold`` or ``true``), or several of them (a sequence, or names joined by commas):
+    each campaign then gets one of them at random, so the policy meets wrong priors;
+    ``features``: the names of :data:`FEATURE_NAMES` the agent observes, in order
+    (:data:`BASE_FEATURES` for policies trained before the model-judging features);
+    ``pool``: 0 draws a fresh campaign for every episode; ``N`` draws ``N`` campaigns
+    (scenario, market seed, prior) once, from this environment's seed, and plays one of
+    them at random each episode. Their priors (a fitted one simulates and fits two weeks
+    of logs, about 0.3 s) and MPC alone's baseline (a whole extra campaign) are computed
+    the first time a campaign is played and kept, so a pool trains the same policy in a
+    fraction of the time when each campaign is played several times.
 
     ## Version History
     * v0: initial version.
@@ -357,49 +468,95 @@ class PlannerEnv(gym.Env):
         scenario: Scenario | str | None = None,
         relative_to_mpc: bool = False,
         roi_miss_penalty: float = 0.0,
-        prior: str = "true",
+        prior: str | Sequence[str] = "true",
+        pool: int = 0,
+        features: Sequence[str] = FEATURE_NAMES,
     ):
-        from policies.prior import check_prior
-
-        self.prior = check_prior(prior)
+        self.feature_names = tuple(features)
+        self._features = feature_indices(self.feature_names)
+        self.priors = check_priors(prior)
+        self.prior = ",".join(self.priors)
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
+            raise ValueError(f"pool {pool!r}: give a whole number of campaigns, 0 for none")
+        self.pool = pool
+        self._pool_seed: int | None = None
+        # Per pool campaign: (scenario, market seed, prior, prior market, baseline steps).
+        self._cache: dict[int, tuple[Scenario, int, str, EpisodeMarket | None, np.ndarray]] = {}
         self.relative_to_mpc = relative_to_mpc
         self.roi_miss_penalty = roi_miss_penalty
         if scenario is not None:
             fixed = resolve_scenario(scenario)
             scenario_source = lambda rng: fixed  # noqa: E731 - a one-line source
         self.scenario_source = scenario_source or training_scenarios()
-        self.observation_space, self.action_space = planner_spaces()
+        self.observation_space, self.action_space = planner_spaces(len(self._features))
         self.strategy = PlannedMPCStrategy()
         self._alone = MPCStrategy()  # MPC alone, the baseline (kept: it reuses its bidders)
         self.market_env: AdMarketEnv | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        scenario = self.scenario_source(self.np_random)
+        if self.pool:
+            scenario, market_seed, prior, knowledge, steps = self._pool_campaign()
+        else:
+            scenario, market_seed, prior, knowledge = self._draw_campaign(self.np_random)
+            steps = self._baseline_of(scenario, market_seed, prior, knowledge)
         self.market_env = AdMarketEnv(scenario)
-        market_seed = int(self.np_random.integers(2**31))
-        knowledge = None
-        if self.prior != "true":
-            from policies.prior import prior_market
-
-            knowledge = prior_market(scenario, self.prior, market_seed)
         self._market_obs, _ = self.market_env.reset(seed=market_seed)
         self.strategy.reset(self.market_env, knowledge)
         self._scale = self.market_env.budget * self.market_env.roi_target
-        self._baseline = 0.0
         # MPC alone's normalised GMV per hour, then its end-of-day score adjustment.
-        self._baseline_steps = np.zeros(self.market_env.horizon + 1)
-        if self.relative_to_mpc:
-            from policies.evaluate import run_episode
+        self._baseline_steps = steps
+        self._baseline = float(steps.sum())
+        observation = self.strategy.features()[self._features]
+        return observation, {"scenario": scenario.name, "prior": prior}
 
-            alone = run_episode(
-                self._alone, scenario, market_seed, self.prior, prior_market=knowledge
-            )
-            self._baseline = alone.score / self._scale
-            hourly = alone.trace["gmv"].sum(axis=1) / self._scale
-            self._baseline_steps[: len(hourly)] = hourly
-            self._baseline_steps[-1] = self._baseline - hourly.sum()
-        return self.strategy.features(), {"scenario": scenario.name}
+    def _draw_campaign(
+        self, rng: np.random.Generator
+    ) -> tuple[Scenario, int, str, EpisodeMarket | None]:
+        """A scenario, a market seed and a prior kind drawn from ``rng``, and that prior."""
+        scenario = self.scenario_source(rng)
+        market_seed = int(rng.integers(2**31))
+        # One prior draws nothing more, so a single-prior run keeps its seeds' campaigns.
+        prior = (
+            self.priors[int(rng.integers(len(self.priors)))]
+            if len(self.priors) > 1
+            else (self.priors[0])
+        )
+        knowledge = None
+        if prior != "true":
+            from policies.prior import prior_market
+
+            knowledge = prior_market(scenario, prior, market_seed)
+        return scenario, market_seed, prior, knowledge
+
+    def _baseline_of(
+        self, scenario: Scenario, market_seed: int, prior: str, knowledge: EpisodeMarket | None
+    ) -> np.ndarray:
+        """MPC alone's normalised GMV per hour of the campaign, its score adjustment last
+        (zeros without ``relative_to_mpc``)."""
+        horizon = scenario.horizon_hours
+        steps = np.zeros(horizon + 1)
+        if not self.relative_to_mpc:
+            return steps
+        from policies.evaluate import run_episode
+
+        scale = scenario.budget * scenario.roi_target
+        alone = run_episode(self._alone, scenario, market_seed, prior, prior_market=knowledge)
+        hourly = alone.trace["gmv"].sum(axis=1) / scale
+        steps[: len(hourly)] = hourly
+        steps[-1] = alone.score / scale - hourly.sum()
+        return steps
+
+    def _pool_campaign(self) -> tuple[Scenario, int, str, EpisodeMarket | None, np.ndarray]:
+        """One of the pool's campaigns, at random; drawn and cached the first time."""
+        if self._pool_seed is None:
+            self._pool_seed = int(self.np_random.integers(2**63))
+        index = int(self.np_random.integers(self.pool))
+        if index not in self._cache:
+            rng = np.random.default_rng([self._pool_seed, index])
+            campaign = self._draw_campaign(rng)
+            self._cache[index] = (*campaign, self._baseline_of(*campaign))
+        return self._cache[index]
 
     def step(self, action: np.ndarray):
         if self.market_env is None:
@@ -426,7 +583,7 @@ class PlannerEnv(gym.Env):
             if missed:
                 reward -= self.roi_miss_penalty
         return (
-            self.strategy.features(),
+            self.strategy.features()[self._features],
             float(reward),
             terminated,
             truncated,

@@ -21,6 +21,7 @@ import io
 import json
 import math
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,13 @@ def make_settings(
     num_timesteps: int,
     activation: str = "tanh",
     trained_with: dict | None = None,
+    feature_names: Sequence[str] = FEATURE_NAMES,
 ) -> dict[str, Any]:
-    """The settings of a policy for this planner."""
+    """The settings of a policy for this planner (reading ``feature_names``)."""
     settings = {
         "format": POLICY_FORMAT,
         "version": POLICY_VERSION,
-        "feature_names": list(FEATURE_NAMES),
+        "feature_names": list(feature_names),
         "action_names": list(ACTION_NAMES),
         "net_arch": [int(width) for width in net_arch],
         "activation": activation,
@@ -117,16 +119,28 @@ def validate_settings(settings: Any, source: str) -> dict[str, Any]:
             f"format version {settings['version']!r} is not {POLICY_VERSION}; "
             "retrain the policy with this version (`autopilot train`)"
         )
-    for name, expected in (("feature_names", FEATURE_NAMES), ("action_names", ACTION_NAMES)):
+    for name in ("feature_names", "action_names"):
         value = settings[name]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             fail(f"{name} must be a list of names")
-        if tuple(value) != tuple(expected):
-            fail(
-                f"the policy was trained for {len(value)} {name.split('_')[0]}s "
-                f"({', '.join(value[:3])}, ...), this planner has {len(expected)}; retrain "
-                "it with `autopilot train` (or `make train-default`)"
-            )
+    # A policy reads any of the planner's features, each once, in the order it names them
+    # (older policies read fewer); it must write exactly the planner's actions.
+    features = settings["feature_names"]
+    unknown = [n for n in features if n not in FEATURE_NAMES]
+    if unknown:
+        fail(
+            f"the policy reads feature {unknown[0]!r}, which this planner does not compute; "
+            "retrain it with `autopilot train` (or `make train-default`)"
+        )
+    if not features or len(set(features)) != len(features):
+        fail("feature_names must name each feature once; retrain the policy with `autopilot train`")
+    actions = settings["action_names"]
+    if tuple(actions) != ACTION_NAMES:
+        fail(
+            f"the policy was trained for {len(actions)} actions ({', '.join(actions[:3])}, "
+            f"...), this planner has {len(ACTION_NAMES)}; retrain it with `autopilot train` "
+            "(or `make train-default`)"
+        )
     arch = settings["net_arch"]
     if (
         not isinstance(arch, list)
@@ -163,7 +177,7 @@ def build_network(settings: dict[str, Any]):
 
     from policies.planner_env import planner_spaces
 
-    observation_space, action_space = planner_spaces()
+    observation_space, action_space = planner_spaces(len(settings["feature_names"]))
     return ActorCriticPolicy(
         observation_space,
         action_space,
@@ -308,6 +322,7 @@ def load_policy_network(path: str | Path) -> Any:
     network = build_network(stored.settings)
     load_weights(network, stored.policy_tensors, str(path))
     network.set_training_mode(False)
+    network.feature_names = tuple(stored.settings["feature_names"])
     return network
 
 
@@ -338,7 +353,7 @@ def convert_sb3_zip(source: str | Path, out: str | Path) -> dict[str, Any]:
     Only the zip's ``policy.pth`` member is read, with ``torch.load(weights_only=True)``,
     which refuses any pickle that is not plain tensors and containers; the zip's ``data``
     (whose ``:serialized:`` entries are pickles) is never deserialised. The network's
-    widths are read from the weights' shapes; the activation is stable-baselines3's
+    widths and the number of features it reads are read from the weights' shapes; the activation is stable-baselines3's
     default, tanh, which every ``autopilot train`` policy used.
 
     Returns:
@@ -390,7 +405,20 @@ def convert_sb3_zip(source: str | Path, out: str | Path) -> dict[str, Any]:
         widths.append(int(state[f"mlp_extractor.policy_net.{2 * len(widths)}.weight"].shape[0]))
     if not widths:
         raise PolicyFileError(f"{source}: no policy network in its weights; nothing to convert")
-    settings = make_settings(widths, steps, trained_with={"converted_from": source.name})
+    # The features are the first ones of the planner's list, as many as the first layer
+    # reads (policies trained before the model-judging features read the first 26).
+    n_features = int(state["mlp_extractor.policy_net.0.weight"].shape[1])
+    if n_features > len(FEATURE_NAMES):
+        raise PolicyFileError(
+            f"{source}: its network reads {n_features} features, this planner has "
+            f"{len(FEATURE_NAMES)}; retrain it with `autopilot train`"
+        )
+    settings = make_settings(
+        widths,
+        steps,
+        trained_with={"converted_from": source.name},
+        feature_names=FEATURE_NAMES[:n_features],
+    )
     network = build_network(settings)
     load_weights(network, dict(state), str(source))
     save_policy(out, settings, network)

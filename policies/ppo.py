@@ -15,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from policies.planner_env import PlannedMPCStrategy
+from policies.planner_env import (
+    FEATURE_NAMES,
+    PlannedMPCStrategy,
+    feature_indices,
+)
 from policies.policy_file import PolicyFileError, load_policy_network
 from policies.strategy import Strategy, register_strategy
 
@@ -59,9 +63,16 @@ class PPOStrategy(PlannedMPCStrategy):
         super().__init__()
         self.model = model if model is not None else load_ppo_model(path)
         self.deterministic = deterministic
+        # The features the policy reads (a loaded policy names them; a model in training
+        # reads as many as its observation space holds, from the start of the list).
+        names = getattr(self.model, "feature_names", None)
+        if names is None:
+            names = FEATURE_NAMES[: int(self.model.observation_space.shape[0])]
+        self._features = feature_indices(names)
 
     def choose_action(self, features: np.ndarray) -> np.ndarray:
-        action, _ = self.model.predict(features, deterministic=self.deterministic)
+        observed = features[self._features]
+        action, _ = self.model.predict(observed, deterministic=self.deterministic)
         return np.asarray(action, dtype=float)
 
 

@@ -24,7 +24,13 @@ from envs.io import OutputSet, check_output_path, check_outputs_distinct, new_ru
 from envs.market_env import resolve_scenario
 from envs.presets import PRESETS
 from envs.sampler import Perturbation
-from policies.planner_env import PlannerEnv, training_scenarios
+from policies.planner_env import (
+    BASE_FEATURES,
+    FEATURE_NAMES,
+    PlannerEnv,
+    check_priors,
+    training_scenarios,
+)
 from policies.policy_file import (
     POLICY_SUFFIX,
     PolicyFileError,
@@ -67,9 +73,19 @@ class TrainConfig:
     """A twin's fit report (``scenario fit --report``): parameters with an interval are
     drawn inside it instead."""
     prior: str = "true"
-    """What the bidder knows before each training campaign (``policies.prior``). ``true``
-    by default: the shipped policy was trained so, and a ``fitted`` prior simulates and
-    fits two weeks of logs for every campaign (about 0.3 s each)."""
+    """What the bidder knows before each training campaign (``policies.prior``), or
+    several kinds joined by commas (``fitted,cold``: each campaign gets one at random).
+    ``true`` by default: the shipped policy was trained so. A ``fitted`` prior simulates
+    and fits two weeks of logs for every campaign (about 0.3 s each); with ``pool`` that
+    is paid once per pool campaign."""
+    pool: int = 0
+    """Campaigns drawn once per environment and replayed at random (their priors and MPC
+    alone's baseline cached, :class:`~policies.planner_env.PlannerEnv`); 0 draws a fresh
+    campaign every episode."""
+    features: str = "all"
+    """What the policy observes: ``all`` the planner's features, or ``base``, those of
+    policies trained before the model-judging features (forecast errors so far, bid
+    variation, the prior's delay; ``policies.planner_env.BASE_FEATURES``)."""
     learning_rate: float = 3e-4
     n_steps: int = 240
     """Steps per environment between updates (ten 24-hour campaigns)."""
@@ -106,6 +122,8 @@ def make_env(config: TrainConfig, rank: int):
             "relative_to_mpc": config.relative_to_mpc,
             "roi_miss_penalty": config.roi_miss_penalty,
             "prior": config.prior,
+            "pool": config.pool,
+            "features": feature_set(config.features),
         }
         if config.scenario == "mixed":
             return PlannerEnv(training_scenarios(preset_share=config.preset_share), **rewards)
@@ -118,6 +136,18 @@ def make_env(config: TrainConfig, rank: int):
         return PlannerEnv(lambda rng: perturbation.draw(base, rng), **rewards)
 
     return build
+
+
+def feature_set(name: str) -> tuple[str, ...]:
+    """The feature names of ``--features all|base``.
+
+    Raises:
+        InputError: another name.
+    """
+    sets = {"all": FEATURE_NAMES, "base": BASE_FEATURES}
+    if name not in sets:
+        raise InputError(f"--features {name!r}: use all or base")
+    return tuple(sets[name])
 
 
 def training_perturbation(config: TrainConfig) -> Perturbation | None:
@@ -142,9 +172,16 @@ def training_perturbation(config: TrainConfig) -> Perturbation | None:
     return perturbation
 
 
-def evaluate_plans(choose_action, scenarios: list[str], seeds: int) -> dict[str, float]:
+def evaluate_plans(
+    choose_action,
+    scenarios: list[str],
+    seeds: int,
+    priors: tuple[str, ...] = ("true",),
+    features: tuple[str, ...] = FEATURE_NAMES,
+) -> dict[str, float]:
     """A plan-choosing function ``choose_action(features)`` against MPC alone on
-    ``scenarios`` x ``seeds`` fixed campaigns (the same market draws for both).
+    ``scenarios`` x ``seeds`` fixed campaigns (the same market draws and prior for both;
+    day ``s`` of a scenario has prior ``priors[s % len(priors)]``).
 
     Returns the mean normalised score (score / (budget * ROI target)) of the policy and of
     MPC alone, the policy's score in percent of MPC's on the worst scenario, and the share
@@ -154,11 +191,16 @@ def evaluate_plans(choose_action, scenarios: list[str], seeds: int) -> dict[str,
     for i, name in enumerate(scenarios):
         mine, theirs = [], []
         for s in range(seeds):
-            env = PlannerEnv(scenario=name, relative_to_mpc=True)
-            features, _ = env.reset(seed=10_000 + 100 * i + s)
+            env = PlannerEnv(
+                scenario=name,
+                relative_to_mpc=True,
+                prior=priors[s % len(priors)],
+                features=features,
+            )
+            observation, _ = env.reset(seed=10_000 + 100 * i + s)
             done, info = False, {}
             while not done:
-                features, _, done, _, info = env.step(choose_action(features))
+                observation, _, done, _, info = env.step(choose_action(observation))
             mine.append(info["normalised_score"])
             theirs.append(info["mpc_normalised_score"])
             missed.append(float(info["roi_missed"]))
@@ -202,6 +244,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
     """Train a policy as ``config`` says; returns the summary also written as JSON."""
     if config.timesteps < 1:
         raise InputError(f"--timesteps {config.timesteps}: give at least 1 step")
+    if isinstance(config.pool, bool) or not isinstance(config.pool, int) or config.pool < 0:
+        raise InputError(f"--pool {config.pool!r}: give a number of campaigns, 0 for none")
+    priors = check_priors(config.prior)
+    features = feature_set(config.features)
     if config.eval_every > 0 and config.eval_seeds < 1:
         raise InputError(f"--eval-seeds {config.eval_seeds}: give at least 1 day per preset")
     out = Path(config.out)
@@ -245,10 +291,21 @@ def train(config: TrainConfig) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     checkpoints = _checkpoint_dir(config)
     run_id = new_run_id()
-    record = {"run_id": run_id, "scenario": config.scenario, "seed": config.seed}
+    record = {
+        "run_id": run_id,
+        "scenario": config.scenario,
+        "seed": config.seed,
+        "prior": ",".join(priors),
+        "pool": config.pool,
+        "preset_share": config.preset_share if config.scenario == "mixed" else None,
+        "perturb": config.perturb,
+        "features": config.features,
+    }
 
     def settings_of(model: Any) -> dict[str, Any]:
-        return make_settings(config.net_arch, model.num_timesteps, trained_with=record)
+        return make_settings(
+            config.net_arch, model.num_timesteps, trained_with=record, feature_names=features
+        )
 
     class Monitor(BaseCallback):
         """Periodic evaluation, checkpoint and progress bar in one callback."""
@@ -282,6 +339,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 lambda f: self.model.predict(f, deterministic=True)[0],
                 eval_scenarios,
                 config.eval_seeds,
+                priors,
+                features,
             )
             point = {
                 "timesteps": int(self.num_timesteps),

@@ -264,7 +264,7 @@ def test_a_policy_for_another_planner_shape_is_a_clear_error(tmp_path):
     from policies.planner_env import FEATURE_NAMES
     from policies.policy_file import make_settings
 
-    older = make_settings([64, 64], 0) | {"feature_names": list(FEATURE_NAMES[:-5])}
+    older = make_settings([64, 64], 0) | {"feature_names": [*FEATURE_NAMES[:-1], "from_later"]}
     path = tmp_path / "old.safetensors"
     path.write_bytes(
         save({"policy/log_std": torch.zeros(N_ACTIONS)}, metadata={"settings": json.dumps(older)})
@@ -297,3 +297,143 @@ def test_relative_reward_is_the_gain_over_mpc_alone_on_the_same_draw():
         info["normalised_score"] - alone.score / scale - penalty, abs=1e-12
     )
     check_env(PlannerEnv(scenario="steady", relative_to_mpc=True), skip_render_check=True)
+
+
+def _rollout(env: PlannerEnv, seed: int | None) -> tuple[list[float], dict]:
+    features, info = env.reset(seed=seed)
+    values, done, last = [float(features.sum())], False, {}
+    while not done:
+        features, reward, done, _, last = env.step(np.array([0.3, -0.2, 0.1], np.float32))
+        values += [float(features.sum()), reward]
+    return values, {**info, **last}
+
+
+def test_a_pool_replays_its_campaigns_with_cached_priors_and_baselines(monkeypatch):
+    import policies.evaluate as evaluate
+    import policies.prior as prior
+
+    calls = {"prior": 0, "baseline": 0}
+    real_prior, real_episode = prior.prior_market, evaluate.run_episode
+
+    def counted_prior(*args, **kwargs):
+        calls["prior"] += 1
+        return real_prior(*args, **kwargs)
+
+    def counted_episode(*args, **kwargs):
+        calls["baseline"] += 1
+        return real_episode(*args, **kwargs)
+
+    monkeypatch.setattr(prior, "prior_market", counted_prior)
+    monkeypatch.setattr(evaluate, "run_episode", counted_episode)
+    env = PlannerEnv(scenario="steady", relative_to_mpc=True, prior="cold,true", pool=2)
+    env.reset(seed=5)
+    seen = {}
+    for _ in range(8):
+        _, info = env.reset()
+        seen[info["prior"]] = True
+    assert len(env._cache) == 2  # two campaigns, each drawn once
+    assert calls["baseline"] == 2  # MPC alone played once per campaign, not per episode
+    assert calls["prior"] == sum(c[2] == "cold" for c in env._cache.values())
+    # A replayed campaign scores exactly as a fresh environment playing that campaign.
+    scenario, market_seed, kind, knowledge, steps = env._cache[0]
+    alone = real_episode(make_strategy("mpc"), scenario, market_seed, kind, prior_market=knowledge)
+    scale = scenario.budget * scenario.roi_target
+    assert steps.sum() == pytest.approx(alone.score / scale, rel=1e-12)
+
+
+def test_a_pool_run_is_reproducible_and_its_rewards_stay_relative_to_mpc_alone():
+    def run() -> list[list[float]]:
+        env = PlannerEnv(scenario="bid-war", relative_to_mpc=True, prior="fitted,cold", pool=3)
+        out = [_rollout(env, 11)[0]]
+        out += [_rollout(env, None)[0] for _ in range(3)]
+        return out
+
+    first = run()
+    assert first == run()
+    env = PlannerEnv(scenario="bid-war", relative_to_mpc=True, prior="fitted,cold", pool=3)
+    values, info = _rollout(env, 11)
+    total = sum(values[2::2])
+    assert info["prior"] in ("fitted", "cold")
+    assert total == pytest.approx(
+        info["normalised_score"] - info["mpc_normalised_score"], abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("prior", ["warm", "fitted,,cold", ""])
+def test_an_unknown_training_prior_is_refused_in_one_line(prior, tmp_path, capsys):
+    from policies.prior import PriorError
+
+    with pytest.raises(PriorError, match="prior"):
+        PlannerEnv(prior=prior)
+    out = tmp_path / "p.safetensors"
+    assert main(["train", "--prior", prior, "--out", str(out), "--no-progress"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["train", "--pool", "-1", "--out", str(out), "--no-progress"]) == 2
+
+
+def test_a_policy_reads_the_features_it_names_and_older_policies_keep_working(tmp_path):
+    from policies.planner_env import BASE_FEATURES, FEATURE_NAMES
+    from policies.policy_file import build_network, make_settings, save_policy
+
+    # A policy trained on the base features reads exactly those, at their positions.
+    settings = make_settings([8], 0, feature_names=BASE_FEATURES)
+    network = build_network(settings)
+    path = save_policy(tmp_path / "base.safetensors", settings, network)
+    strategy = load_ppo_strategy(path)
+    features = np.arange(len(FEATURE_NAMES), dtype=np.float32)
+    seen = []
+
+    def record(observation, deterministic=True):
+        seen.append(observation)
+        return np.zeros(3), None
+
+    strategy.model.predict = record
+    strategy.choose_action(features)
+    assert list(seen[0]) == list(range(len(BASE_FEATURES)))
+    # Any known features in any order; the shipped policy still loads and plays.
+    picked = ["bid_variation", "pace_gap"]
+    settings = make_settings([8], 0, feature_names=picked)
+    path = save_policy(tmp_path / "picked.safetensors", settings, build_network(settings))
+    strategy = load_ppo_strategy(path)
+    seen.clear()
+    strategy.model.predict = record
+    strategy.choose_action(features)
+    assert list(seen[0]) == [FEATURE_NAMES.index(n) for n in picked]
+    with pytest.raises(PolicyFileError, match="each feature once"):
+        make_settings([8], 0, feature_names=["pace_gap", "pace_gap"])
+
+
+def test_model_judging_features_see_forecast_errors_bid_variation_and_delay():
+    from policies.planner_env import FEATURE_NAMES
+
+    env = PlannerEnv(scenario="delayed-orders", prior="cold")
+    first, _ = env.reset(seed=2)
+    index = {name: FEATURE_NAMES.index(name) for name in FEATURE_NAMES}
+    for name in ("spend_forecast_error", "gmv_forecast_error", "worst_channel_roi_error"):
+        assert first[index[name]] == 0.0  # nothing played yet
+    assert first[index["bid_variation"]] == 0.0
+    features, done = first, False
+    for _ in range(6):
+        features, _, done, _, _ = env.step(np.array([0.0, 0.0, 0.0], np.float32))
+    strategy = env.strategy
+    spend, gmv, roi = strategy.model_errors()
+    realised = strategy._realised[0].sum()
+    predicted = sum(float(d.planned_spend.sum()) for d in strategy.decisions)
+    floor = 1e-3 * env.market_env.budget / env.market_env.horizon
+    assert spend == pytest.approx(np.log((realised + floor) / (predicted + floor)))
+    assert features[index["spend_forecast_error"]] == pytest.approx(
+        np.clip(3.0 * spend, -5, 5), rel=1e-5
+    )
+    assert np.isfinite([gmv, roi]).all()
+    # Bids moved hour to hour, so the variation is positive and matches the logged bids.
+    bids = np.array([d.bids_cpm for d in strategy.decisions])
+    logs = np.log(bids[:, bids.min(axis=0) > 0])
+    assert strategy.bid_variation() == pytest.approx(logs.std(axis=0).mean(), rel=1e-9)
+    # The prior of a delayed market measured no delay when cold, a positive one when fitted.
+    assert features[index["prior_delay_days"]] == 0.0
+    fitted = PlannerEnv(scenario="delayed-orders", prior="fitted")
+    observed, _ = fitted.reset(seed=2)
+    assert observed[index["prior_delay_days"]] > 0.0
+    base = PlannerEnv(scenario="delayed-orders", features=FEATURE_NAMES[:26])
+    assert base.reset(seed=2)[0].shape == (26,) and base.observation_space.shape == (26,)

@@ -94,13 +94,13 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _sb3_zip(path: Path) -> Path:
+def _sb3_zip(path: Path, n_features: int = N_FEATURES) -> Path:
     """A genuine stable-baselines3 PPO zip for this planner's spaces."""
     import gymnasium as gym
     from stable_baselines3 import PPO
 
     class Spaces(gym.Env):
-        observation_space, action_space = planner_spaces()
+        observation_space, action_space = planner_spaces(n_features)
 
     PPO("MlpPolicy", Spaces(), n_steps=8, batch_size=8, device="cpu").save(path)
     return path
@@ -157,6 +157,17 @@ def test_loading_a_crafted_policy_fails_and_runs_nothing(crafted, workdir, capsy
     assert_one_line_refusal(code, err, "refused")
     assert not marker.exists()
     assert snapshot(workdir) == before
+
+
+def test_convert_keeps_the_features_an_older_zip_reads(tmp_path, capsys):
+    from policies.planner_env import BASE_FEATURES
+
+    older = _sb3_zip(tmp_path / "older.zip", len(BASE_FEATURES))
+    out = tmp_path / "older.safetensors"
+    code, err = cli(capsys, "policy", "convert", str(older), "--out", str(out))
+    assert code == 0, err
+    assert tuple(read_policy_file(out).settings["feature_names"]) == BASE_FEATURES
+    assert load_policy_network(out).feature_names == BASE_FEATURES
 
 
 def test_convert_reads_only_the_weights_of_an_old_zip(crafted, tmp_path, capsys):

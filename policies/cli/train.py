@@ -62,9 +62,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--prior",
-        choices=("fitted", "cold", "true"),
         default=defaults.prior,
-        help=f"what the bidder knows before each training campaign (default: {defaults.prior})",
+        help="what the bidder knows before each training campaign: fitted, cold or true, or "
+        f"several joined by commas to mix them, e.g. fitted,cold (default: {defaults.prior})",
+    )
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=defaults.pool,
+        help="draw N campaigns per environment once and replay them, their priors and MPC "
+        "alone's baseline cached (default: 0, a fresh campaign every episode)",
+    )
+    parser.add_argument(
+        "--features",
+        choices=("all", "base"),
+        default=defaults.features,
+        help="what the policy observes: all the planner's features, or base, those of "
+        f"policies trained before the forecast-error features (default: {defaults.features})",
     )
     add_perturb_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -82,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         eval_seeds=args.eval_seeds,
         prior=args.prior,
+        pool=args.pool,
+        features=args.features,
         perturb=1.0 if args.perturb is None else args.perturb,
         perturb_intervals=None if args.perturb_intervals is None else str(args.perturb_intervals),
         runs_dir=args.runs_dir,
