@@ -51,8 +51,8 @@ bench: $(STAMP)
 # The shipped PPO planner: about 15 minutes on 2 cores; writes the .safetensors policy and a .json with the
 # config and the learning curve beside it.
 train-default: $(STAMP)
-	$(VENV)/bin/autopilot train --scenario mixed --timesteps 80000 --seed 0 \
-		--eval-every 10000 --out policies/pretrained/ppo_mpc_default.safetensors
+	$(VENV)/bin/autopilot train --scenario mixed --timesteps 80000 --seed 0 --prior fitted,cold --pool 256 \
+		--eval-every 20000 --out policies/pretrained/ppo_mpc_default.safetensors
 	rm -rf policies/pretrained/ppo_mpc_default_checkpoints
 
 # The figures in README.md and docs/, made by the commands they describe.

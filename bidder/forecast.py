@@ -216,11 +216,17 @@ class Forecaster:
         hour ``t``); 0 without delays."""
         if not self.delay_q.any():
             return 0.0
+        return float(self.pending_gmv_by_arm(t).sum())
+
+    def pending_gmv_by_arm(self, t: int) -> np.ndarray:
+        """:meth:`pending_gmv` per arm."""
+        if not self.delay_q.any():
+            return np.zeros(len(self.delay_q))
         prior = self.prior
         hour = min(t, prior.horizon - 1)
         attributed = 1.0 if prior.attribution is None else prior.attribution[hour]
         value = prior.cvr[hour] * self.factor("cvr") * prior.aov[hour] * self.factor("aov")
-        return float((self._waiting * value * attributed).sum())
+        return self._waiting * value * attributed
 
     def pending_spend(self, t: int) -> float:
         """Expected commission on the sales of :meth:`pending_gmv` (commission arms pay

@@ -117,6 +117,7 @@ class _CampaignView:
         self.budget = float(campaign.budget)
         self.roi_target = float(campaign.roi_target)
         self.price_cpm = price_cpm
+        self.arm_channels = [channel for _, channel in campaign.arms]
         # The planner's features read the clock of the campaign's first hour.
         self.scenario = SimpleNamespace(start_hour=campaign.start.hour)
 

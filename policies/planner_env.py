@@ -141,7 +141,11 @@ class PlannedMPCStrategy(MPCStrategy):
         self._predicted = np.zeros((2, k))
         self._realised = np.zeros((2, k))
         self._log_bids = np.zeros((3, k))  # count, sum, sum of squares
-        channels = [arm.channel for arm in env.scenario.arms]
+        # Each arm's channel: the campaign's own list where the strategy plays one
+        # (policies.autopilot), else the scenario's arms.
+        channels = getattr(env, "arm_channels", None)
+        if channels is None:
+            channels = [arm.channel for arm in env.scenario.arms]
         names = sorted(set(channels))
         self._channel_of_arm = np.array([names.index(c) for c in channels])
         self._n_channels = len(names)
@@ -177,10 +181,13 @@ class PlannedMPCStrategy(MPCStrategy):
 
         Orders arrive as Poisson counts with gamma-distributed values, so GMV ``g`` still
         to come from an arm with mean order value ``m`` and value CV ``c`` has variance
-        ``g * m * (1 + c**2)``, ``g`` per arm as in :meth:`_remaining_plan`.
+        ``g * m * (1 + c**2)``, ``g`` per arm as in :meth:`_remaining_plan`, plus the
+        GMV of orders already clicked but not yet placed (delayed orders): the ROI so far
+        counts it at its expectation, and it is as uncertain as GMV still to be bought.
         """
         prior = self.forecaster.prior
         gmv, required = self._remaining_plan()
+        gmv = gmv + self.forecaster.pending_gmv_by_arm(self.t)
         hour = min(self.t, self.env.horizon - 1)
         order_value = prior.aov[hour] * self.forecaster.factor("aov")
         variance = float((gmv * order_value * (1.0 + prior.aov_cv**2)).sum())

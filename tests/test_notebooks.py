@@ -19,6 +19,7 @@ SMALL = {
     ),
     "02_train_ppo.ipynb": (
         "TIMESTEPS = 480\nEVAL_EVERY = 240\nEVAL_SEEDS = 1\nN_ENVS = 1\nSEED = 0\n"
+        'PRIOR = "cold"\nPOOL = 4\n'
         'OUT = "runs/notebook_ppo_mpc.safetensors"\nCOMPARE_SCENARIO = "steady"\nCOMPARE_EPISODES = 1\n'
     ),
     "04_agent_tools.ipynb": (
