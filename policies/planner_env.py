@@ -71,8 +71,8 @@ FEATURE_NAMES = (
     "max_price_trend",
     "mean_traffic_trend",
     "forecast_shortfall",
-    # What the planner needs to judge the bidder's model (issue: a planner that earns its
-    # place where MPC alone is unsure). Policies trained before these read the ones above.
+    # What the planner needs to judge how far the bidder's model is off. Policies
+    # trained before these read the ones above.
     "spend_forecast_error",
     "gmv_forecast_error",
     "worst_channel_roi_error",
@@ -524,11 +524,9 @@ class PlannerEnv(gym.Env):
         scenario = self.scenario_source(rng)
         market_seed = int(rng.integers(2**31))
         # One prior draws nothing more, so a single-prior run keeps its seeds' campaigns.
-        prior = (
-            self.priors[int(rng.integers(len(self.priors)))]
-            if len(self.priors) > 1
-            else (self.priors[0])
-        )
+        prior = self.priors[0]
+        if len(self.priors) > 1:
+            prior = self.priors[int(rng.integers(len(self.priors)))]
         knowledge = None
         if prior != "true":
             from policies.prior import prior_market
