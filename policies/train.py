@@ -75,7 +75,8 @@ class TrainConfig:
     prior: str = "true"
     """What the bidder knows before each training campaign (``policies.prior``), or
     several kinds joined by commas (``fitted,cold``: each campaign gets one at random).
-    ``true`` by default: the shipped policy was trained so. A ``fitted`` prior simulates
+    ``true`` by default; the shipped policy was trained with ``fitted,cold``
+    (``make train-default``). A ``fitted`` prior simulates
     and fits two weeks of logs for every campaign (about 0.3 s each); with ``pool`` that
     is paid once per pool campaign."""
     pool: int = 0
