@@ -45,7 +45,7 @@ from policies.prior import check_prior, prior_market  # noqa: E402
 from policies.strategy import make_strategy  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import HELD_OUT, held_out_scenarios  # noqa: E402
+from quality import HELD_OUT, day_parts, held_out_days  # noqa: E402
 
 
 class ZeroAction(PlannedMPCStrategy):
@@ -110,17 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     names = list(PRESETS) if args.presets is None else [p.strip() for p in args.presets.split(",")]
     blocks = {n: [(get_scenario(n), args.seed + e) for e in range(args.episodes)] for n in names}
     if not args.no_held_out and args.presets is None:
-        held = held_out_scenarios(args.episodes)
-        blocks[HELD_OUT] = [(sc, 7_000 + i) for i, sc in enumerate(held)]
+        blocks[HELD_OUT] = held_out_days(args.episodes)
 
     started = time.perf_counter()
-    parts = 5
     tasks, keys = [], []
-    for block, days in blocks.items():
-        for part in range(parts):
-            if days[part::parts]:
-                tasks.append((days[part::parts], prior, args.policy))
-                keys.append(block)
+    for block, _, days in day_parts(blocks):
+        tasks.append((days, prior, args.policy))
+        keys.append(block)
     collected: dict[str, dict[str, dict[str, list[float]]]] = {}
     with ProcessPoolExecutor(max_workers=max(args.workers, 1)) as pool:
         for block, result in zip(keys, pool.map(_play, tasks), strict=True):

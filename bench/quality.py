@@ -57,6 +57,24 @@ def held_out_scenarios(count: int) -> list[Scenario]:
     ]
 
 
+def held_out_days(count: int) -> list[tuple[Scenario, int]]:
+    """The held-out block's days: each held-out market once, with its own seed."""
+    return [(sc, 7_000 + i) for i, sc in enumerate(held_out_scenarios(count))]
+
+
+#: Each block's days are split into this many tasks: enough to keep every worker busy.
+PARTS = 5
+
+
+def day_parts(blocks: dict[str, list[tuple[Scenario, int]]]):
+    """``(block, part, days)`` for every non-empty ``PARTS``-th of each block's days
+    (days ``part``, ``part + PARTS``, ...), the tasks a process pool plays."""
+    for block, days in blocks.items():
+        for part in range(PARTS):
+            if days[part::PARTS]:
+                yield block, part, days[part::PARTS]
+
+
 def with_commission_delay(scenario: Scenario, hours: float) -> Scenario:
     """``scenario`` with every commission channel's orders delayed ``hours`` on average."""
     import dataclasses
@@ -230,23 +248,19 @@ def main(argv: list[str] | None = None) -> int:
             scenario = with_commission_delay(scenario, args.commission_delay)
         blocks[name] = [(scenario, args.seed + e) for e in range(episodes)]
     if not args.no_held_out and args.presets is None:
-        blocks[HELD_OUT] = [(sc, 7_000 + i) for i, sc in enumerate(held_out_scenarios(episodes))]
+        blocks[HELD_OUT] = held_out_days(episodes)
 
     started = time.perf_counter()
-    # One task per (block, fifth of its days): enough tasks to keep every worker busy.
-    parts = 5
     tasks, keys = [], []
-    for block, days in blocks.items():
-        for part in range(parts):
-            if days[part::parts]:
-                tasks.append((days[part::parts], strategies, priors, args.policy, args.explore))
-                keys.append((block, part))
+    for block, part, days in day_parts(blocks):
+        tasks.append((days, strategies, priors, args.policy, args.explore))
+        keys.append((block, part))
     collected: dict[tuple[str, str, str | None], list] = {}
     with ProcessPoolExecutor(max_workers=max(args.workers, 1)) as pool:
         for (block, part), results in zip(keys, pool.map(_play, tasks), strict=True):
             for (strategy, mode), runs in results.items():
                 slot = collected.setdefault((block, strategy, mode), [None] * episodes)
-                slot[part::parts] = runs
+                slot[part::PARTS] = runs
 
     report: dict = {"episodes": episodes, "seed": args.seed, "priors": {}}
     for mode in priors:

@@ -112,7 +112,7 @@ def feature_indices(names: Sequence[str]) -> np.ndarray:
     names = list(names)
     unknown = [n for n in names if n not in FEATURE_NAMES]
     if not names or unknown or len(set(names)) != len(names):
-        problem = f"unknown feature {unknown[0]!r}" if unknown else "empty or repeated features"
+        problem = f"unknown feature {unknown[0]!r}" if unknown else "name each feature once"
         raise ValueError(f"{problem}; this planner knows {', '.join(FEATURE_NAMES)}")
     return np.array([FEATURE_NAMES.index(n) for n in names], dtype=int)
 
@@ -482,7 +482,6 @@ class PlannerEnv(gym.Env):
         self.feature_names = tuple(features)
         self._features = feature_indices(self.feature_names)
         self.priors = check_priors(prior)
-        self.prior = ",".join(self.priors)
         if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
             raise ValueError(f"pool {pool!r}: give a whole number of campaigns, 0 for none")
         self.pool = pool

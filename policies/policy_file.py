@@ -28,7 +28,7 @@ from typing import Any
 
 from envs.errors import InputError
 from envs.io import atomic_write_bytes, read_input_bytes
-from policies.planner_env import ACTION_NAMES, FEATURE_NAMES
+from policies.planner_env import ACTION_NAMES, FEATURE_NAMES, feature_indices
 
 #: The file format's name and version, the first two settings of every policy file.
 POLICY_FORMAT = "budget-autopilot/ppo-policy"
@@ -125,15 +125,10 @@ def validate_settings(settings: Any, source: str) -> dict[str, Any]:
             fail(f"{name} must be a list of names")
     # A policy reads any of the planner's features, each once, in the order it names them
     # (older policies read fewer); it must write exactly the planner's actions.
-    features = settings["feature_names"]
-    unknown = [n for n in features if n not in FEATURE_NAMES]
-    if unknown:
-        fail(
-            f"the policy reads feature {unknown[0]!r}, which this planner does not compute; "
-            "retrain it with `autopilot train` (or `make train-default`)"
-        )
-    if not features or len(set(features)) != len(features):
-        fail("feature_names must name each feature once; retrain the policy with `autopilot train`")
+    try:
+        feature_indices(settings["feature_names"])
+    except ValueError as err:
+        fail(f"feature_names: {err}; retrain the policy with `autopilot train`")
     actions = settings["action_names"]
     if tuple(actions) != ACTION_NAMES:
         fail(

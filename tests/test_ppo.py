@@ -351,10 +351,9 @@ def test_a_pool_replays_its_campaigns_with_cached_priors_and_baselines(monkeypat
     monkeypatch.setattr(evaluate, "run_episode", counted_episode)
     env = PlannerEnv(scenario="steady", relative_to_mpc=True, prior="cold,true", pool=2)
     env.reset(seed=5)
-    seen = {}
     for _ in range(8):
         _, info = env.reset()
-        seen[info["prior"]] = True
+        assert info["prior"] in ("cold", "true")
     assert len(env._cache) == 2  # two campaigns, each drawn once
     assert calls["baseline"] == 2  # MPC alone played once per campaign, not per episode
     assert calls["prior"] == sum(c[2] == "cold" for c in env._cache.values())
