@@ -10,9 +10,12 @@ grid), at every decision.
 
     python bench/mpc_latency.py --json bench/results/mpc_latency.json
 
-The bidder's solvers are chosen by the LP's size unless ``--solvers`` names them; the
-``--reference`` order (by default ECOS then Clarabel, what every size used before the
-size rule) is measured in the same run, on the same campaigns and seeds.
+The bidder's LP form and solvers are its defaults (the fill form on HiGHS) unless
+``--formulation`` and ``--solvers`` name others. A reference configuration is measured in
+the same run, on the same campaigns and seeds: by default the previous default, the
+spend form (bounds as rows) with ECOS or Clarabel chosen by the LP's size
+(``--reference-formulation``, ``--reference-solvers``; ``--reference-formulation ''``
+skips it).
 
 One strategy plays every episode of a size, as ``evaluate`` and training use one: the
 first episode compiles its bidder (``first_decision_new_bidder_ms``), the later ones
@@ -115,7 +118,8 @@ class TimedMPC(MPCStrategy):
 
 def measure(n_arms: int, episodes: int, config: MPCConfig) -> dict:
     scenario = campaign(n_arms)
-    timings, rebuilt, accuracy, first, first_new = [], [], [], [], []
+    timings, rebuilt, accuracy, first, first_new, plan_gmv = [], [], [], [], [], []
+    episode_gmv = []
     # One strategy for every episode, as evaluate and training use one: it compiles its
     # bidder in the first episode and reuses it in the next ones.
     strategy = TimedMPC(config)
@@ -134,6 +138,8 @@ def measure(n_arms: int, episodes: int, config: MPCConfig) -> dict:
         timings += strategy.timings[1:]
         rebuilt += strategy.rebuilt[1:]
         accuracy += strategy.accuracy
+        plan_gmv += [d.plan_gmv for d in strategy.decisions]
+        episode_gmv.append(info["gmv_total"])
         assert info["spend_total"] <= scenario.budget
     return {
         "arms": n_arms,
@@ -147,6 +153,10 @@ def measure(n_arms: int, episodes: int, config: MPCConfig) -> dict:
         "gmv_vs_exact_median": float(np.median(accuracy)),
         "gmv_vs_exact_p5": float(np.percentile(accuracy, 5)),
         "decisions": len(timings),
+        # Every decision's planned GMV summed: the same states for every configuration as
+        # long as their bids agree (the plans are compared by this sum's ratio).
+        "plan_gmv_total": float(np.sum(plan_gmv)),
+        "episode_gmv_total": float(np.sum(episode_gmv)),
     }
 
 
@@ -161,38 +171,59 @@ def main() -> None:
     parser.add_argument(
         "--solvers",
         default="auto",
-        help="cvxpy solvers in order, or auto: chosen by the LP's size (the default)",
+        help="cvxpy solvers in order, or auto: chosen by the form and the LP's size (the default)",
+    )
+    parser.add_argument("--formulation", default=MPCConfig.formulation, help="fill or spend")
+    parser.add_argument(
+        "--reference-formulation",
+        default="spend",
+        help="the LP form measured in the same run for comparison (the default: spend, the "
+        "form used before the fill form; '' to skip)",
     )
     parser.add_argument(
-        "--reference",
-        default="ECOS,CLARABEL",
-        help="a solver order measured in the same run for comparison (the default: the "
-        "order used for every size before the size rule; '' to skip)",
+        "--reference-solvers", default="auto", help="the reference's solver order, or auto"
     )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    solvers = None if args.solvers == "auto" else tuple(args.solvers.split(","))
-    config = MPCConfig(n_pieces=args.pieces, solvers=solvers)
+
+    def solver_order(text: str) -> tuple[str, ...] | None:
+        return None if text == "auto" else tuple(text.split(","))
+
+    config = MPCConfig(
+        n_pieces=args.pieces, solvers=solver_order(args.solvers), formulation=args.formulation
+    )
     rows = []
     for n in args.arms:
         row = measure(n, args.episodes, config)
+        row["formulation"] = config.formulation
         row["solvers"] = ",".join(MPCBidder(n, 24, config).solvers)
-        if args.reference:
-            reference = MPCConfig(n_pieces=args.pieces, solvers=tuple(args.reference.split(",")))
+        if args.reference_formulation:
+            reference = MPCConfig(
+                n_pieces=args.pieces,
+                solvers=solver_order(args.reference_solvers),
+                formulation=args.reference_formulation,
+            )
             ref = measure(n, args.episodes, reference)
-            row["reference_solvers"] = args.reference
+            row["reference_formulation"] = reference.formulation
+            row["reference_solvers"] = ",".join(MPCBidder(n, 24, reference).solvers)
             row["reference_median_ms"] = ref["median_ms"]
             row["reference_first_decision_ms"] = ref["first_decision_ms"]
             row["reference_first_decision_new_bidder_ms"] = ref["first_decision_new_bidder_ms"]
             row["reference_gmv_vs_exact_median"] = ref["gmv_vs_exact_median"]
             row["speedup_vs_reference"] = ref["median_ms"] / row["median_ms"]
+            row["plan_gmv_vs_reference"] = row["plan_gmv_total"] / ref["plan_gmv_total"]
+            row["episode_gmv_vs_reference"] = row["episode_gmv_total"] / ref["episode_gmv_total"]
         rows.append(row)
     print(
         f"{'arms':>5} {'hours':>5} {'solvers':>15} {'median ms':>10} {'p95 ms':>8} "
         f"{'rebuilt ms':>11} {'speed-up':>9} {'first ms':>9} {'new-bidder':>11} {'GMV/exact':>10} "
         f"{'p5':>7}"
-        + (f" {'reference ms':>13} {'ref first':>10} {'vs ref':>7}" if args.reference else "")
+        + (
+            f" {'reference ms':>13} {'ref first':>10} {'vs ref':>7} {'GMV/ref':>10}"
+            if args.reference_formulation
+            else ""
+        )
     )
     for r in rows:
         print(
@@ -203,8 +234,8 @@ def main() -> None:
             f"{r['gmv_vs_exact_median']:>10.4f} {r['gmv_vs_exact_p5']:>7.4f}"
             + (
                 f" {r['reference_median_ms']:>13.2f} {r['reference_first_decision_ms']:>10.0f}"
-                f" {r['speedup_vs_reference']:>6.2f}x"
-                if args.reference
+                f" {r['speedup_vs_reference']:>6.2f}x {r['plan_gmv_vs_reference']:>10.6f}"
+                if args.reference_formulation
                 else ""
             )
         )

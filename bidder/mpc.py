@@ -13,6 +13,15 @@ curve in a planning period, ``r_n`` the piece's predicted marginal ROI, ``w_n = 
 shaped by the plan, ``R'`` the ROI target with its safety margin and ``S``, ``G`` the
 spend and GMV realised so far. The problem is compiled once (DPP) and re-solved with new
 Parameter values; only the first hour is applied, by inverting each arm's spend(bid) curve.
+
+The LP is written in one of two forms (``MPCConfig.formulation``). ``"fill"`` (the
+default) plans each piece's filled share ``t_n = s_n / upper_n`` in [0, 1]: constant
+bounds, which HiGHS takes as column bounds, leaving an LP of a few rows (budget, ROI
+target, and one row per arm for the bid-change limit's least spend this hour). ``"spend"``
+plans ``s_n`` itself with its bounds as rows; it is the reference the benches and tests
+compare with. Both have the same optimum: within an arm and period the pieces' value and
+ROI coefficients fall with the piece, so an arm's least spend this hour as one row is
+met, at the optimum, by filling its pieces in order, as the per-piece bound does.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ import cvxpy as cp
 import numpy as np
 
 from bidder.errors import BidderInputError
+from bidder.lp_solver import NAME as PERSISTENT_HIGHS
+from bidder.lp_solver import PersistentHighs
 from bidder.plan import Plan
 from bidder.response import (
     PARAMETRIC,
@@ -48,18 +59,25 @@ REENTRY_PRICE_SHARE = 0.5
 _USABLE = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
 
 
-#: From this many spend pieces (arms x periods x pieces) the LP goes to Clarabel first:
-#: measured on one core (bench/mpc_latency.py), ECOS is faster below it (5.6 against 6.9
-#: ms a decision at 10 arms, 8.6 against 10.8 at 20, 16.0 against 17.8 at 50: 1,200
-#: pieces), Clarabel above (28.8 against 39.4 ms at 100 arms: 2,400 pieces; 50 against 84
-#: at 200; 199 against 417 at 500; 0.045 against 0.12 s for a 25-arm day-ahead plan of
-#: 4,800), with the same plan GMV on the same states.
+#: The LP forms :class:`MPCBidder` can build (see the module's docstring).
+FORMULATIONS = ("fill", "spend")
+
+#: For the ``"spend"`` form, from this many spend pieces (arms x periods x pieces) the LP
+#: goes to Clarabel first: measured on one core (bench/mpc_latency.py), ECOS is faster
+#: below it (5.6 against 6.9 ms a decision at 10 arms, 8.6 against 10.8 at 20, 16.0
+#: against 17.8 at 50: 1,200 pieces), Clarabel above (28.8 against 39.4 ms at 100 arms:
+#: 2,400 pieces; 50 against 84 at 200; 199 against 417 at 500), with the same plan GMV.
 LARGE_LP_PIECES = 2_000
 
 
-def default_solvers(n_variables: int) -> tuple[str, ...]:
-    """The solver order for an LP of ``n_variables`` spend pieces (the other solver is the
-    fallback)."""
+def default_solvers(n_variables: int, formulation: str = "fill") -> tuple[str, ...]:
+    """The solver order for an LP of ``n_variables`` pieces (the later ones are fallbacks).
+
+    The ``"fill"`` form goes to HiGHS (:class:`bidder.lp_solver.PersistentHighs`, bounds as
+    column bounds) at every size; the ``"spend"`` form to ECOS or Clarabel by size.
+    """
+    if formulation == "fill":
+        return (PERSISTENT_HIGHS, "CLARABEL", "ECOS")
     return ("CLARABEL", "ECOS") if n_variables >= LARGE_LP_PIECES else ("ECOS", "CLARABEL")
 
 
@@ -74,8 +92,11 @@ class MPCConfig:
             the next (once it has a bid).
         slack_penalty: objective cost of one unit of ROI shortfall (scaled GMV); large,
             so the ROI target is given up only when it cannot be met.
-        solvers: cvxpy solvers tried in order; then the conservative rule. ``None``
-            (the default) chooses by the LP's size (:func:`default_solvers`).
+        solvers: cvxpy solvers tried in order; then the conservative rule. ``"HIGHS"``
+            is :class:`bidder.lp_solver.PersistentHighs`. ``None`` (the default) chooses by
+            the formulation and the LP's size (:func:`default_solvers`).
+        formulation: ``"fill"`` (the default) or ``"spend"``, the LP's form (see the
+            module's docstring); both have the same optimum.
         blocks: group distant hours into blocks of doubling length (1, 1, 2, 4, ...);
             false plans every hour separately (larger, slower, slightly more exact).
         max_periods: at most this many planning periods; the last one takes every
@@ -97,6 +118,13 @@ class MPCConfig:
     blocks: bool = True
     max_periods: int | None = 3
     explore: float = 0.0
+    formulation: str = "fill"
+
+    def __post_init__(self) -> None:
+        if self.formulation not in FORMULATIONS:
+            raise BidderInputError(
+                f"formulation = {self.formulation!r}: must be one of {', '.join(FORMULATIONS)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -271,30 +299,21 @@ class MPCBidder:
             self.n_periods = min(self.n_periods, self.config.max_periods)
         self.shape = (n_arms, self.n_periods, self.config.n_pieces)
         size = int(np.prod(self.shape))
-        #: The solvers tried in order (the configured ones, or chosen by size).
-        self.solvers = self.config.solvers or default_solvers(size)
-        self.spend = cp.Variable(size, name="planned_spend")
+        #: The solvers tried in order (the configured ones, or chosen by form and size).
+        self.solvers = self.config.solvers or default_solvers(size, self.config.formulation)
         self.slack = cp.Variable(nonneg=True, name="roi_slack")
-        self.value = cp.Parameter(size, name="shaped_value")
-        self.roi_coef = cp.Parameter(size, name="roi_coefficient")
-        self.lower = cp.Parameter(size, nonneg=True, name="lower")
-        self.upper = cp.Parameter(size, nonneg=True, name="upper")
-        self.budget = cp.Parameter(nonneg=True, name="remaining_budget")
-        self.roi_rhs = cp.Parameter(name="roi_rhs")
-        self.budget_constraint = cp.sum(self.spend) <= self.budget
-        self.roi_constraint = self.roi_coef @ self.spend + self.slack >= self.roi_rhs
+        if self.config.formulation == "fill":
+            objective, constraints = self._fill_form(size)
+        else:
+            objective, constraints = self._spend_form(size)
         self.problem = cp.Problem(
-            cp.Maximize(self.value @ self.spend - self.config.slack_penalty * self.slack),
-            [
-                self.spend >= self.lower,
-                self.spend <= self.upper,
-                self.budget_constraint,
-                self.roi_constraint,
-            ],
+            cp.Maximize(objective - self.config.slack_penalty * self.slack), constraints
         )
         assert self.problem.is_dpp()
         # One Problem per solver: switching solvers on one Problem recompiles it.
         self._problems = {self.solvers[0]: self.problem}
+        # This bidder's own HiGHS instance (not shared between threads).
+        self._highs = PersistentHighs()
         # Grid centres per arm and period: the last solution's bids (None: a broad grid).
         self.centres: np.ndarray | None = None
         # Decisions taken in this campaign (the exploration's sign pattern).
@@ -304,6 +323,42 @@ class MPCBidder:
         """Forget the last solution (a new campaign of the same shape)."""
         self.centres = None
         self.decisions_made = 0
+
+    def _fill_form(self, size: int):
+        """Variables: each piece's filled share in [0, 1] (column bounds for HiGHS).
+
+        Two Parameters carry the data (cvxpy validates each Parameter's value when it is
+        set, which costs as much per Parameter as a small solve's set-up): ``coef`` holds
+        each piece's shaped value, ROI coefficient and width (spend per unit of ``x``,
+        scaled), ``rhs`` the remaining budget, the ROI row's right-hand side and each arm's
+        least spend this hour under the bid-change limit.
+        """
+        n_arms, _, n_pieces = self.shape
+        self.x = cp.Variable(size, bounds=[0.0, 1.0], name="filled_share")
+        self.coef = cp.Parameter((3, size), name="value_roi_width")
+        self.rhs = cp.Parameter(2 + n_arms, name="budget_roi_floors")
+        value, roi_coef, width = self.coef[0], self.coef[1], self.coef[2]
+        self.budget_constraint = width @ self.x <= self.rhs[0]
+        self.roi_constraint = roi_coef @ self.x + self.slack >= self.rhs[1]
+        # The bid-change limit's least spend this hour, one row per arm.
+        first = (np.arange(n_arms)[:, None] * (size // n_arms) + np.arange(n_pieces)).ravel()
+        hour0 = cp.reshape(cp.multiply(width[first], self.x[first]), (n_arms, n_pieces), "C")
+        floors = cp.sum(hour0, axis=1) >= self.rhs[2:]
+        return value @ self.x, [self.budget_constraint, self.roi_constraint, floors]
+
+    def _spend_form(self, size: int):
+        """Variables: each piece's spend, its bounds as rows (the reference form)."""
+        self.x = cp.Variable(size, nonneg=True, name="planned_spend")
+        self.value = cp.Parameter(size, name="shaped_value")
+        self.roi_coef = cp.Parameter(size, name="roi_coefficient")
+        self.lower = cp.Parameter(size, name="lower")
+        self.upper = cp.Parameter(size, name="upper")
+        self.budget = cp.Parameter(name="remaining_budget")
+        self.roi_rhs = cp.Parameter(name="roi_rhs")
+        self.budget_constraint = cp.sum(self.x) <= self.budget
+        self.roi_constraint = self.roi_coef @ self.x + self.slack >= self.roi_rhs
+        constraints = [self.x >= self.lower, self.x <= self.upper]
+        return self.value @ self.x, [*constraints, self.budget_constraint, self.roi_constraint]
 
     # -- the problem's data ---------------------------------------------------------------
     def _first_hour_bounds(
@@ -385,12 +440,24 @@ class MPCBidder:
         # constraint was met only up to them (ROI 2.4 for a target of 4).
         absorbable = float(np.maximum(upper, lower).sum())
         scale = max(min(remaining, absorbable), 1e-9 * state.budget, 1e-9)
-        self.value.value = shaped.ravel()
-        self.roi_coef.value = (curves.slopes - target).ravel()
-        self.lower.value = lower.ravel() / scale
-        self.upper.value = np.maximum(upper, lower).ravel() / scale
-        self.budget.value = remaining / scale
-        self.roi_rhs.value = (target * state.spent - state.gmv) / scale
+        bounds = np.maximum(upper, lower)
+        spent_target = (target * state.spent - state.gmv) / scale
+        if self.config.formulation == "fill":
+            widths = bounds / scale
+            coef = np.empty((3, widths.size))
+            coef[0] = (shaped * widths).ravel()
+            coef[1] = ((curves.slopes - target) * widths).ravel()
+            coef[2] = widths.ravel()
+            self.coef.value = coef
+            floors = lower[:, 0, :].sum(axis=1) / scale
+            self.rhs.value = np.concatenate([[remaining / scale, spent_target], floors])
+        else:
+            self.value.value = shaped.ravel()
+            self.roi_coef.value = (curves.slopes - target).ravel()
+            self.lower.value = lower.ravel() / scale
+            self.upper.value = bounds.ravel() / scale
+            self.budget.value = remaining / scale
+            self.roi_rhs.value = spent_target
 
         solution, solver, failure = None, "fallback", None
         for name in self.solvers:
@@ -402,9 +469,17 @@ class MPCBidder:
                     # No warm start: a solver kept from the last solve (Clarabel's) plans
                     # ~1e-11 apart from a new one, so a reused bidder would not plan exactly
                     # as a new one does.
-                    problem.solve(solver=name, enforce_dpp=True, warm_start=False)
-                if problem.status in _USABLE and self.spend.value is not None:
-                    solution, solver = np.asarray(self.spend.value) * scale, name
+                    problem.solve(
+                        solver=self._highs if name == PERSISTENT_HIGHS else name,
+                        enforce_dpp=True,
+                        warm_start=False,
+                    )
+                if problem.status in _USABLE and self.x.value is not None:
+                    solution, solver = np.asarray(self.x.value), name
+                    if self.config.formulation == "fill":
+                        solution = np.clip(solution, 0.0, 1.0) * bounds.ravel()
+                    else:
+                        solution = solution * scale
                     break
                 failure = f"{name}: {problem.status}"
             except (cp.SolverError, ValueError, ArithmeticError) as err:

@@ -105,13 +105,38 @@ def test_solver_failure_falls_back_to_a_budget_safe_rule(monkeypatch):
     assert np.all(np.isfinite(decision.bids_cpm))
 
 
+def test_highs_solves_print_nothing(capfd):
+    """Standard output is the MCP server's channel and the CLI's JSON: a new bidder's
+    HiGHS instance must not print its banner or a log."""
+    scenario, market, state = _campaign()
+    decision = MPCBidder(scenario.n_arms, scenario.horizon_hours).decide(market, state)
+    assert decision.solver == "HIGHS"
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_a_reused_highs_instance_does_not_carry_its_last_solve():
+    """One HiGHS instance serves every solve of a bidder; each solve starts afresh, so an
+    hour planned after a very different one is the plan a new bidder makes."""
+    scenario, market, state = _campaign()
+    poorer = CampaignState(**{**state.__dict__, "budget": state.budget / 50})
+    used = MPCBidder(scenario.n_arms, scenario.horizon_hours)
+    used.decide(market, poorer)
+    used.reset()
+    fresh = MPCBidder(scenario.n_arms, scenario.horizon_hours)
+    a, b = used.decide(market, state), fresh.decide(market, state)
+    np.testing.assert_array_equal(a.bids_cpm, b.bids_cpm)
+    assert a.plan_gmv == b.plan_gmv
+
+
 def test_a_second_solver_is_tried_before_the_rule(monkeypatch):
     scenario, market, state = _campaign()
     bidder = MPCBidder(scenario.n_arms, scenario.horizon_hours)
     real_solve = cp.Problem.solve
 
     def first_fails(self, *args, **kwargs):
-        if kwargs.get("solver") == bidder.solvers[0]:
+        # "HIGHS" reaches cvxpy as the bidder's own interface object.
+        if kwargs.get("solver") in (bidder.solvers[0], bidder._highs):
             raise cp.SolverError("injected failure")
         return real_solve(self, *args, **kwargs)
 
@@ -120,37 +145,54 @@ def test_a_second_solver_is_tried_before_the_rule(monkeypatch):
     assert decision.solver == bidder.solvers[1]
 
 
-def test_the_solver_order_follows_the_lp_size():
-    small = MPCBidder(20, 24)  # 20 arms x 3 periods x 8 pieces = 480
-    large = MPCBidder(100, 24)  # 2,400 pieces
+def test_the_solver_order_follows_the_form_and_the_lp_size():
+    # The fill form goes to HiGHS at every size, with the interior-point solvers behind it.
+    assert MPCBidder(20, 24).solvers == MPCBidder(200, 24).solvers == ("HIGHS", "CLARABEL", "ECOS")
+    spend = MPCConfig(formulation="spend")
+    small = MPCBidder(20, 24, spend)  # 20 arms x 3 periods x 8 pieces = 480
+    large = MPCBidder(100, 24, spend)  # 2,400 pieces
     assert small.solvers == ("ECOS", "CLARABEL") and large.solvers == ("CLARABEL", "ECOS")
-    assert default_solvers(LARGE_LP_PIECES - 1)[0] == "ECOS"
-    assert default_solvers(LARGE_LP_PIECES)[0] == "CLARABEL"
+    assert default_solvers(LARGE_LP_PIECES - 1, "spend")[0] == "ECOS"
+    assert default_solvers(LARGE_LP_PIECES, "spend")[0] == "CLARABEL"
     chosen = MPCBidder(100, 24, MPCConfig(solvers=("ECOS",)))
     assert chosen.solvers == ("ECOS",)  # a configured order is kept
+    with pytest.raises(BidderInputError, match="formulation"):
+        MPCConfig(formulation="dense")
+
+
+#: (form, solver) pairs that must plan alike: the default (fill form on HiGHS) against the
+#: reference form on each interior-point solver, and the fill form on Clarabel.
+SAME_PLANS = [
+    (("fill", "HIGHS"), ("spend", "ECOS")),
+    (("fill", "HIGHS"), ("spend", "CLARABEL")),
+    (("fill", "CLARABEL"), ("spend", "ECOS")),
+]
 
 
 @pytest.mark.parametrize("seed", [3, 17, 40])
-def test_ecos_and_clarabel_give_the_same_plans_on_random_campaigns(seed):
-    """The size rule may send an LP to either solver: on the same states, hour after hour
-    of a random campaign, both plans are worth the same GMV (within 0.1%) and spend the
-    same this hour (within 0.1% of the hour's budget share)."""
+@pytest.mark.parametrize("pair", SAME_PLANS, ids=lambda p: f"{p[0][0]}-{p[0][1]}-vs-{p[1][1]}")
+def test_forms_and_solvers_give_the_same_plans_on_random_campaigns(seed, pair):
+    """Whatever form and solver plan an hour, hour after hour of a random campaign the
+    plans are worth the same GMV (within 0.1%) and spend the same this hour (within 0.1%
+    of the hour's budget share)."""
+    (form_a, solver_a), (form_b, solver_b) = pair
     scenario = sample_scenario(np.random.default_rng(seed), horizon_hours=12)
     env = AdMarketEnv(scenario)
     strategy = MPCStrategy()
     observation, _ = env.reset(seed=seed)
     strategy.reset(env)
-    ecos = MPCBidder(env.n_arms, env.horizon, MPCConfig(solvers=("ECOS",)))
-    clarabel = MPCBidder(env.n_arms, env.horizon, MPCConfig(solvers=("CLARABEL",)))
+    one = MPCBidder(env.n_arms, env.horizon, MPCConfig(solvers=(solver_a,), formulation=form_a))
+    two = MPCBidder(env.n_arms, env.horizon, MPCConfig(solvers=(solver_b,), formulation=form_b))
     done, compared = False, 0
     while not done:
         forecast, state = strategy.forecast(), strategy.state()
-        a, b = ecos.decide(forecast, state), clarabel.decide(forecast, state)
-        clarabel.centres = ecos.centres.copy()  # the next hour from the same grid
-        assert a.solver == "ECOS" and b.solver == "CLARABEL"
+        a, b = one.decide(forecast, state), two.decide(forecast, state)
+        two.centres = one.centres.copy()  # the next hour from the same grid
+        assert a.solver == solver_a and b.solver == solver_b
         assert b.plan_gmv == pytest.approx(a.plan_gmv, rel=1e-3, abs=1e-6)
         share = state.remaining_budget / max(1, env.horizon - env.t)
         assert abs(b.plan_spend - a.plan_spend) <= 1e-3 * share + 1e-6
+        assert b.budget_dual == pytest.approx(a.budget_dual, rel=1e-2, abs=1e-3)
         compared += 1
         action, _ = strategy.predict(observation)
         observation, _, done, _, info = env.step(action)
