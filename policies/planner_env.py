@@ -478,8 +478,13 @@ class PlannerEnv(gym.Env):
         prior: str | Sequence[str] = "true",
         pool: int = 0,
         features: Sequence[str] = FEATURE_NAMES,
+        baselines: dict | None = None,
     ):
         self.feature_names = tuple(features)
+        #: MPC alone's result per (scenario, market seed, prior), the caller's to share
+        #: between environments that replay the same campaigns (the evaluation days of a
+        #: training run); ``None`` computes it at every reset (without a pool).
+        self._baselines = baselines
         self._features = feature_indices(self.feature_names)
         self.priors = check_priors(prior)
         if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
@@ -505,7 +510,13 @@ class PlannerEnv(gym.Env):
             scenario, market_seed, prior, knowledge, steps = self._pool_campaign()
         else:
             scenario, market_seed, prior, knowledge = self._draw_campaign(self.np_random)
-            steps = self._baseline_of(scenario, market_seed, prior, knowledge)
+            key = (scenario, market_seed, prior, self.relative_to_mpc)
+            if self._baselines is not None and key in self._baselines:
+                steps = self._baselines[key]
+            else:
+                steps = self._baseline_of(scenario, market_seed, prior, knowledge)
+                if self._baselines is not None:
+                    self._baselines[key] = steps
         self.market_env = AdMarketEnv(scenario)
         self._market_obs, _ = self.market_env.reset(seed=market_seed)
         self.strategy.reset(self.market_env, knowledge)

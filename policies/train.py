@@ -179,25 +179,39 @@ def evaluate_plans(
     seeds: int,
     priors: tuple[str, ...] = ("true",),
     features: tuple[str, ...] = FEATURE_NAMES,
+    cache: dict | None = None,
 ) -> dict[str, float]:
     """A plan-choosing function ``choose_action(features)`` against MPC alone on
     ``scenarios`` x ``seeds`` fixed campaigns (the same market draws and prior for both;
     day ``s`` of a scenario has prior ``priors[s % len(priors)]``).
 
+    ``cache`` (a dict the caller keeps between evaluations of one run) keeps the
+    environments, so their compiled bidders, and MPC alone's result on each campaign,
+    which does not depend on the policy: the later evaluations of a run replay only the
+    policy's campaigns.
+
     Returns the mean normalised score (score / (budget * ROI target)) of the policy and of
     MPC alone, the policy's score in percent of MPC's on the worst scenario, and the share
     of campaigns whose ROI target the policy missed.
     """
+    cache = {} if cache is None else cache
+    baselines = cache.setdefault("baselines", {})
+    envs = cache.setdefault("envs", {})
     policy, alone, worst, missed = [], [], [], []
     for i, name in enumerate(scenarios):
         mine, theirs = [], []
         for s in range(seeds):
-            env = PlannerEnv(
-                scenario=name,
-                relative_to_mpc=True,
-                prior=priors[s % len(priors)],
-                features=features,
-            )
+            prior = priors[s % len(priors)]
+            key = (name, prior, tuple(features))
+            if key not in envs:
+                envs[key] = PlannerEnv(
+                    scenario=name,
+                    relative_to_mpc=True,
+                    prior=prior,
+                    features=features,
+                    baselines=baselines,
+                )
+            env = envs[key]
             observation, _ = env.reset(seed=10_000 + 100 * i + s)
             done, info = False, {}
             while not done:
@@ -287,6 +301,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     vec_env.seed(config.seed)
 
     eval_scenarios = list(PRESETS)
+    eval_cache: dict = {}  # environments and MPC alone's results, kept between evaluations
     started = time.perf_counter()
     curve: list[dict[str, float]] = []
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +357,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 config.eval_seeds,
                 priors,
                 features,
+                eval_cache,
             )
             point = {
                 "timesteps": int(self.num_timesteps),

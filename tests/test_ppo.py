@@ -364,6 +364,38 @@ def test_a_pool_replays_its_campaigns_with_cached_priors_and_baselines(monkeypat
     assert steps.sum() == pytest.approx(alone.score / scale, rel=1e-12)
 
 
+def test_later_evaluations_of_a_run_replay_only_the_policys_campaigns(monkeypatch):
+    """With the run's cache, an evaluation gives exactly what a fresh one gives, and the
+    evaluations after the first play no MPC-alone campaign again."""
+    import policies.evaluate as evaluate
+    from policies.train import evaluate_plans
+
+    calls = {"episodes": 0}
+    real_episode = evaluate.run_episode
+
+    def counted_episode(*args, **kwargs):
+        calls["episodes"] += 1
+        return real_episode(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "run_episode", counted_episode)
+    size = PlannerEnv(scenario="default").action_space.shape[0]
+    rng = np.random.default_rng(3)
+    actions = [rng.uniform(-1, 1, size).astype(np.float32) for _ in range(2)]
+    scenarios, priors = ["default", "steady"], ("cold", "true")
+    cache: dict = {}
+    for action in actions:
+        fresh = evaluate_plans(lambda f, a=action: a, scenarios, 2, priors)
+        before = calls["episodes"]
+        cached = evaluate_plans(lambda f, a=action: a, scenarios, 2, priors, cache=cache)
+        assert cached == fresh
+        played = calls["episodes"] - before
+        assert played == (4 if action is actions[0] else 0)  # MPC alone, first time only
+    assert (
+        fresh["eval_score"]
+        != evaluate_plans(lambda f: np.zeros(size), scenarios, 2, priors)["eval_score"]
+    )
+
+
 def test_a_pool_run_is_reproducible_and_its_rewards_stay_relative_to_mpc_alone():
     def run() -> list[list[float]]:
         env = PlannerEnv(scenario="bid-war", relative_to_mpc=True, prior="fitted,cold", pool=3)
