@@ -115,9 +115,10 @@ def test_highs_solves_print_nothing(capfd):
     assert out == "" and err == ""
 
 
-def test_a_reused_highs_instance_does_not_carry_its_last_solve():
-    """One HiGHS instance serves every solve of a bidder; each solve starts afresh, so an
-    hour planned after a very different one is the plan a new bidder makes."""
+def test_a_reused_highs_instance_does_not_carry_its_last_campaign():
+    """One HiGHS instance serves every solve of a bidder and warm-starts from the last
+    hour's basis; a new campaign (reset) forgets it, so the first hour planned after a
+    very different campaign is the plan a new bidder makes."""
     scenario, market, state = _campaign()
     poorer = CampaignState(**{**state.__dict__, "budget": state.budget / 50})
     used = MPCBidder(scenario.n_arms, scenario.horizon_hours)
