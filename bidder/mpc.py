@@ -442,9 +442,9 @@ class MPCBidder:
         # what the market can absorb when that is far less. A budget of 1e12 scaled by
         # itself left every piece near 1e-8, inside the solver's tolerances, and the ROI
         # constraint was met only up to them (ROI 2.4 for a target of 4).
-        absorbable = float(np.maximum(upper, lower).sum())
-        scale = max(min(remaining, absorbable), 1e-9 * state.budget, 1e-9)
         bounds = np.maximum(upper, lower)
+        absorbable = float(bounds.sum())
+        scale = max(min(remaining, absorbable), 1e-9 * state.budget, 1e-9)
         spent_target = (target * state.spent - state.gmv) / scale
         if self.config.formulation == "fill":
             widths = bounds / scale

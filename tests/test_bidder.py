@@ -123,7 +123,9 @@ def test_a_reused_highs_instance_does_not_carry_its_last_campaign():
     poorer = CampaignState(**{**state.__dict__, "budget": state.budget / 50})
     used = MPCBidder(scenario.n_arms, scenario.horizon_hours)
     used.decide(market, poorer)
+    assert used._highs._basis is not None  # the warm start it would carry over
     used.reset()
+    assert used._highs._basis is None
     fresh = MPCBidder(scenario.n_arms, scenario.horizon_hours)
     a, b = used.decide(market, state), fresh.decide(market, state)
     np.testing.assert_array_equal(a.bids_cpm, b.bids_cpm)
