@@ -118,9 +118,50 @@ def test_a_daily_promotion_is_fitted_as_a_scheduled_shock(promo_logs):
         assert abs(channel.daypart_strength - truth[channel.name].daypart_strength) < 0.1
 
 
-@pytest.mark.parametrize("preset", ["default", "bid-war", "promo-day"])
+@pytest.fixture(scope="module")
+def fatigue_logs(tmp_path_factory) -> pd.DataFrame:
+    return simulated("creative-fatigue", tmp_path_factory)
+
+
+def test_a_daily_ctr_drop_and_creative_wear_out_are_fitted_where_they_are(fatigue_logs):
+    fit, held = split(fatigue_logs)
+    twin = fit_scenario(fit)
+    # The preset: serum's feed and live CTR fall to 0.35x from hour 8 over 8 hours, and
+    # every creative wears out over 2,000,000 impressions of a day (to a floor of 0.5).
+    drops = {(s.product, s.channel): s for s in twin.scenario.shocks}
+    assert set(drops) == {("serum", "feed"), ("serum", "live")}
+    for shock in drops.values():
+        assert shock.kind == "creative_fatigue" and 7 <= shock.start_hour <= 9
+        assert 0.25 < shock.factor < 0.45 and shock.ramp_hours >= 4
+    arms = {(a.product, a.channel): a for a in twin.scenario.arms}
+    # The sneakers' feed arm wins ~840,000 impressions a day: its wear is plain, and its
+    # fitted loss by the day's end is the truth's (17%) within a few points.
+    feed = arms[("sneakers", "feed")]
+    worn = feed.fatigue_floor + (1 - feed.fatigue_floor) * np.exp(
+        -840_000 / feed.fatigue_impressions
+    )
+    assert 0.78 < worn < 0.88
+    # Search arms win ~60,000 a day: their wear (1.5%) is too small to see, and none is made up.
+    assert all(np.isinf(a.fatigue_impressions) for a in twin.scenario.arms if a.channel == "search")
+    assert any("fitted as creative wear-out" in note for note in twin.notes)
+    campaign = holdout_errors(twin.scenario, held).query("product == '*'")
+    assert campaign["gmv_error"].abs().max() < 0.12, campaign
+
+
+def test_no_ctr_pattern_is_made_up_where_the_ctr_is_flat(default_logs):
+    twin = fit_scenario(split(default_logs)[0])
+    assert not any(s.kind == "creative_fatigue" for s in twin.scenario.shocks)
+    assert all(np.isinf(a.fatigue_impressions) for a in twin.scenario.arms)
+
+
+@pytest.mark.parametrize("preset", ["default", "bid-war", "promo-day", "creative-fatigue"])
 def test_strategies_score_on_the_twin_as_on_the_true_market(preset, request):
-    fixture = {"default": "default_logs", "bid-war": "bid_war_logs", "promo-day": "promo_logs"}
+    fixture = {
+        "default": "default_logs",
+        "bid-war": "bid_war_logs",
+        "promo-day": "promo_logs",
+        "creative-fatigue": "fatigue_logs",
+    }
     logs = request.getfixturevalue(fixture[preset])
     truth = get_scenario(preset)
     fit, _ = split(logs)
