@@ -28,7 +28,6 @@ from cvxpy.settings import (
     DIMS,
     EQ_DIM,
     INT_IDX,
-    LEQ_DIM,
     LOWER_BOUNDS,
     UPPER_BOUNDS,
     A,
@@ -73,30 +72,38 @@ class PersistentHighs(HIGHS):
             self._highs = highs
         return self._highs
 
-    def solve_via_data(self, data, warm_start, verbose, solver_opts, solver_cache=None):
+    def solve_lp(
+        self,
+        cost: np.ndarray,
+        matrix: tuple[np.ndarray, np.ndarray, np.ndarray],
+        rows_upper: np.ndarray,
+        n_equalities: int,
+        col_lower: np.ndarray,
+        col_upper: np.ndarray,
+        warm_start: bool,
+    ) -> dict:
+        """Minimise ``cost @ x`` subject to ``A x = b`` on the first ``n_equalities`` rows,
+        ``A x <= b`` on the others and the column bounds. ``matrix`` is ``A`` by columns,
+        as ``(start, index, value)``; ``rows_upper`` is ``b``. Returns HiGHS's results
+        (``model_status`` by name, the solution's copies, ``info`` and ``run_time``)."""
         import highspy as hp
 
-        if data[BOOL_IDX] or data[INT_IDX]:
-            raise SolverError("PersistentHighs solves continuous LPs only")
         highs = self._instance()
         inf = hp.kHighsInf
-        dims = dims_to_solver_dict(data[DIMS])
-        matrix = data[A].tocsc()
-        n_rows, n_cols = matrix.shape
-        eq, leq = dims[EQ_DIM], dims[LEQ_DIM]
-        upper_rows = np.asarray(data[B], dtype=float)
-        lower_rows = np.concatenate([upper_rows[:eq], np.full(leq, -inf)])
+        start, index, value = matrix
+        n_rows, n_cols = len(rows_upper), len(cost)
         lp = hp.HighsLp()
         lp.num_col_, lp.num_row_ = n_cols, n_rows
-        lp.col_cost_ = np.asarray(data[C], dtype=float)
-        low, high = data[LOWER_BOUNDS], data[UPPER_BOUNDS]
-        lp.col_lower_ = np.full(n_cols, -inf) if low is None else np.asarray(low, dtype=float)
-        lp.col_upper_ = np.full(n_cols, inf) if high is None else np.asarray(high, dtype=float)
-        lp.row_lower_, lp.row_upper_ = lower_rows, upper_rows
+        lp.col_cost_ = cost
+        lp.col_lower_, lp.col_upper_ = col_lower, col_upper
+        lp.row_lower_ = np.concatenate(
+            [rows_upper[:n_equalities], np.full(n_rows - n_equalities, -inf)]
+        )
+        lp.row_upper_ = rows_upper
         lp.a_matrix_.format_ = hp.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = matrix.indptr
-        lp.a_matrix_.index_ = matrix.indices
-        lp.a_matrix_.value_ = matrix.data
+        lp.a_matrix_.start_ = start
+        lp.a_matrix_.index_ = index
+        lp.a_matrix_.value_ = value
         highs.clearSolver()  # no basis or solution from the last solve...
         highs.passModel(lp)
         basis = self._basis if warm_start else None
@@ -125,3 +132,98 @@ class PersistentHighs(HIGHS):
         if status == "kInfeasible":
             results["dual_ray"] = highs.getDualRay()
         return results
+
+    def solve_via_data(self, data, warm_start, verbose, solver_opts, solver_cache=None):
+        import highspy as hp
+
+        if data[BOOL_IDX] or data[INT_IDX]:
+            raise SolverError("PersistentHighs solves continuous LPs only")
+        inf = hp.kHighsInf
+        dims = dims_to_solver_dict(data[DIMS])
+        matrix = data[A].tocsc()
+        n_cols = matrix.shape[1]
+        low, high = data[LOWER_BOUNDS], data[UPPER_BOUNDS]
+        return self.solve_lp(
+            np.asarray(data[C], dtype=float),
+            (matrix.indptr, matrix.indices, matrix.data),
+            np.asarray(data[B], dtype=float),
+            dims[EQ_DIM],
+            np.full(n_cols, -inf) if low is None else np.asarray(low, dtype=float),
+            np.full(n_cols, inf) if high is None else np.asarray(high, dtype=float),
+            warm_start,
+        )
+
+
+class CompiledLP:
+    """A DPP linear program compiled once by cvxpy, re-solved on :class:`PersistentHighs`
+    from its Parameters' current values without the rest of ``problem.solve``.
+
+    cvxpy compiles the problem (``get_problem_data``) into an affine map from the
+    Parameters' values to the solver's data. ``problem.solve`` applies that map through
+    general sparse-matrix code, then unpacks the solution through every reduction of the
+    chain; for the MPC's LP at 20 arms those steps cost twice the HiGHS solve. Here the
+    map is applied as two sparse products into the compiled sparsity pattern, and the
+    named variables and constraint duals are read straight from HiGHS's columns and
+    rows, at the offsets the compilation gave them. The data are the same numbers as
+    ``problem.solve`` would pass; a test checks that the two give the same plans.
+    """
+
+    def __init__(self, problem, highs: PersistentHighs) -> None:
+        from cvxpy.settings import PARAM_PROB
+
+        data, _, inverse = problem.get_problem_data(solver=highs, enforce_dpp=True)
+        program = data[PARAM_PROB]
+        self.program, self.highs = program, highs
+        self.n_equalities = dims_to_solver_dict(data[DIMS])[EQ_DIM]
+        n_cols = program.x.size
+        self.col_lower = np.asarray(data[LOWER_BOUNDS], dtype=float)
+        self.col_upper = np.asarray(data[UPPER_BOUNDS], dtype=float)
+        program.reduced_A.cache(False)
+        self._tensor = program.reduced_A.reduced_mat
+        index, start, (n_rows, n_stuffed) = program.reduced_A.problem_data_index
+        if n_stuffed != n_cols + 1:
+            raise SolverError("unexpected compiled shape: solve through problem.solve")
+        split = int(start[n_cols])  # the last stuffed column is the right-hand side
+        self._split, self._start = split, np.asarray(start[: n_cols + 1])
+        self._index, self._rhs_rows = np.asarray(index[:split]), np.asarray(index[split:])
+        self._n_rows = n_rows
+        self._columns = {v.id: (program.var_id_to_col[v.id], v.size) for v in problem.variables()}
+        # Rows of each constraint: equalities, then inequalities, in the solver's order.
+        solver_data = inverse[-1]
+        rows, offset = {}, 0
+        for constraint in solver_data[highs.EQ_CONSTR] + solver_data[highs.NEQ_CONSTR]:
+            rows[constraint.id] = (offset, constraint.size)
+            offset += constraint.size
+        self._rows = rows
+
+    def solve(self, warm_start: bool) -> str:
+        """Solve at the Parameters' current values; cvxpy's name of the status."""
+        from cvxpy.cvxcore.python import canonInterface
+
+        program = self.program
+        params = program.id_to_param
+        vector = canonInterface.get_parameter_vector(
+            program.total_param_size,
+            program.param_id_to_col,
+            program.param_id_to_size,
+            lambda i: np.asarray(params[i].value),
+        )
+        cost = np.asarray(program.q @ vector, dtype=float)[:-1]
+        flat = np.asarray(self._tensor @ vector, dtype=float)
+        rhs = np.zeros(self._n_rows)
+        rhs[self._rhs_rows] = flat[self._split :]
+        matrix = (self._start, self._index, -flat[: self._split])  # the solver's A is -A
+        self._results = self.highs.solve_lp(
+            cost, matrix, rhs, self.n_equalities, self.col_lower, self.col_upper, warm_start
+        )
+        return self.highs.STATUS_MAP.get(self._results["model_status"], "solver_error")
+
+    def value(self, variable) -> np.ndarray:
+        """A variable's value in the last solution."""
+        offset, size = self._columns[variable.id]
+        return self._results["solution"].col_value[offset : offset + size]
+
+    def dual(self, constraint) -> np.ndarray:
+        """A constraint's dual value in the last solution (cvxpy's sign convention)."""
+        offset, size = self._rows[constraint.id]
+        return -self._results["solution"].row_dual[offset : offset + size]

@@ -38,7 +38,7 @@ import numpy as np
 
 from bidder.errors import BidderInputError
 from bidder.lp_solver import NAME as PERSISTENT_HIGHS
-from bidder.lp_solver import PersistentHighs
+from bidder.lp_solver import CompiledLP, PersistentHighs
 from bidder.plan import Plan
 from bidder.response import (
     PARAMETRIC,
@@ -108,6 +108,9 @@ class MPCConfig:
             hour (the raised ones are pulled back until they do not), so exploring
             moves spend between arms but never adds to it (docs/bidder.md,
             "Exploration").
+        compiled: with HiGHS, solve the problem cvxpy compiled once straight from its
+            Parameters (:class:`bidder.lp_solver.CompiledLP`); false goes through
+            ``problem.solve`` every hour (the same LP and plans, slower).
     """
 
     n_pieces: int = 8
@@ -119,6 +122,7 @@ class MPCConfig:
     max_periods: int | None = 3
     explore: float = 0.0
     formulation: str = "fill"
+    compiled: bool = True
 
     def __post_init__(self) -> None:
         if self.formulation not in FORMULATIONS:
@@ -314,6 +318,7 @@ class MPCBidder:
         self._problems = {self.solvers[0]: self.problem}
         # This bidder's own HiGHS instance (not shared between threads).
         self._highs = PersistentHighs()
+        self._compiled: CompiledLP | None = None  # made at the first HiGHS solve
         # Grid centres per arm and period: the last solution's bids (None: a broad grid).
         self.centres: np.ndarray | None = None
         # Decisions taken in this campaign (the exploration's sign pattern).
@@ -463,39 +468,51 @@ class MPCBidder:
             self.roi_rhs.value = spent_target
 
         solution, solver, failure = None, "fallback", None
+        budget_dual = roi_dual = 0.0
         for name in self.solvers:
             try:
-                problem = self._problem_for(name)
-                with warnings.catch_warnings():
-                    # "optimal_inaccurate" is reported in the decision, not as a warning.
-                    warnings.simplefilter("ignore", UserWarning)
-                    # HiGHS starts from the last hour's basis, which reset() forgets. The
-                    # others start cold: a solver kept from the last solve (Clarabel's)
-                    # plans ~1e-11 apart from a new one, so a reused bidder would not plan
-                    # exactly as a new one does.
-                    highs = name == PERSISTENT_HIGHS
-                    problem.solve(
-                        solver=self._highs if highs else name,
-                        enforce_dpp=True,
-                        warm_start=highs,
-                    )
-                if problem.status in _USABLE and self.x.value is not None:
-                    solution, solver = np.asarray(self.x.value), name
+                highs = name == PERSISTENT_HIGHS
+                if highs and self.config.compiled:
+                    # HiGHS starts from the last hour's basis, which reset() forgets.
+                    if self._compiled is None:
+                        self._compiled = CompiledLP(self._problem_for(name), self._highs)
+                    compiled = self._compiled
+                    status = compiled.solve(warm_start=True)
+                    if status in _USABLE:
+                        solution, solver = compiled.value(self.x), name
+                        budget_dual = float(compiled.dual(self.budget_constraint)[0])
+                        roi_dual = float(compiled.dual(self.roi_constraint)[0])
+                else:
+                    problem = self._problem_for(name)
+                    with warnings.catch_warnings():
+                        # "optimal_inaccurate" is reported in the decision, not as a warning.
+                        warnings.simplefilter("ignore", UserWarning)
+                        # The others start cold: a solver kept from the last solve
+                        # (Clarabel's) plans ~1e-11 apart from a new one, so a reused
+                        # bidder would not plan exactly as a new one does.
+                        problem.solve(
+                            solver=self._highs if highs else name,
+                            enforce_dpp=True,
+                            warm_start=highs,
+                        )
+                    status = problem.status
+                    if status in _USABLE and self.x.value is not None:
+                        solution, solver = np.asarray(self.x.value), name
+                        # The Problems share their constraint objects (the latest duals).
+                        budget_dual = float(self.budget_constraint.dual_value or 0.0)
+                        roi_dual = float(self.roi_constraint.dual_value or 0.0)
+                if solution is not None:
                     if self.config.formulation == "fill":
                         solution = np.clip(solution, 0.0, 1.0) * bounds.ravel()
                     else:
                         solution = solution * scale
                     break
-                failure = f"{name}: {problem.status}"
+                failure = f"{name}: {status}"
             except (cp.SolverError, ValueError, ArithmeticError) as err:
                 failure = f"{name}: {type(err).__name__}"
         if solution is None:
             solution = self._conservative(curves, lower, upper, state, target).ravel()
-            budget_dual = roi_dual = 0.0
         else:
-            # The Problems share their constraint objects, which hold the latest duals.
-            budget_dual = float(self.budget_constraint.dual_value or 0.0)
-            roi_dual = float(self.roi_constraint.dual_value or 0.0)
             failure = None
         planned = self._safe(solution.reshape(self.shape), lower, upper, remaining)
         self.centres = period_bids(curves, planned.sum(axis=-1))
