@@ -16,7 +16,9 @@ The bidder's LP form and solvers are its defaults (the fill form on HiGHS) unles
 the same run, on the same campaigns and seeds: by default the previous default, the
 spend form (bounds as rows) with ECOS or Clarabel chosen by the LP's size
 (``--reference-formulation``, ``--reference-solvers``; ``--reference-formulation ''``
-skips it).
+skips it). ``--reference-formulation fill --reference-solvers HIGHS
+--reference-uncompiled`` measures the same LP solved through ``problem.solve`` every hour
+against the compiled path (``bidder.lp_solver.CompiledLP``).
 
 One strategy plays every episode of a size, as ``evaluate`` and training use one: the
 first episode compiles its bidder (``first_decision_new_bidder_ms``), the later ones
@@ -201,6 +203,17 @@ def main() -> None:
     parser.add_argument(
         "--reference-solvers", default="auto", help="the reference's solver order, or auto"
     )
+    parser.add_argument(
+        "--uncompiled",
+        action="store_true",
+        help="solve through problem.solve every hour (MPCConfig(compiled=False))",
+    )
+    parser.add_argument(
+        "--reference-uncompiled",
+        action="store_true",
+        help="the reference solves through problem.solve (with --reference-formulation fill "
+        "and --reference-solvers HIGHS: the cost of cvxpy's per-solve steps)",
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
@@ -209,21 +222,27 @@ def main() -> None:
         return None if text == "auto" else tuple(text.split(","))
 
     config = MPCConfig(
-        n_pieces=args.pieces, solvers=solver_order(args.solvers), formulation=args.formulation
+        n_pieces=args.pieces,
+        solvers=solver_order(args.solvers),
+        formulation=args.formulation,
+        compiled=not args.uncompiled,
     )
     rows = []
     for n in args.arms:
         row = measure(n, args.episodes, config, not args.timing_only)
         row["formulation"] = config.formulation
+        row["compiled"] = config.compiled
         row["solvers"] = ",".join(MPCBidder(n, 24, config).solvers)
         if args.reference_formulation:
             reference = MPCConfig(
                 n_pieces=args.pieces,
                 solvers=solver_order(args.reference_solvers),
                 formulation=args.reference_formulation,
+                compiled=not args.reference_uncompiled,
             )
             ref = measure(n, args.episodes, reference, not args.timing_only)
             row["reference_formulation"] = reference.formulation
+            row["reference_compiled"] = reference.compiled
             row["reference_solvers"] = ",".join(MPCBidder(n, 24, reference).solvers)
             row["reference_median_ms"] = ref["median_ms"]
             row["reference_first_decision_ms"] = ref["first_decision_ms"]

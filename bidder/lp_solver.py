@@ -18,10 +18,13 @@ An instance is not thread-safe; :class:`bidder.mpc.MPCBidder` keeps one of its o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 from cvxpy.error import SolverError
+from cvxpy.lin_ops.lin_op import CONSTANT_ID
 from cvxpy.reductions.solvers.conic_solvers.highs_conif import HIGHS, dims_to_solver_dict
 from cvxpy.settings import (
     BOOL_IDX,
@@ -195,19 +198,23 @@ class CompiledLP:
             rows[constraint.id] = (offset, constraint.size)
             offset += constraint.size
         self._rows = rows
+        self._parameter_ids = {p.id for p in problem.parameters()}
 
-    def solve(self, warm_start: bool) -> str:
-        """Solve at the Parameters' current values; cvxpy's name of the status."""
-        from cvxpy.cvxcore.python import canonInterface
-
+    def solve(self, values: Mapping[Any, np.ndarray], warm_start: bool) -> str:
+        """Solve with ``values`` (every Parameter of the problem to its value, which the
+        Parameters themselves need not hold); cvxpy's name of the status."""
         program = self.program
-        params = program.id_to_param
-        vector = canonInterface.get_parameter_vector(
-            program.total_param_size,
-            program.param_id_to_col,
-            program.param_id_to_size,
-            lambda i: np.asarray(params[i].value),
-        )
+        if {p.id for p in values} != self._parameter_ids:
+            raise SolverError("CompiledLP.solve needs a value for every Parameter")
+        vector = np.zeros(program.total_param_size + 1)
+        vector[program.param_id_to_col[CONSTANT_ID]] = 1.0
+        for parameter, value in values.items():
+            col = program.param_id_to_col[parameter.id]
+            size = program.param_id_to_size[parameter.id]
+            flat = np.asarray(value, dtype=float).ravel(order="F")  # cvxpy's column order
+            if flat.size != size:
+                raise SolverError(f"parameter {parameter.name()}: {flat.size} values for {size}")
+            vector[col : col + size] = flat
         cost = np.asarray(program.q @ vector, dtype=float)[:-1]
         flat = np.asarray(self._tensor @ vector, dtype=float)
         rhs = np.zeros(self._n_rows)

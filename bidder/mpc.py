@@ -453,19 +453,26 @@ class MPCBidder:
         spent_target = (target * state.spent - state.gmv) / scale
         if self.config.formulation == "fill":
             widths = bounds / scale
-            self.value.value = (shaped * widths).ravel()
-            self.roi_coef.value = ((curves.slopes - target) * widths).ravel()
-            self.cost.value = widths.ravel()
-            self.first_cost.value = widths[:, 0, :]
             floors = lower[:, 0, :].sum(axis=1) / scale
-            self.rhs.value = np.concatenate([[remaining / scale, spent_target], floors])
+            values = {
+                self.value: (shaped * widths).ravel(),
+                self.roi_coef: ((curves.slopes - target) * widths).ravel(),
+                self.cost: widths.ravel(),
+                self.first_cost: widths[:, 0, :],
+                self.rhs: np.concatenate([[remaining / scale, spent_target], floors]),
+            }
         else:
-            self.value.value = shaped.ravel()
-            self.roi_coef.value = (curves.slopes - target).ravel()
-            self.lower.value = lower.ravel() / scale
-            self.upper.value = bounds.ravel() / scale
-            self.budget.value = remaining / scale
-            self.roi_rhs.value = spent_target
+            values = {
+                self.value: shaped.ravel(),
+                self.roi_coef: (curves.slopes - target).ravel(),
+                self.lower: lower.ravel() / scale,
+                self.upper: bounds.ravel() / scale,
+                self.budget: np.asarray(remaining / scale),
+                self.roi_rhs: np.asarray(spent_target),
+            }
+        # The Parameters are set only for problem.solve (the compiled path reads the
+        # values directly: cvxpy's checks on setting them cost more than the solve).
+        parameters_set = False
 
         solution, solver, failure = None, "fallback", None
         budget_dual = roi_dual = 0.0
@@ -477,12 +484,16 @@ class MPCBidder:
                     if self._compiled is None:
                         self._compiled = CompiledLP(self._problem_for(name), self._highs)
                     compiled = self._compiled
-                    status = compiled.solve(warm_start=True)
+                    status = compiled.solve(values, warm_start=True)
                     if status in _USABLE:
                         solution, solver = compiled.value(self.x), name
                         budget_dual = float(compiled.dual(self.budget_constraint)[0])
                         roi_dual = float(compiled.dual(self.roi_constraint)[0])
                 else:
+                    if not parameters_set:
+                        for parameter, value in values.items():
+                            parameter.value = value
+                        parameters_set = True
                     problem = self._problem_for(name)
                     with warnings.catch_warnings():
                         # "optimal_inaccurate" is reported in the decision, not as a warning.
