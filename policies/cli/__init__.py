@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from envs.errors import InputError
+from policies.cli.lazy import defer_unused_imports
 
 #: Sub-commands in the order ``--help`` lists them: name -> (module, one-line summary).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -283,6 +284,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    defer_unused_imports()  # before a command's module imports cvxpy
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser(command)
