@@ -16,13 +16,15 @@ parameters, so that the twin can be simulated, evaluated and trained on like a p
 - CTR, CVR per arm and order value per product, shrunk towards the channel and product
   averages where data is thin (``bidder.recommend.ArmFit``).
 
+- rivals' reaction per channel: prices following our share of the channel in the day's
+  earlier hours (``rival_elasticity``, ``rival_memory_hours``; :func:`_fit_rivals`);
 - creative wear-out per arm: the CTR falling with the impressions the arm has won so far
   that day (``fatigue_impressions``, ``fatigue_floor``), where the fall is clear of the
   noise (:func:`_fit_wear`); otherwise none.
 
 What hourly aggregate logs cannot identify is set to the simulator's defaults and the
-report says so: an order's value spread (``aov_cv``), audience saturation, GSP slot
-structure and rivals' reactions.
+report says so: an order's value spread (``aov_cv``), audience saturation and GSP slot
+structure.
 
 Days the diagnosis flags (a significant ROI drop on the campaign, a product or an arm)
 are left out of the fit, so a shock is not baked into the typical day; the report names
@@ -45,8 +47,15 @@ import pandas as pd
 
 from bidder.diagnose import DEFAULT_BASELINE_DAYS, diagnose
 from bidder.errors import BidderInputError
-from bidder.recommend import DEFAULT_SATURATION, MIN_HISTORY_DAYS, FittedMarket, fit_market
+from bidder.recommend import (
+    DEFAULT_SATURATION,
+    MIN_HISTORY_DAYS,
+    MIN_ROW_IMPRESSIONS,
+    FittedMarket,
+    fit_market,
+)
 from envs.market import build_episode, daypart, expected_hour
+from envs.mechanisms import Rivals
 from envs.scenario import (
     DEFAULT_WEEKDAY_FACTORS,
     MAX_COMMISSION_RATE,
@@ -56,6 +65,7 @@ from envs.scenario import (
     Scenario,
     Shock,
 )
+from envs.stats import normal_ppf
 
 #: Daypart strengths searched (the scenario bounds allow 0 to 1.8).
 _STRENGTHS = np.linspace(0.0, 1.8, 361)
@@ -63,13 +73,19 @@ _STRENGTHS = np.linspace(0.0, 1.8, 361)
 NOT_IDENTIFIED = {
     "aov_cv": "an order's value spread: hourly logs give GMV sums, not single orders",
     "saturation": "audience saturation: needs a product's reach, which logs do not give",
+    "slot_exposure": "GSP slots: logs give no position",
+    "supply_lag_hours": "influencers' lag behind a commission rate: needs rate changes",
+}
+#: What the twin fits only where the logs show it clear of the noise (else none).
+FITTED_WHERE_SEEN = {
     "fatigue_impressions": (
         "creative wear-out: fitted only where an arm's CTR falls with the day's impressions "
         "by more than noise explains (a CTR drop at fixed hours every day looks the same)"
     ),
-    "slot_exposure": "GSP slots: logs give no position",
-    "rival_elasticity": "rivals' reaction to our share: needs deliberate bid changes",
-    "supply_lag_hours": "influencers' lag behind a commission rate: needs rate changes",
+    "rival_elasticity": (
+        "rivals' reaction to our share: fitted only where prices follow the day's earlier "
+        "share by more than noise explains (from the days' differences at each hour)"
+    ),
 }
 
 
@@ -107,6 +123,7 @@ class Twin:
             },
             "parameters": self.parameters,
             "not_identified": NOT_IDENTIFIED,
+            "fitted_where_seen": FITTED_WHERE_SEEN,
             "notes": self.notes,
         }
 
@@ -396,6 +413,136 @@ def _fit_arm_ctr(
     return CtrFit(wear, drop, float(gain), float(r.sum() / (r * m).sum()), day_end)
 
 
+#: Rivals' memory half-lives searched (hours).
+_RIVAL_MEMORIES = np.array([1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0])
+#: A reaction is kept when its t-statistic reaches this (PID logs of the presets without
+#: reacting rivals give |t| < 2 once budget-cut hours are left out) ...
+RIVAL_EVIDENCE = 6.0
+#: ... and it moves the price by at least this share at the logs' mean share.
+RIVAL_MIN_EFFECT = 0.02
+#: Hours whose day had spent this share of its spend by their end are left out: where the
+#: budget ran out within the hour, delivery was cut and the logged win rate with it.
+_BUDGET_CUT_SHARE = 0.98
+#: Win rates that pin down the median price (the rest are too flat in the price).
+_RIVAL_WIN_RANGE = (0.02, 0.98)
+
+
+@dataclass(frozen=True)
+class RivalFit:
+    """Rivals' reaction on one channel: prices x ``exp(elasticity * level)``, ``level`` the
+    average of our share of the channel's impressions with half-life ``memory_hours``;
+    ``mean_level`` per hour of day is that average in the logs (for taking it out of the
+    typical day's prices)."""
+
+    elasticity: float
+    memory_hours: float
+    t_stat: float
+    rows: int
+    mean_level: np.ndarray
+
+
+def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]:
+    """Per auction channel, the rivals' reaction to our share, by least squares.
+
+    Each row's implied median price is ``log bid - sigma * Phi^-1(win rate)`` (the
+    channel's fitted spread ``sigma``). It is regressed on the rivals' memory of our
+    share in the earlier hours of its day, ``level_t = d level_{t-1} + (1 - d) share_{t-1}``
+    with ``d = 0.5 ** (1 / memory)``, with one intercept per arm and hour, so that only
+    day-to-day differences of the share at the same hour count and the daypart's own
+    price curve cannot pass for a reaction. The memory is the grid point with the least
+    squared error. Hours cut short by the budget are left out: their logged win rate is
+    the cut delivery's, and pacing makes them follow high-share hours, which alone gives
+    a reaction of 0.2-0.3 on a market without one.
+    """
+    if "win_rate" not in kept.columns or not fitted.arms:
+        return {}
+    frame = kept.assign(_date=_dates(kept))
+    hour_spend = frame.groupby(["_date", "hour"])["spend"].sum()
+    through = hour_spend.groupby(level="_date").cumsum()
+    cut = through >= _BUDGET_CUT_SHARE * hour_spend.groupby(level="_date").transform("sum")
+    cut_rows = cut.reindex(pd.MultiIndex.from_arrays([frame["_date"], frame["hour"]])).to_numpy()
+    impressions = frame["impressions"].to_numpy(dtype=float)
+    win = frame["win_rate"].to_numpy(dtype=float)
+    bid = frame["bid"].to_numpy(dtype=float)
+    index = {arm: k for k, arm in enumerate(fitted.arms)}
+    arm_of_row = np.array(
+        [index.get(key, -1) for key in zip(frame["product"], frame["channel"], strict=True)]
+    )
+    hours = frame["hour"].to_numpy(dtype=int)
+    # Opportunities per row: measured, else the fitted typical hour's.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        opportunities = np.where(
+            np.isfinite(win) & (win > 0),
+            impressions / win,
+            fitted.market.traffic[hours, np.maximum(arm_of_row, 0)],
+        )
+    days = sorted(frame["_date"].unique())
+    day_of_row = frame["_date"].map({d: i for i, d in enumerate(days)}).to_numpy()
+    fits = {}
+    for channel in dict.fromkeys(frame["channel"]):
+        if fitted.auction_by_channel.get(channel) == "commission":
+            continue
+        on = (frame["channel"] == channel).to_numpy() & (arm_of_row >= 0)
+        won = np.zeros((len(days), 24))
+        offered = np.zeros((len(days), 24))
+        np.add.at(won, (day_of_row[on], hours[on]), impressions[on])
+        np.add.at(offered, (day_of_row[on], hours[on]), opportunities[on])
+        share = np.minimum(won / np.maximum(offered, 1e-9), 1.0)
+        usable = (
+            on
+            & ~cut_rows
+            & (impressions >= MIN_ROW_IMPRESSIONS)
+            & (win > _RIVAL_WIN_RANGE[0])
+            & (win < _RIVAL_WIN_RANGE[1])
+            & (bid > 0)
+        )
+        if usable.sum() < 50:
+            continue
+        sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
+        y = np.log(bid[usable]) - sigma * normal_ppf(win[usable])
+        cell = pd.factorize(arm_of_row[usable] * 24 + hours[usable])[0]
+        counts = np.bincount(cell)
+
+        def within(v: np.ndarray) -> np.ndarray:
+            return v - (np.bincount(cell, v) / counts)[cell]  # noqa: B023
+
+        y_within = within(y)
+        # The row's own log bid as a second regressor: where the price model behind ``y``
+        # is not the market's (a GSP ladder read as one auction), ``y`` keeps some of the
+        # bid, and pacing makes the bid follow the day's earlier share.
+        b_within = within(np.log(bid[usable]))
+        best = None
+        for memory in _RIVAL_MEMORIES:
+            keep = 0.5 ** (1.0 / memory)
+            level = np.zeros_like(share)
+            for t in range(1, 24):
+                level[:, t] = keep * level[:, t - 1] + (1.0 - keep) * share[:, t - 1]
+            x = np.column_stack([within(level[day_of_row[usable], hours[usable]]), b_within])
+            gram = x.T @ x
+            if np.linalg.cond(gram) > 1e12:
+                continue
+            inverse = np.linalg.inv(gram)
+            coef = inverse @ (x.T @ y_within)
+            beta = float(coef[0])
+            residual = y_within - x @ coef
+            sse = float(residual @ residual)
+            dof = max(len(y) - len(counts) - 2, 1)
+            se = math.sqrt(sse / dof * float(inverse[0, 0]))
+            if best is None or sse < best[0]:
+                best = (sse, beta, se, memory, level)
+        if best is None:
+            continue
+        _, beta, se, memory, level = best
+        t_stat = beta / se if se > 0 else 0.0
+        mean_level = level.mean(axis=0)
+        if t_stat < RIVAL_EVIDENCE or beta * float(mean_level.mean()) < RIVAL_MIN_EFFECT:
+            continue
+        fits[channel] = RivalFit(
+            float(min(beta, 5.0)), float(memory), float(t_stat), int(usable.sum()), mean_level
+        )
+    return fits
+
+
 def flagged_days(logs: pd.DataFrame, baseline_days: int = DEFAULT_BASELINE_DAYS) -> list[dt.date]:
     """Dates on which the diagnosis finds a significant ROI drop (campaign, product or
     arm), judged against the days before them (the first three days cannot be judged)."""
@@ -597,6 +744,7 @@ def _twin_from(
         per_hour = bought.get(c, pd.Series(dtype=float)).reindex(range(24), fill_value=0.0)
         n = per_hour.to_numpy(dtype=float)
         hour_weight[c] = n / (n + _MEASURED_IMPRESSIONS)
+    rivals = _fit_rivals(kept, fitted)
     for c in channel_names:
         cols = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]]
         if not cols:
@@ -610,6 +758,9 @@ def _twin_from(
         curve = daypart(strength)
         logp = np.log(np.maximum(market.price_median[:, cols], 1e-9))
         logp = logp - 0.25 * np.log(lift)[:, None]  # prices without the promotion's lift
+        rival = rivals.get(c)
+        if rival is not None:  # and without the rivals' reaction to the logged share
+            logp = logp - rival.elasticity * rival.mean_level[:, None]
         elasticity, level, residual = _fit_prices(logp, np.log(curve), np.ones(24, bool))
         segment = _price_step(logp, np.log(curve), hour_weight[c])
         if segment is not None:
@@ -680,8 +831,24 @@ def _twin_from(
                 ),
                 reserve_cpm=float(fitted.reserve_cpm_by_channel.get(c, 0.0)),
                 order_delay_hours=float(fitted.order_delay_hours_by_channel.get(c, 0.0)),
+                rival_elasticity=rival.elasticity if rival else 0.0,
+                rival_memory_hours=rival.memory_hours if rival else 3.0,
             )
         )
+        if rival is not None:
+            params += [
+                {"parameter": f"channel.{c}.rival_elasticity",
+                 "estimate": round(rival.elasticity, 4), "interval": None,
+                 "data": f"{rival.rows:,} rows, prices against the day's earlier share"},
+                {"parameter": f"channel.{c}.rival_memory_hours",
+                 "estimate": rival.memory_hours, "interval": None,
+                 "data": f"{rival.rows:,} rows, prices against the day's earlier share"},
+            ]  # fmt: skip
+            notes.append(
+                f"channel {c}: prices rise with our share of its impressions in the hours "
+                f"before (t = {rival.t_stat:.0f}); fitted as reacting rivals, elasticity "
+                f"{rival.elasticity:.2f} with a {rival.memory_hours:g}-hour memory"
+            )
         params += [
             {"parameter": f"channel.{c}.price_cpm", "estimate": round(price_cpm, 4),
              "interval": None, "data": f"{days} days x 24 hours x {len(cols)} arms"},
@@ -814,6 +981,8 @@ def holdout_errors(
         predicted = np.zeros((2, len(arm_index)))
         actual = np.zeros((2, len(arm_index)))
         exposure = np.zeros(len(arm_index))  # impressions so far (creative wear-out)
+        mechanism = nominal.mechanism
+        rivals = Rivals(mechanism) if mechanism is not None and mechanism.reacts else None
         for hour, rows_h in frame.groupby("hour"):
             bids = np.zeros(len(arm_index))
             keys = list(zip(rows_h["product"], rows_h["channel"], strict=True))
@@ -823,11 +992,14 @@ def holdout_errors(
                 rate = rows_h["commission_rate"].to_numpy(dtype=float)
                 levers = np.where(np.isfinite(rate), rate, levers)
             bids[cols] = levers
-            expected = expected_hour(nominal, int(hour), bids, exposure)
+            factor = None if rivals is None else rivals.factor()
+            expected = expected_hour(nominal, int(hour), bids, exposure, factor)
             left = max(budget - predicted[0].sum(), 0.0)
             hour_spend = float(expected.spend.sum())
             cut = 1.0 if hour_spend <= left else left / hour_spend
             exposure = exposure + expected.impressions * cut
+            if rivals is not None:  # the rivals remember the share the twin predicts
+                rivals.update(expected.impressions * cut, nominal.traffic[int(hour)])
             predicted[0] += expected.spend * cut
             # The logs hold the orders that arrived by the day's end (docs/logs.md).
             arrived = 1.0 if nominal.delay_q is None else 1.0 - nominal.delay_q ** (24 - hour)

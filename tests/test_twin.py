@@ -148,19 +148,43 @@ def test_a_daily_ctr_drop_and_creative_wear_out_are_fitted_where_they_are(fatigu
     assert campaign["gmv_error"].abs().max() < 0.12, campaign
 
 
-def test_no_ctr_pattern_is_made_up_where_the_ctr_is_flat(default_logs):
+def test_no_ctr_pattern_or_rivals_are_made_up_where_there_are_none(default_logs):
     twin = fit_scenario(split(default_logs)[0])
     assert not any(s.kind == "creative_fatigue" for s in twin.scenario.shocks)
     assert all(np.isinf(a.fatigue_impressions) for a in twin.scenario.arms)
+    assert all(c.rival_elasticity == 0 for c in twin.scenario.channels)
 
 
-@pytest.mark.parametrize("preset", ["default", "bid-war", "promo-day", "creative-fatigue"])
+@pytest.fixture(scope="module")
+def rivals_logs(tmp_path_factory) -> pd.DataFrame:
+    return simulated("reactive-rivals", tmp_path_factory)
+
+
+def test_reacting_rivals_are_fitted_from_the_days_differences(rivals_logs):
+    fit, held = split(rivals_logs)
+    twin = fit_scenario(fit)
+    truth = {c.name: c for c in get_scenario("reactive-rivals").channels}
+    for channel in twin.scenario.channels:
+        real = truth[channel.name]  # feed 0.8 / 3 h, live 1.0 / 2 h, search 0.5 / 4 h
+        assert relative(channel.rival_elasticity, real.rival_elasticity) < 0.15, channel
+        assert channel.rival_memory_hours == real.rival_memory_hours, channel
+    # The reaction is taken out of the typical day, not fitted again as price steps.
+    assert not any(s.kind == "bid_war" for s in twin.scenario.shocks)
+    assert sum("reacting rivals" in note for note in twin.notes) == 3
+    campaign = holdout_errors(twin.scenario, held).query("product == '*'")
+    assert campaign["spend_error"].abs().max() < 0.10, campaign
+
+
+@pytest.mark.parametrize(
+    "preset", ["default", "bid-war", "promo-day", "creative-fatigue", "reactive-rivals"]
+)
 def test_strategies_score_on_the_twin_as_on_the_true_market(preset, request):
     fixture = {
         "default": "default_logs",
         "bid-war": "bid_war_logs",
         "promo-day": "promo_logs",
         "creative-fatigue": "fatigue_logs",
+        "reactive-rivals": "rivals_logs",
     }
     logs = request.getfixturevalue(fixture[preset])
     truth = get_scenario(preset)

@@ -146,6 +146,9 @@ def _fit(args: argparse.Namespace) -> int:
             "order delays, CTR, CVR and order values (the fit report has each estimate,",
             "its interval and its data). Not identified from hourly logs, so the",
             "simulator's defaults: " + ", ".join(report["not_identified"]) + ".",
+            "Fitted only where the logs show them (the notes say where): "
+            + ", ".join(report["fitted_where_seen"])
+            + ".",
             *[f"Note: {note}" for note in twin.notes],
         ]
     )
