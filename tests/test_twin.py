@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -36,13 +37,21 @@ def split(logs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def default_logs(tmp_path_factory) -> pd.DataFrame:
-    return simulated("default", tmp_path_factory)
+def logs_of(tmp_path_factory) -> Callable[[str], pd.DataFrame]:
+    """A preset's simulated logs, made once per module."""
+    made: dict[str, pd.DataFrame] = {}
+
+    def logs(preset: str) -> pd.DataFrame:
+        if preset not in made:
+            made[preset] = simulated(preset, tmp_path_factory)
+        return made[preset]
+
+    return logs
 
 
 @pytest.fixture(scope="module")
-def bid_war_logs(tmp_path_factory) -> pd.DataFrame:
-    return simulated("bid-war", tmp_path_factory)
+def default_logs(logs_of) -> pd.DataFrame:
+    return logs_of("default")
 
 
 def relative(a: float, b: float) -> float:
@@ -90,8 +99,8 @@ def test_held_out_gmv_counts_only_the_orders_that_arrive_within_the_day(tmp_path
     assert campaign["gmv_error"].abs().max() < 0.10, campaign
 
 
-def test_a_daily_bid_war_is_fitted_as_a_scheduled_shock(bid_war_logs):
-    fit, held = split(bid_war_logs)
+def test_a_daily_bid_war_is_fitted_as_a_scheduled_shock(logs_of):
+    fit, held = split(logs_of("bid-war"))
     twin = fit_scenario(fit)
     by_channel = {s.channel: s for s in twin.scenario.shocks}
     assert set(by_channel) == {"feed", "live"}  # the preset's bid war, hour 12 on
@@ -102,13 +111,8 @@ def test_a_daily_bid_war_is_fitted_as_a_scheduled_shock(bid_war_logs):
     assert campaign["spend_error"].abs().max() < 0.10, campaign
 
 
-@pytest.fixture(scope="module")
-def promo_logs(tmp_path_factory) -> pd.DataFrame:
-    return simulated("promo-day", tmp_path_factory)
-
-
-def test_a_daily_promotion_is_fitted_as_a_scheduled_shock(promo_logs):
-    fit, _ = split(promo_logs)
+def test_a_daily_promotion_is_fitted_as_a_scheduled_shock(logs_of):
+    fit, _ = split(logs_of("promo-day"))
     twin = fit_scenario(fit)
     (shock,) = twin.scenario.shocks  # the promotion, and no spurious price step with it
     assert shock.kind == "promotion" and shock.start_hour == 8 and shock.end_hour is None
@@ -118,13 +122,8 @@ def test_a_daily_promotion_is_fitted_as_a_scheduled_shock(promo_logs):
         assert abs(channel.daypart_strength - truth[channel.name].daypart_strength) < 0.1
 
 
-@pytest.fixture(scope="module")
-def fatigue_logs(tmp_path_factory) -> pd.DataFrame:
-    return simulated("creative-fatigue", tmp_path_factory)
-
-
-def test_a_daily_ctr_drop_and_creative_wear_out_are_fitted_where_they_are(fatigue_logs):
-    fit, held = split(fatigue_logs)
+def test_a_daily_ctr_drop_and_creative_wear_out_are_fitted_where_they_are(logs_of):
+    fit, held = split(logs_of("creative-fatigue"))
     twin = fit_scenario(fit)
     # The preset: serum's feed and live CTR fall to 0.35x from hour 8 over 8 hours, and
     # every creative wears out over 2,000,000 impressions of a day (to a floor of 0.5).
@@ -155,13 +154,8 @@ def test_no_ctr_pattern_or_rivals_are_made_up_where_there_are_none(default_logs)
     assert all(c.rival_elasticity == 0 for c in twin.scenario.channels)
 
 
-@pytest.fixture(scope="module")
-def rivals_logs(tmp_path_factory) -> pd.DataFrame:
-    return simulated("reactive-rivals", tmp_path_factory)
-
-
-def test_reacting_rivals_are_fitted_from_the_days_differences(rivals_logs):
-    fit, held = split(rivals_logs)
+def test_reacting_rivals_are_fitted_from_the_days_differences(logs_of):
+    fit, held = split(logs_of("reactive-rivals"))
     twin = fit_scenario(fit)
     truth = {c.name: c for c in get_scenario("reactive-rivals").channels}
     for channel in twin.scenario.channels:
@@ -178,15 +172,8 @@ def test_reacting_rivals_are_fitted_from_the_days_differences(rivals_logs):
 @pytest.mark.parametrize(
     "preset", ["default", "bid-war", "promo-day", "creative-fatigue", "reactive-rivals"]
 )
-def test_strategies_score_on_the_twin_as_on_the_true_market(preset, request):
-    fixture = {
-        "default": "default_logs",
-        "bid-war": "bid_war_logs",
-        "promo-day": "promo_logs",
-        "creative-fatigue": "fatigue_logs",
-        "reactive-rivals": "rivals_logs",
-    }
-    logs = request.getfixturevalue(fixture[preset])
+def test_strategies_score_on_the_twin_as_on_the_true_market(preset, logs_of):
+    logs = logs_of(preset)
     truth = get_scenario(preset)
     fit, _ = split(logs)
     twin = fit_scenario(
