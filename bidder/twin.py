@@ -14,13 +14,13 @@ parameters, so that the twin can be simulated, evaluated and trained on like a p
   rule (first-price where winners paid their bid), reserve price and order delay as the
   nightly fit reads them;
 - CTR, CVR per arm and order value per product, shrunk towards the channel and product
-  averages where data is thin (``bidder.recommend.ArmFit``).
-
+  averages where data is thin (``bidder.recommend.ArmFit``);
 - rivals' reaction per channel: prices following our share of the channel in the day's
   earlier hours (``rival_elasticity``, ``rival_memory_hours``; :func:`_fit_rivals`);
-- creative wear-out per arm: the CTR falling with the impressions the arm has won so far
-  that day (``fatigue_impressions``, ``fatigue_floor``), where the fall is clear of the
-  noise (:func:`_fit_wear`); otherwise none.
+- the CTR's fall within the day per arm: creative wear-out with the impressions the arm
+  has won so far that day (``fatigue_impressions``, ``fatigue_floor``) and scheduled
+  drops at fixed hours (``creative_fatigue`` shocks), where the fall is clear of the
+  noise (:func:`_fit_ctr_patterns`); otherwise none.
 
 What hourly aggregate logs cannot identify is set to the simulator's defaults and the
 report says so: an order's value spread (``aov_cv``), audience saturation and GSP slot
@@ -441,6 +441,11 @@ class RivalFit:
     mean_level: np.ndarray
 
 
+def _within(cell: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` less their mean in each cell (one intercept per cell)."""
+    return values - (np.bincount(cell, values) / counts)[cell]
+
+
 def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]:
     """Per auction channel, the rivals' reaction to our share, by least squares.
 
@@ -503,21 +508,20 @@ def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]
         cell = pd.factorize(arm_of_row[usable] * 24 + hours[usable])[0]
         counts = np.bincount(cell)
 
-        def within(v: np.ndarray) -> np.ndarray:
-            return v - (np.bincount(cell, v) / counts)[cell]  # noqa: B023
-
-        y_within = within(y)
+        y_within = _within(cell, counts, y)
         # The row's own log bid as a second regressor: where the price model behind ``y``
         # is not the market's (a GSP ladder read as one auction), ``y`` keeps some of the
         # bid, and pacing makes the bid follow the day's earlier share.
-        b_within = within(np.log(bid[usable]))
+        b_within = _within(cell, counts, np.log(bid[usable]))
         best = None
         for memory in _RIVAL_MEMORIES:
             keep = 0.5 ** (1.0 / memory)
             level = np.zeros_like(share)
             for t in range(1, 24):
                 level[:, t] = keep * level[:, t - 1] + (1.0 - keep) * share[:, t - 1]
-            x = np.column_stack([within(level[day_of_row[usable], hours[usable]]), b_within])
+            x = np.column_stack(
+                [_within(cell, counts, level[day_of_row[usable], hours[usable]]), b_within]
+            )
             gram = x.T @ x
             if np.linalg.cond(gram) > 1e12:
                 continue
