@@ -599,6 +599,13 @@ def fit_scenario(
     return twin
 
 
+#: Parameters chosen on a grid (wear-out, scheduled CTR drops, rivals): the jackknife's
+#: replicates land on the same few grid points, so they get no interval (and
+#: ``--perturb-intervals`` leaves them as fitted).
+GRID_FITTED = frozenset(
+    {"fatigue_impressions", "fatigue_floor", "ctr_drop_factor", "rival_elasticity",
+     "rival_memory_hours"}
+)  # fmt: skip
 #: Day groups of the jackknife (fewer where the history is shorter).
 JACKKNIFE_GROUPS = 6
 
@@ -633,6 +640,8 @@ def _add_intervals(twin: Twin, kept: pd.DataFrame, source: str) -> None:
         for entry in refit.parameters:
             replicates.setdefault(entry["parameter"], []).append(float(entry["estimate"]))
     for entry in twin.parameters:
+        if entry["parameter"].rsplit(".", 1)[-1] in GRID_FITTED:
+            continue  # a grid point: replicates land on the same few points, no interval
         values = np.asarray(replicates.get(entry["parameter"], []))
         if len(values) < groups:
             continue  # not fitted in every replicate (a shock found in some only)

@@ -165,6 +165,11 @@ def test_reacting_rivals_are_fitted_from_the_days_differences(logs_of):
     # The reaction is taken out of the typical day, not fitted again as price steps.
     assert not any(s.kind == "bid_war" for s in twin.scenario.shocks)
     assert sum("reacting rivals" in note for note in twin.notes) == 3
+    # Grid-fitted parameters carry no interval, so a perturbation by the report's
+    # intervals takes the report as it is.
+    intervals = {p["parameter"]: tuple(p["interval"]) for p in twin.parameters if p["interval"]}
+    assert not any("rival" in name for name in intervals)
+    perturb_scenario(twin.scenario, np.random.default_rng(0), 1.2, intervals)
     campaign = holdout_errors(twin.scenario, held).query("product == '*'")
     assert campaign["spend_error"].abs().max() < 0.10, campaign
 
