@@ -32,6 +32,7 @@ from cvxpy.settings import (
     EQ_DIM,
     INT_IDX,
     LOWER_BOUNDS,
+    SOLVER_ERROR,
     UPPER_BOUNDS,
     A,
     B,
@@ -137,24 +138,29 @@ class PersistentHighs(HIGHS):
         return results
 
     def solve_via_data(self, data, warm_start, verbose, solver_opts, solver_cache=None):
-        import highspy as hp
-
         if data[BOOL_IDX] or data[INT_IDX]:
             raise SolverError("PersistentHighs solves continuous LPs only")
-        inf = hp.kHighsInf
-        dims = dims_to_solver_dict(data[DIMS])
         matrix = data[A].tocsc()
-        n_cols = matrix.shape[1]
-        low, high = data[LOWER_BOUNDS], data[UPPER_BOUNDS]
         return self.solve_lp(
             np.asarray(data[C], dtype=float),
             (matrix.indptr, matrix.indices, matrix.data),
             np.asarray(data[B], dtype=float),
-            dims[EQ_DIM],
-            np.full(n_cols, -inf) if low is None else np.asarray(low, dtype=float),
-            np.full(n_cols, inf) if high is None else np.asarray(high, dtype=float),
+            dims_to_solver_dict(data[DIMS])[EQ_DIM],
+            *column_bounds(data, matrix.shape[1]),
             warm_start,
         )
+
+
+def column_bounds(data: dict, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns' lower and upper bounds in cvxpy's problem data (infinite where the
+    data hold none)."""
+    import highspy as hp
+
+    low, high = data[LOWER_BOUNDS], data[UPPER_BOUNDS]
+    return (
+        np.full(n_cols, -hp.kHighsInf) if low is None else np.asarray(low, dtype=float),
+        np.full(n_cols, hp.kHighsInf) if high is None else np.asarray(high, dtype=float),
+    )
 
 
 class CompiledLP:
@@ -175,12 +181,13 @@ class CompiledLP:
         from cvxpy.settings import PARAM_PROB
 
         data, _, inverse = problem.get_problem_data(solver=highs, enforce_dpp=True)
+        if data[BOOL_IDX] or data[INT_IDX]:
+            raise SolverError("CompiledLP solves continuous LPs only")
         program = data[PARAM_PROB]
         self.program, self.highs = program, highs
         self.n_equalities = dims_to_solver_dict(data[DIMS])[EQ_DIM]
         n_cols = program.x.size
-        self.col_lower = np.asarray(data[LOWER_BOUNDS], dtype=float)
-        self.col_upper = np.asarray(data[UPPER_BOUNDS], dtype=float)
+        self.col_lower, self.col_upper = column_bounds(data, n_cols)
         program.reduced_A.cache(False)
         self._tensor = program.reduced_A.reduced_mat
         index, start, (n_rows, n_stuffed) = program.reduced_A.problem_data_index
@@ -198,19 +205,26 @@ class CompiledLP:
             rows[constraint.id] = (offset, constraint.size)
             offset += constraint.size
         self._rows = rows
-        self._parameter_ids = {p.id for p in problem.parameters()}
+        # Each Parameter's slot in cvxpy's parameter vector (the last entry is the constant).
+        self._slots = {
+            p.id: (program.param_id_to_col[p.id], program.param_id_to_size[p.id])
+            for p in problem.parameters()
+        }
+        self._constant = program.param_id_to_col[CONSTANT_ID]
 
     def solve(self, values: Mapping[Any, np.ndarray], warm_start: bool) -> str:
         """Solve with ``values`` (every Parameter of the problem to its value, which the
         Parameters themselves need not hold); cvxpy's name of the status."""
         program = self.program
-        if {p.id for p in values} != self._parameter_ids:
+        if len(values) != len(self._slots):
             raise SolverError("CompiledLP.solve needs a value for every Parameter")
         vector = np.zeros(program.total_param_size + 1)
-        vector[program.param_id_to_col[CONSTANT_ID]] = 1.0
+        vector[self._constant] = 1.0
         for parameter, value in values.items():
-            col = program.param_id_to_col[parameter.id]
-            size = program.param_id_to_size[parameter.id]
+            slot = self._slots.get(parameter.id)
+            if slot is None:
+                raise SolverError(f"parameter {parameter.name()} is not in the problem")
+            col, size = slot
             flat = np.asarray(value, dtype=float).ravel(order="F")  # cvxpy's column order
             if flat.size != size:
                 raise SolverError(f"parameter {parameter.name()}: {flat.size} values for {size}")
@@ -223,7 +237,7 @@ class CompiledLP:
         self._results = self.highs.solve_lp(
             cost, matrix, rhs, self.n_equalities, self.col_lower, self.col_upper, warm_start
         )
-        return self.highs.STATUS_MAP.get(self._results["model_status"], "solver_error")
+        return self.highs.STATUS_MAP.get(self._results["model_status"], SOLVER_ERROR)
 
     def value(self, variable) -> np.ndarray:
         """A variable's value in the last solution."""

@@ -314,6 +314,15 @@ def _fill_daypart(
     return np.where(known, cells, fitted), np.exp(log_shape)
 
 
+def saturated_reach(impressions: np.ndarray, opportunities: np.ndarray) -> np.ndarray:
+    """The unique reach of each row's impressions out of its opportunities, with the
+    market model's audience of :data:`DEFAULT_SATURATION` x the opportunities; the
+    impressions themselves where the opportunities are not known (NaN)."""
+    known = np.isfinite(opportunities) & (opportunities > 0) & (impressions > 0)
+    audience = DEFAULT_SATURATION * np.where(known, opportunities, 1.0)
+    return np.where(known, audience * -np.expm1(-impressions / audience), impressions)
+
+
 def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> FittedMarket:
     """Fit every arm's hourly response for ``date`` from a clean log frame.
 
@@ -495,13 +504,7 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
     )
 
     # 5. CTR over saturated reach, CVR and order value, shrunk towards priors.
-    audience = DEFAULT_SATURATION * np.where(counted, opportunities, np.inf)
-    with np.errstate(invalid="ignore", over="ignore"):
-        reach = np.where(
-            np.isfinite(audience) & (impressions > 0),
-            audience * -np.expm1(-impressions / np.where(np.isfinite(audience), audience, 1.0)),
-            impressions,
-        )
+    reach = saturated_reach(impressions, np.where(counted, opportunities, np.nan))
     delay_by_channel, converting_clicks = _fit_order_delay(
         k, row_dates, hour, clicks, orders, channel_of_arm, n_arms, n_channels
     )

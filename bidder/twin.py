@@ -48,11 +48,11 @@ import pandas as pd
 from bidder.diagnose import DEFAULT_BASELINE_DAYS, diagnose
 from bidder.errors import BidderInputError
 from bidder.recommend import (
-    DEFAULT_SATURATION,
     MIN_HISTORY_DAYS,
     MIN_ROW_IMPRESSIONS,
     FittedMarket,
     fit_market,
+    saturated_reach,
 )
 from envs.market import build_episode, daypart, expected_hour
 from envs.mechanisms import Rivals
@@ -293,6 +293,17 @@ def _drop_profile(start: np.ndarray, ramp: np.ndarray, hours: np.ndarray) -> np.
     return np.where(hours >= start, np.where(ramp > 0, ramp_share, 1.0), 0.0)
 
 
+def _logged_opportunities(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's auction opportunities, impressions / win rate, where the logs give a
+    positive win rate; NaN elsewhere."""
+    impressions = frame["impressions"].to_numpy(dtype=float)
+    if "win_rate" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    win = frame["win_rate"].to_numpy(dtype=float)
+    measured = np.isfinite(win) & (win > 0)
+    return np.where(measured, impressions / np.where(measured, win, 1.0), np.nan)
+
+
 def _fit_ctr_patterns(kept: pd.DataFrame, arms: list[tuple[str, str]]) -> dict[int, CtrFit]:
     """Creative wear-out and scheduled CTR drops per arm, by maximum likelihood on grids.
 
@@ -314,13 +325,7 @@ def _fit_ctr_patterns(kept: pd.DataFrame, arms: list[tuple[str, str]]) -> dict[i
         frame.groupby(["product", "channel", "_date"])["impressions"].cumsum().to_numpy(float)
         - impressions
     )
-    if "win_rate" in frame.columns:
-        win = frame["win_rate"].to_numpy(dtype=float)
-    else:
-        win = np.full(len(frame), np.nan)
-    measured = np.isfinite(win) & (win > 0) & (impressions > 0)
-    audience = DEFAULT_SATURATION * np.where(measured, impressions / np.where(measured, win, 1), 1)
-    reach = np.where(measured, audience * -np.expm1(-impressions / audience), impressions)
+    reach = saturated_reach(impressions, _logged_opportunities(frame))
     clicks = frame["clicks"].to_numpy(dtype=float)
     hours = frame["hour"].to_numpy(dtype=int)
     index = {arm: k for k, arm in enumerate(arms)}
@@ -475,12 +480,12 @@ def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]
     )
     hours = frame["hour"].to_numpy(dtype=int)
     # Opportunities per row: measured, else the fitted typical hour's.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        opportunities = np.where(
-            np.isfinite(win) & (win > 0),
-            impressions / win,
-            fitted.market.traffic[hours, np.maximum(arm_of_row, 0)],
-        )
+    opportunities = _logged_opportunities(frame)
+    opportunities = np.where(
+        np.isfinite(opportunities),
+        opportunities,
+        fitted.market.traffic[hours, np.maximum(arm_of_row, 0)],
+    )
     days = sorted(frame["_date"].unique())
     day_of_row = frame["_date"].map({d: i for i, d in enumerate(days)}).to_numpy()
     fits = {}
@@ -513,6 +518,7 @@ def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]
         # is not the market's (a GSP ladder read as one auction), ``y`` keeps some of the
         # bid, and pacing makes the bid follow the day's earlier share.
         b_within = _within(cell, counts, np.log(bid[usable]))
+        dof = max(len(y) - len(counts) - 2, 1)  # two regressors and an intercept per cell
         best = None
         for memory in _RIVAL_MEMORIES:
             keep = 0.5 ** (1.0 / memory)
@@ -530,7 +536,6 @@ def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]
             beta = float(coef[0])
             residual = y_within - x @ coef
             sse = float(residual @ residual)
-            dof = max(len(y) - len(counts) - 2, 1)
             se = math.sqrt(sse / dof * float(inverse[0, 0]))
             if best is None or sse < best[0]:
                 best = (sse, beta, se, memory, level)
