@@ -20,11 +20,14 @@ parameters, so that the twin can be simulated, evaluated and trained on like a p
 - the CTR's fall within the day per arm: creative wear-out with the impressions the arm
   has won so far that day (``fatigue_impressions``, ``fatigue_floor``) and scheduled
   drops at fixed hours (``creative_fatigue`` shocks), where the fall is clear of the
-  noise (:func:`_fit_ctr_patterns`); otherwise none.
+  noise (:func:`_fit_ctr_patterns`); otherwise none;
+- GSP slot ladders per channel, where the price paid against the win rate shows one
+  (:func:`bidder.slots.fit_slots`); the channel's prices and rivals are then read
+  through the ladder.
 
 What hourly aggregate logs cannot identify is set to the simulator's defaults and the
-report says so: an order's value spread (``aov_cv``), audience saturation and GSP slot
-structure.
+report says so: an order's value spread (``aov_cv``), audience saturation and the
+influencers' lag behind a commission rate.
 
 Days the diagnosis flags (a significant ROI drop on the campaign, a product or an arm)
 are left out of the fit, so a shock is not baked into the typical day; the report names
@@ -54,6 +57,7 @@ from bidder.recommend import (
     fit_market,
     saturated_reach,
 )
+from bidder.slots import SlotFit, fit_slots
 from envs.market import build_episode, daypart, expected_hour
 from envs.mechanisms import Rivals
 from envs.scenario import (
@@ -73,7 +77,6 @@ _STRENGTHS = np.linspace(0.0, 1.8, 361)
 NOT_IDENTIFIED = {
     "aov_cv": "an order's value spread: hourly logs give GMV sums, not single orders",
     "saturation": "audience saturation: needs a product's reach, which logs do not give",
-    "slot_exposure": "GSP slots: logs give no position",
     "supply_lag_hours": "influencers' lag behind a commission rate: needs rate changes",
 }
 #: What the twin fits only where the logs show it clear of the noise (else none).
@@ -85,6 +88,12 @@ FITTED_WHERE_SEEN = {
     "rival_elasticity": (
         "rivals' reaction to our share: fitted only where prices follow the day's earlier "
         "share by more than noise explains (from the days' differences at each hour)"
+    ),
+    "slot_exposure": (
+        "GSP slots: logs give no position; fitted only where the price paid follows the win "
+        "rate as a ladder's does and the prices it implies agree across days (a heavy "
+        "price tail bends the curve too); the spread and the lower slots' exposure trade "
+        "off, so read the ladder as a response curve, not as the platform's settings"
     ),
 }
 
@@ -451,7 +460,85 @@ def _within(cell: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndar
     return values - (np.bincount(cell, values) / counts)[cell]
 
 
-def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]:
+def _budget_cut_rows(frame: pd.DataFrame) -> np.ndarray:
+    """The rows of hours by whose end their day had spent :data:`_BUDGET_CUT_SHARE` of its
+    spend (``frame`` has a ``_date`` column): where the budget ran out within the hour,
+    delivery was cut and the logged win rate with it."""
+    hour_spend = frame.groupby(["_date", "hour"])["spend"].sum()
+    through = hour_spend.groupby(level="_date").cumsum()
+    cut = through >= _BUDGET_CUT_SHARE * hour_spend.groupby(level="_date").transform("sum")
+    return cut.reindex(pd.MultiIndex.from_arrays([frame["_date"], frame["hour"]])).to_numpy()
+
+
+def _slot_rows(kept: pd.DataFrame) -> pd.DataFrame:
+    """The rows that show where a bid stood in its auction: enough impressions, a win rate
+    inside (0.02, 0.98), a second-price payment below the bid, and not cut by the budget;
+    with their ``paid_ratio`` (price paid per won impression over the bid)."""
+    frame = kept.assign(_date=_dates(kept))
+    impressions = frame["impressions"].to_numpy(dtype=float)
+    bid = frame["bid"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        paid = np.where(
+            (impressions > 0) & (bid > 0), 1000.0 * frame["spend"] / impressions / bid, np.nan
+        )
+    win = frame["win_rate"].to_numpy(dtype=float)
+    usable = (
+        ~_budget_cut_rows(frame)
+        & (impressions >= MIN_ROW_IMPRESSIONS)
+        & (win > _RIVAL_WIN_RANGE[0])
+        & (win < _RIVAL_WIN_RANGE[1])
+        & (paid > 0)
+        & (paid < 1)
+    )
+    return frame.assign(paid_ratio=paid)[usable]
+
+
+def _fit_channel_slots(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, SlotFit]:
+    """Per second-price channel without a reserve, the GSP ladder its rows show clearly
+    (:func:`bidder.slots.fit_slots`); channels that look like one auction are absent."""
+    if "win_rate" not in kept.columns:
+        return {}
+    rows = _slot_rows(kept)
+    fits = {}
+    for channel, part in rows.groupby("channel", sort=False):
+        if fitted.auction_by_channel.get(channel, "second-price") != "second-price":
+            continue
+        if fitted.reserve_cpm_by_channel.get(channel, 0.0) > 0:
+            continue  # a reserve bends the curve too; the two are not told apart
+        fit = fit_slots(
+            part["win_rate"].to_numpy(dtype=float),
+            part["paid_ratio"].to_numpy(dtype=float),
+            part["impressions"].to_numpy(dtype=float),
+            part["bid"].to_numpy(dtype=float),
+            pd.factorize(part["product"])[0] * 24 + part["hour"].to_numpy(dtype=int),
+        )
+        if fit is not None:
+            fits[str(channel)] = fit
+    return fits
+
+
+def _slot_price_shift(
+    kept: pd.DataFrame, fitted: FittedMarket, channel: str, fit: SlotFit
+) -> np.ndarray:
+    """Per hour of day, how much higher (in log) the ladder puts the channel's median
+    price than the single auction the nightly fit read (``log bid - sigma Phi^-1(q)``):
+    the mean over the hour's rows, else over the channel's."""
+    rows = _slot_rows(kept)
+    rows = rows[rows["channel"] == channel]
+    win = rows["win_rate"].to_numpy(dtype=float)
+    bid = rows["bid"].to_numpy(dtype=float)
+    sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
+    shift = fit.log_median(bid, win) - (np.log(bid) - sigma * normal_ppf(win))
+    hours = rows["hour"].to_numpy(dtype=int)
+    counts = np.bincount(hours, minlength=24)
+    overall = float(shift.mean()) if len(shift) else 0.0
+    sums = np.bincount(hours, weights=shift, minlength=24)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), overall)
+
+
+def _fit_rivals(
+    kept: pd.DataFrame, fitted: FittedMarket, slots: dict[str, SlotFit] | None = None
+) -> dict[str, RivalFit]:
     """Per auction channel, the rivals' reaction to our share, by least squares.
 
     Each row's implied median price is ``log bid - sigma * Phi^-1(win rate)`` (the
@@ -467,10 +554,7 @@ def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]
     if "win_rate" not in kept.columns or not fitted.arms:
         return {}
     frame = kept.assign(_date=_dates(kept))
-    hour_spend = frame.groupby(["_date", "hour"])["spend"].sum()
-    through = hour_spend.groupby(level="_date").cumsum()
-    cut = through >= _BUDGET_CUT_SHARE * hour_spend.groupby(level="_date").transform("sum")
-    cut_rows = cut.reindex(pd.MultiIndex.from_arrays([frame["_date"], frame["hour"]])).to_numpy()
+    cut_rows = _budget_cut_rows(frame)
     impressions = frame["impressions"].to_numpy(dtype=float)
     win = frame["win_rate"].to_numpy(dtype=float)
     bid = frame["bid"].to_numpy(dtype=float)
@@ -508,8 +592,12 @@ def _fit_rivals(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, RivalFit]
         )
         if usable.sum() < 50:
             continue
-        sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
-        y = np.log(bid[usable]) - sigma * normal_ppf(win[usable])
+        ladder = (slots or {}).get(channel)
+        if ladder is not None:
+            y = ladder.log_median(bid[usable], win[usable])
+        else:
+            sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
+            y = np.log(bid[usable]) - sigma * normal_ppf(win[usable])
         cell = pd.factorize(arm_of_row[usable] * 24 + hours[usable])[0]
         counts = np.bincount(cell)
 
@@ -604,12 +692,12 @@ def fit_scenario(
     return twin
 
 
-#: Parameters chosen on a grid (wear-out, scheduled CTR drops, rivals): the jackknife's
+#: Parameters chosen on a grid (wear-out, scheduled CTR drops, rivals, GSP slots): the jackknife's
 #: replicates land on the same few grid points, so they get no interval (and
 #: ``--perturb-intervals`` leaves them as fitted).
 GRID_FITTED = frozenset(
     {"fatigue_impressions", "fatigue_floor", "ctr_drop_factor", "rival_elasticity",
-     "rival_memory_hours"}
+     "rival_memory_hours", "slot_exposure", "slot_price_ratio"}
 )  # fmt: skip
 #: Day groups of the jackknife (fewer where the history is shorter).
 JACKKNIFE_GROUPS = 6
@@ -643,6 +731,8 @@ def _add_intervals(twin: Twin, kept: pd.DataFrame, source: str) -> None:
             scenario.start_weekday,
         )  # fmt: skip
         for entry in refit.parameters:
+            if entry["parameter"].rsplit(".", 1)[-1] in GRID_FITTED:
+                continue
             replicates.setdefault(entry["parameter"], []).append(float(entry["estimate"]))
     for entry in twin.parameters:
         if entry["parameter"].rsplit(".", 1)[-1] in GRID_FITTED:
@@ -762,7 +852,8 @@ def _twin_from(
         per_hour = bought.get(c, pd.Series(dtype=float)).reindex(range(24), fill_value=0.0)
         n = per_hour.to_numpy(dtype=float)
         hour_weight[c] = n / (n + _MEASURED_IMPRESSIONS)
-    rivals = _fit_rivals(kept, fitted)
+    slots = _fit_channel_slots(kept, fitted)
+    rivals = _fit_rivals(kept, fitted, slots)
     for c in channel_names:
         cols = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]]
         if not cols:
@@ -775,6 +866,9 @@ def _twin_from(
         strength_of[c] = strength
         curve = daypart(strength)
         logp = np.log(np.maximum(market.price_median[:, cols], 1e-9))
+        ladder = slots.get(c)
+        if ladder is not None:  # the nightly fit read a single auction's median
+            logp = logp + _slot_price_shift(kept, fitted, c, ladder)[:, None]
         logp = logp - 0.25 * np.log(lift)[:, None]  # prices without the promotion's lift
         rival = rivals.get(c)
         if rival is not None:  # and without the rivals' reaction to the logged share
@@ -835,24 +929,53 @@ def _twin_from(
                  "data": f"{days} days x 24 hours"},
             ]  # fmt: skip
             continue
-        channels.append(
-            Channel(
-                c,
-                price_cpm=price_cpm,
-                price_sigma=float(fitted.price_sigma_by_channel.get(c, 0.5)),
-                daypart_strength=strength,
-                competition_elasticity=elasticity,
-                auction=(
+        if ladder is not None:
+            auction = {
+                "auction": "gsp",
+                "slot_exposure": ladder.exposure,
+                "slot_price_ratio": ladder.price_ratio,
+                "price_sigma": ladder.sigma,
+            }
+        else:
+            auction = {
+                "auction": (
                     "first-price"
                     if fitted.auction_by_channel.get(c) == "first-price"
                     else "second-price"
                 ),
+                "price_sigma": float(fitted.price_sigma_by_channel.get(c, 0.5)),
+            }
+        channels.append(
+            Channel(
+                c,
+                price_cpm=price_cpm,
+                daypart_strength=strength,
+                competition_elasticity=elasticity,
+                **auction,
                 reserve_cpm=float(fitted.reserve_cpm_by_channel.get(c, 0.0)),
                 order_delay_hours=float(fitted.order_delay_hours_by_channel.get(c, 0.0)),
                 rival_elasticity=rival.elasticity if rival else 0.0,
                 rival_memory_hours=rival.memory_hours if rival else 3.0,
             )
         )
+        if ladder is not None:
+            data = (
+                f"{ladder.rows:,} rows, price paid against win rate (evidence "
+                f"{ladder.evidence:.0f} over one auction)"
+            )
+            params += [
+                {"parameter": f"channel.{c}.slot_exposure", "estimate": list(ladder.exposure),
+                 "interval": None, "data": data},
+                {"parameter": f"channel.{c}.slot_price_ratio", "estimate": ladder.price_ratio,
+                 "interval": None, "data": data},
+            ]  # fmt: skip
+            notes.append(
+                f"channel {c}: the price paid follows the win rate as a GSP ladder of "
+                f"{len(ladder.exposure)} slots does (exposure "
+                f"{', '.join(f'{e:g}' for e in ladder.exposure)}, each slot's price "
+                f"{ladder.price_ratio:g}x the one above), not as one auction does; the "
+                "twin's channel runs that ladder"
+            )
         if rival is not None:
             params += [
                 {"parameter": f"channel.{c}.rival_elasticity",

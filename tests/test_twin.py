@@ -152,6 +152,33 @@ def test_no_ctr_pattern_or_rivals_are_made_up_where_there_are_none(default_logs)
     assert not any(s.kind == "creative_fatigue" for s in twin.scenario.shocks)
     assert all(np.isinf(a.fatigue_impressions) for a in twin.scenario.arms)
     assert all(c.rival_elasticity == 0 for c in twin.scenario.channels)
+    assert all(c.auction != "gsp" for c in twin.scenario.channels)
+
+
+def test_gsp_slot_ladders_are_fitted_where_the_price_paid_shows_them(logs_of):
+    fit, held = split(logs_of("gsp-feed"))
+    twin = fit_scenario(fit)
+    truth = {c.name: c for c in get_scenario("gsp-feed").channels}
+    for channel in twin.scenario.channels:
+        real = truth[channel.name]  # feed and live: 3 slots, ratio 0.7; search: one auction
+        assert channel.auction == real.auction, channel
+        if real.auction == "gsp":
+            assert len(channel.slot_exposure) == len(real.slot_exposure), channel
+            assert np.allclose(channel.slot_exposure, real.slot_exposure, atol=0.25), channel
+            assert abs(channel.slot_price_ratio - real.slot_price_ratio) <= 0.1, channel
+            assert relative(channel.price_cpm, real.price_cpm) < 0.10, channel
+    names = {p["parameter"]: p for p in twin.parameters}
+    assert names["channel.feed.slot_exposure"]["interval"] is None  # a grid point
+    assert sum("GSP ladder" in note for note in twin.notes) == 2
+    campaign = holdout_errors(twin.scenario, held).query("product == '*'")
+    assert campaign["spend_error"].abs().max() < 0.10, campaign
+
+
+def test_heavy_tailed_prices_are_not_read_as_slots(logs_of):
+    # Gamma and brand-mixture prices bend the price paid against the win rate too, but
+    # the prices a ladder would imply then disagree across days: no ladder is fitted.
+    twin = fit_scenario(split(logs_of("heavy-tail"))[0])
+    assert all(c.auction == "second-price" for c in twin.scenario.channels)
 
 
 def test_reacting_rivals_are_fitted_from_the_days_differences(logs_of):
@@ -175,7 +202,7 @@ def test_reacting_rivals_are_fitted_from_the_days_differences(logs_of):
 
 
 @pytest.mark.parametrize(
-    "preset", ["default", "bid-war", "promo-day", "creative-fatigue", "reactive-rivals"]
+    "preset", ["default", "bid-war", "promo-day", "creative-fatigue", "reactive-rivals", "gsp-feed"]
 )
 def test_strategies_score_on_the_twin_as_on_the_true_market(preset, logs_of):
     logs = logs_of(preset)
