@@ -51,7 +51,7 @@ bench: $(STAMP)
 # The shipped PPO planner: about 15 minutes on 2 cores; writes the .safetensors policy and a .json with the
 # config and the learning curve beside it.
 train-default: $(STAMP)
-	$(VENV)/bin/autopilot train --scenario mixed --timesteps 80000 --seed 0 --prior fitted,cold --pool 256 \
+	$(VENV)/bin/autopilot train --scenario mixed --timesteps 40000 --seed 0 --prior fitted,cold --pool 256 \
 		--eval-every 20000 --out policies/pretrained/ppo_mpc_default.safetensors
 	rm -rf policies/pretrained/ppo_mpc_default_checkpoints
 
