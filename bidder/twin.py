@@ -21,9 +21,10 @@ parameters, so that the twin can be simulated, evaluated and trained on like a p
   has won so far that day (``fatigue_impressions``, ``fatigue_floor``) and scheduled
   drops at fixed hours (``creative_fatigue`` shocks), where the fall is clear of the
   noise (:func:`_fit_ctr_patterns`); otherwise none;
-- GSP slot ladders per channel, where the price paid against the win rate shows one
-  (:func:`bidder.slots.fit_slots`); the channel's prices and rivals are then read
-  through the ladder.
+- the auction's shape per channel: a GSP slot ladder, or gamma or brand-mixture prices,
+  where the price paid against the win rate shows one
+  (:func:`bidder.auction_shape.fit_auction_shape`); the channel's prices and rivals are
+  then read through it.
 
 What hourly aggregate logs cannot identify is set to the simulator's defaults and the
 report says so: an order's value spread (``aov_cv``), audience saturation and the
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bidder.auction_shape import AuctionShape, fit_auction_shape
 from bidder.diagnose import DEFAULT_BASELINE_DAYS, diagnose
 from bidder.errors import BidderInputError
 from bidder.recommend import (
@@ -57,7 +59,6 @@ from bidder.recommend import (
     fit_market,
     saturated_reach,
 )
-from bidder.slots import SlotFit, fit_slots
 from envs.market import build_episode, daypart, expected_hour
 from envs.mechanisms import Rivals
 from envs.scenario import (
@@ -94,6 +95,10 @@ FITTED_WHERE_SEEN = {
         "rate as a ladder's does and the prices it implies agree across days (a heavy "
         "price tail bends the curve too); the spread and the lower slots' exposure trade "
         "off, so read the ladder as a response curve, not as the platform's settings"
+    ),
+    "price_family": (
+        "gamma or brand-mixture prices instead of log-normal ones: fitted only where the "
+        "price paid against the win rate shows them as for slots; not with slots at once"
     ),
 }
 
@@ -135,6 +140,11 @@ class Twin:
             "fitted_where_seen": FITTED_WHERE_SEEN,
             "notes": self.notes,
         }
+
+
+def _report_value(value: Any) -> Any:
+    """A parameter's estimate as the report writes it (tuples as lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _interval(estimate: float, se: float) -> list[float] | None:
@@ -470,7 +480,7 @@ def _budget_cut_rows(frame: pd.DataFrame) -> np.ndarray:
     return cut.reindex(pd.MultiIndex.from_arrays([frame["_date"], frame["hour"]])).to_numpy()
 
 
-def _slot_rows(kept: pd.DataFrame) -> pd.DataFrame:
+def _auction_rows(kept: pd.DataFrame) -> pd.DataFrame:
     """The rows that show where a bid stood in its auction: enough impressions, a win rate
     inside (0.02, 0.98), a second-price payment below the bid, and not cut by the budget;
     with their ``paid_ratio`` (price paid per won impression over the bid)."""
@@ -493,19 +503,20 @@ def _slot_rows(kept: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(paid_ratio=paid)[usable]
 
 
-def _fit_channel_slots(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, SlotFit]:
-    """Per second-price channel without a reserve, the GSP ladder its rows show clearly
-    (:func:`bidder.slots.fit_slots`); channels that look like one auction are absent."""
+def _fit_channel_shapes(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, AuctionShape]:
+    """Per second-price channel without a reserve, the auction shape its rows show clearly
+    (a GSP ladder, gamma or brand-mixture prices: :func:`fit_auction_shape`); channels
+    that look like one log-normal auction are absent."""
     if "win_rate" not in kept.columns:
         return {}
-    rows = _slot_rows(kept)
+    rows = _auction_rows(kept)
     fits = {}
     for channel, part in rows.groupby("channel", sort=False):
         if fitted.auction_by_channel.get(channel, "second-price") != "second-price":
             continue
         if fitted.reserve_cpm_by_channel.get(channel, 0.0) > 0:
             continue  # a reserve bends the curve too; the two are not told apart
-        fit = fit_slots(
+        fit = fit_auction_shape(
             part["win_rate"].to_numpy(dtype=float),
             part["paid_ratio"].to_numpy(dtype=float),
             part["impressions"].to_numpy(dtype=float),
@@ -517,18 +528,18 @@ def _fit_channel_slots(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, Sl
     return fits
 
 
-def _slot_price_shift(
-    kept: pd.DataFrame, fitted: FittedMarket, channel: str, fit: SlotFit
+def _shape_price_shift(
+    kept: pd.DataFrame, fitted: FittedMarket, channel: str, shape: AuctionShape
 ) -> np.ndarray:
-    """Per hour of day, how much higher (in log) the ladder puts the channel's median
-    price than the single auction the nightly fit read (``log bid - sigma Phi^-1(q)``):
-    the mean over the hour's rows, else over the channel's."""
-    rows = _slot_rows(kept)
+    """Per hour of day, how much higher (in log) the shape puts the channel's price level
+    than the plain auction the nightly fit read (``log bid - sigma Phi^-1(q)``): the mean
+    over the hour's rows, else over the channel's."""
+    rows = _auction_rows(kept)
     rows = rows[rows["channel"] == channel]
     win = rows["win_rate"].to_numpy(dtype=float)
     bid = rows["bid"].to_numpy(dtype=float)
     sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
-    shift = fit.log_median(bid, win) - (np.log(bid) - sigma * normal_ppf(win))
+    shift = shape.log_scale(bid, win) - (np.log(bid) - sigma * normal_ppf(win))
     hours = rows["hour"].to_numpy(dtype=int)
     counts = np.bincount(hours, minlength=24)
     overall = float(shift.mean()) if len(shift) else 0.0
@@ -537,7 +548,7 @@ def _slot_price_shift(
 
 
 def _fit_rivals(
-    kept: pd.DataFrame, fitted: FittedMarket, slots: dict[str, SlotFit] | None = None
+    kept: pd.DataFrame, fitted: FittedMarket, shapes: dict[str, AuctionShape] | None = None
 ) -> dict[str, RivalFit]:
     """Per auction channel, the rivals' reaction to our share, by least squares.
 
@@ -592,9 +603,9 @@ def _fit_rivals(
         )
         if usable.sum() < 50:
             continue
-        ladder = (slots or {}).get(channel)
-        if ladder is not None:
-            y = ladder.log_median(bid[usable], win[usable])
+        shape = (shapes or {}).get(channel)
+        if shape is not None:
+            y = shape.log_scale(bid[usable], win[usable])
         else:
             sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
             y = np.log(bid[usable]) - sigma * normal_ppf(win[usable])
@@ -692,12 +703,13 @@ def fit_scenario(
     return twin
 
 
-#: Parameters chosen on a grid (wear-out, scheduled CTR drops, rivals, GSP slots): the jackknife's
+#: Parameters chosen on a grid (wear-out, scheduled CTR drops, rivals, auction shapes): the jackknife's
 #: replicates land on the same few grid points, so they get no interval (and
 #: ``--perturb-intervals`` leaves them as fitted).
 GRID_FITTED = frozenset(
     {"fatigue_impressions", "fatigue_floor", "ctr_drop_factor", "rival_elasticity",
-     "rival_memory_hours", "slot_exposure", "slot_price_ratio"}
+     "rival_memory_hours", "slot_exposure", "slot_price_ratio", "price_family", "brand_share",
+     "brand_premium", "brand_sigma"}
 )  # fmt: skip
 #: Day groups of the jackknife (fewer where the history is shorter).
 JACKKNIFE_GROUPS = 6
@@ -852,8 +864,8 @@ def _twin_from(
         per_hour = bought.get(c, pd.Series(dtype=float)).reindex(range(24), fill_value=0.0)
         n = per_hour.to_numpy(dtype=float)
         hour_weight[c] = n / (n + _MEASURED_IMPRESSIONS)
-    slots = _fit_channel_slots(kept, fitted)
-    rivals = _fit_rivals(kept, fitted, slots)
+    auction_shapes = _fit_channel_shapes(kept, fitted)
+    rivals = _fit_rivals(kept, fitted, auction_shapes)
     for c in channel_names:
         cols = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]]
         if not cols:
@@ -866,9 +878,9 @@ def _twin_from(
         strength_of[c] = strength
         curve = daypart(strength)
         logp = np.log(np.maximum(market.price_median[:, cols], 1e-9))
-        ladder = slots.get(c)
-        if ladder is not None:  # the nightly fit read a single auction's median
-            logp = logp + _slot_price_shift(kept, fitted, c, ladder)[:, None]
+        auction_shape = auction_shapes.get(c)
+        if auction_shape is not None:  # the nightly fit read a plain auction's median
+            logp = logp + _shape_price_shift(kept, fitted, c, auction_shape)[:, None]
         logp = logp - 0.25 * np.log(lift)[:, None]  # prices without the promotion's lift
         rival = rivals.get(c)
         if rival is not None:  # and without the rivals' reaction to the logged share
@@ -929,13 +941,8 @@ def _twin_from(
                  "data": f"{days} days x 24 hours"},
             ]  # fmt: skip
             continue
-        if ladder is not None:
-            auction = {
-                "auction": "gsp",
-                "slot_exposure": ladder.exposure,
-                "slot_price_ratio": ladder.price_ratio,
-                "price_sigma": ladder.sigma,
-            }
+        if auction_shape is not None:
+            auction = auction_shape.channel_fields()
         else:
             auction = {
                 "auction": (
@@ -958,23 +965,21 @@ def _twin_from(
                 rival_memory_hours=rival.memory_hours if rival else 3.0,
             )
         )
-        if ladder is not None:
+        if auction_shape is not None:
             data = (
-                f"{ladder.rows:,} rows, price paid against win rate (evidence "
-                f"{ladder.evidence:.0f} over one auction)"
+                f"{auction_shape.rows:,} rows, price paid against win rate (evidence "
+                f"{auction_shape.evidence:.0f} over one log-normal auction)"
             )
             params += [
-                {"parameter": f"channel.{c}.slot_exposure", "estimate": list(ladder.exposure),
-                 "interval": None, "data": data},
-                {"parameter": f"channel.{c}.slot_price_ratio", "estimate": ladder.price_ratio,
-                 "interval": None, "data": data},
+                {"parameter": f"channel.{c}.{name}", "estimate": _report_value(value),
+                 "interval": None, "data": data}
+                for name, value in auction_shape.channel_fields().items()
+                if name not in ("auction", "price_sigma")
             ]  # fmt: skip
             notes.append(
-                f"channel {c}: the price paid follows the win rate as a GSP ladder of "
-                f"{len(ladder.exposure)} slots does (exposure "
-                f"{', '.join(f'{e:g}' for e in ladder.exposure)}, each slot's price "
-                f"{ladder.price_ratio:g}x the one above), not as one auction does; the "
-                "twin's channel runs that ladder"
+                f"channel {c}: the price paid follows the win rate as "
+                f"{auction_shape.describe()} "
+                "does, not as one log-normal auction; the twin's channel has that shape"
             )
         if rival is not None:
             params += [

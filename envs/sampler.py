@@ -346,7 +346,13 @@ class Perturbation:
 
 def _channel_fields(channel: Channel) -> dict[str, tuple[float, float]]:
     """The fields of ``channel`` that :func:`perturb_scenario` moves, with their bounds:
-    a commission channel's going rate instead of an auction's price level and spread."""
+    a commission channel's going rate instead of an auction's price level and spread, and
+    a gamma channel's spread (its coefficient of variation) at most 1."""
+    if channel.price_family == "gamma" and not channel.commission:
+        return {
+            **PERTURBED["channel"],
+            "price_sigma": (PERTURBED["channel"]["price_sigma"][0], 1.0),
+        }
     if not channel.commission:
         return PERTURBED["channel"]
     fields = {

@@ -174,35 +174,39 @@ def test_gsp_slot_ladders_are_fitted_where_the_price_paid_shows_them(logs_of):
     assert campaign["spend_error"].abs().max() < 0.10, campaign
 
 
-def test_heavy_tailed_prices_are_not_read_as_slots(logs_of):
-    # Gamma and brand-mixture prices bend the price paid against the win rate too, but
-    # the prices a ladder would imply then disagree across days: no ladder is fitted.
+def test_heavy_tailed_prices_are_fitted_as_their_family_not_as_slots(logs_of):
+    # heavy-tail: brand campaigns on feed and live (mixture), gamma prices on search.
+    # A ladder bends the price paid against the win rate as they do, but the prices it
+    # would imply disagree across days: the families are fitted instead.
     twin = fit_scenario(split(logs_of("heavy-tail"))[0])
-    assert all(c.auction == "second-price" for c in twin.scenario.channels)
-
-
-def test_reacting_rivals_are_fitted_from_the_days_differences(logs_of):
-    fit, held = split(logs_of("reactive-rivals"))
-    twin = fit_scenario(fit)
-    truth = {c.name: c for c in get_scenario("reactive-rivals").channels}
+    truth = {c.name: c for c in get_scenario("heavy-tail").channels}
     for channel in twin.scenario.channels:
-        real = truth[channel.name]  # feed 0.8 / 3 h, live 1.0 / 2 h, search 0.5 / 4 h
-        assert relative(channel.rival_elasticity, real.rival_elasticity) < 0.15, channel
-        assert channel.rival_memory_hours == real.rival_memory_hours, channel
-    # The reaction is taken out of the typical day, not fitted again as price steps.
-    assert not any(s.kind == "bid_war" for s in twin.scenario.shocks)
-    assert sum("reacting rivals" in note for note in twin.notes) == 3
-    # Grid-fitted parameters carry no interval, so a perturbation by the report's
-    # intervals takes the report as it is.
-    intervals = {p["parameter"]: tuple(p["interval"]) for p in twin.parameters if p["interval"]}
-    assert not any("rival" in name for name in intervals)
-    perturb_scenario(twin.scenario, np.random.default_rng(0), 1.2, intervals)
-    campaign = holdout_errors(twin.scenario, held).query("product == '*'")
-    assert campaign["spend_error"].abs().max() < 0.10, campaign
+        real = truth[channel.name]
+        assert channel.auction == "second-price", channel
+        assert channel.price_family == real.price_family, channel
+        assert relative(channel.price_cpm, real.price_cpm) < 0.10, channel
+        assert abs(channel.price_sigma - real.price_sigma) < 0.1, channel
+    names = {p["parameter"]: p for p in twin.parameters}
+    assert names["channel.search.price_family"]["estimate"] == "gamma"
+    assert names["channel.feed.brand_share"]["interval"] is None  # a grid point
+    # A perturbed twin keeps a gamma spread a coefficient of variation (at most 1).
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        moved = perturb_scenario(twin.scenario, rng, 3.0)
+        assert all(c.price_sigma <= 1.0 for c in moved.channels if c.price_family == "gamma")
 
 
 @pytest.mark.parametrize(
-    "preset", ["default", "bid-war", "promo-day", "creative-fatigue", "reactive-rivals", "gsp-feed"]
+    "preset",
+    [
+        "default",
+        "bid-war",
+        "promo-day",
+        "creative-fatigue",
+        "reactive-rivals",
+        "gsp-feed",
+        "heavy-tail",
+    ],
 )
 def test_strategies_score_on_the_twin_as_on_the_true_market(preset, logs_of):
     logs = logs_of(preset)
