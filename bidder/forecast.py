@@ -12,6 +12,9 @@ where ``r_a`` is the observed/expected ratio ``a`` hours ago, ``w_a`` its reliab
 (more events, more weight), ``d`` the hourly decay and ``k`` the prior's weight. An arm
 with little data keeps its prior; a shock moves the factor within a few hours. Nothing
 here reads the future: the forecast for hour ``t`` uses observations of hours ``< t``.
+The price level is read from the win rate at the bid placed, through the prior's own
+auction: one log-normal auction in closed form, or, for GSP slots and gamma or
+brand-mixture prices, the prior mechanism's tabulated win curve.
 
 A second, faster-decaying average of the same ratios gives each correction's recent
 slope (:meth:`Forecaster.trend`): a fast average ahead of the slow one means the quantity
@@ -36,11 +39,13 @@ will cost when they arrive is spend already committed (:meth:`Forecaster.pending
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from envs.market import EpisodeMarket, creative_wear
+from envs.mechanisms import GSP, LOGNORMAL
 from envs.stats import normal_ppf
 
 QUANTITIES = ("traffic", "price", "ctr", "cvr", "aov")
@@ -74,6 +79,33 @@ class ForecastConfig:
     bias_prior_weight: float = 3.0
 
 
+#: ``log(bid / price level)`` points of the win curves of shaped arms.
+_CURVE_Z = np.linspace(-8.0, 8.0, 641)
+
+
+def _win_curves(mechanism, n_arms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For arms whose auction is not one log-normal auction (GSP slots, gamma or
+    brand-mixture prices), each one's exposed win probability on :data:`_CURVE_Z`
+    (reserve prices left out: they cut wins below them, not where the win rate meets
+    the bid above them), made strictly increasing for inversion; ``None`` when every
+    arm is plain (or paid by commission)."""
+    if mechanism is None:
+        return None
+    shaped = ((mechanism.auction == GSP) | (mechanism.family != LOGNORMAL)) & ~np.asarray(
+        mechanism.commission, bool
+    )
+    if not shaped.any():
+        return None
+    plain = dataclasses.replace(
+        mechanism, reserve=np.zeros(n_arms), commission=np.zeros(n_arms, bool)
+    )
+    bids = np.broadcast_to(np.exp(_CURVE_Z)[:, None], (len(_CURVE_Z), n_arms))
+    win, _, _ = plain.auction_moments(bids, np.ones_like(bids))
+    # Strictly increasing (the flat tails by a hair), so that np.interp can invert it.
+    win = np.maximum.accumulate(win, axis=0) + 1e-12 * np.arange(len(_CURVE_Z))[:, None]
+    return _CURVE_Z, win, shaped
+
+
 class Forecaster:
     """Online per-arm corrections of a prior market, updated every hour."""
 
@@ -102,6 +134,7 @@ class Forecaster:
             else np.zeros(k, bool)
         )
         self._waiting_owed = np.zeros(k)
+        self._win_curves = _win_curves(mechanism, k)
 
     def _add(self, quantity: str, ratio: np.ndarray, weight: np.ndarray) -> None:
         ok = np.isfinite(ratio) & (weight > 0)
@@ -153,6 +186,12 @@ class Forecaster:
             # the extremes (a bid far outside the price range) say little.
             q = np.clip(win_rate, 0.005, 0.995)
             median = bids_cpm * np.exp(-prior.price_sigma * normal_ppf(q))
+            if self._win_curves is not None:
+                # Slots or a heavy tail: the win rate meets the bid elsewhere on the
+                # price scale than a plain log-normal auction says.
+                z, curves, shaped = self._win_curves
+                for k in np.flatnonzero(shaped):
+                    median[k] = bids_cpm[k] * np.exp(-np.interp(q[k], curves[:, k], z))
             mechanism = prior.mechanism
             if mechanism is not None and mechanism.any_commission:
                 # A commission arm's share 1 - exp(-rate / going rate) pins its going rate.

@@ -25,7 +25,7 @@ from bidder.mpc import (
 from bidder.plan import Plan
 from bidder.response import build_curves, gmv_of_spend, interp_rows, period_sizes
 from envs import AdMarketEnv, Shock, get_scenario
-from envs.market import build_episode, expected_response
+from envs.market import build_episode, expected_hour, expected_response
 from envs.market_env import BID_LOG_RANGE
 from envs.sampler import sample_scenario
 from policies.evaluate import run_episode
@@ -377,6 +377,29 @@ def test_forecast_learns_a_bid_war():
         forecaster.update(t, info["bid_cpm"], info)
     # The war doubles feed prices from hour 12; six hours later the forecast has moved.
     assert np.all(forecaster.factor("price")[feed] > 1.5)
+
+
+@pytest.mark.parametrize("preset", ["gsp-feed", "heavy-tail"])
+def test_forecast_reads_prices_through_the_priors_auction_shape(preset):
+    # GSP slots and heavy-tailed prices: where the market is the prior, the win rates at
+    # the bids placed must leave the price level where it is. Read as one log-normal
+    # auction they moved it by 12-30% (GSP feed: 0.69x, heavy-tail search: 0.88x).
+    scenario = get_scenario(preset)
+    market = build_episode(scenario)
+    forecaster = Forecaster(market)
+    rng = np.random.default_rng(0)
+    for t in range(12):
+        bids = market.price_median[t] * np.exp(rng.normal(0.0, 0.3, scenario.n_arms))
+        hour = expected_hour(market, t, bids)
+        figures = {
+            "impressions": hour.impressions,
+            "clicks": hour.clicks,
+            "orders": hour.orders,
+            "gmv": hour.gmv,
+            "win_rate": hour.win_rate,
+        }
+        forecaster.update(t, bids, figures)
+    assert np.allclose(forecaster.factor("price"), 1.0, atol=0.01), forecaster.factor("price")
 
 
 def test_mpc_plan_is_within_one_percent_of_the_exact_optimum():
