@@ -314,6 +314,30 @@ def _fill_daypart(
     return np.where(known, cells, fitted), np.exp(log_shape)
 
 
+#: A day whose spend reached this share of its total before its last hour ran out of
+#: budget in the hour it did.
+BUDGET_CUT_SHARE = 0.98
+
+
+def budget_cut_rows(dates: np.ndarray, hours: np.ndarray, spend: np.ndarray) -> np.ndarray:
+    """The rows of hours in which, or after which, their day's budget ran out: from the
+    hour by whose end the day had spent :data:`BUDGET_CUT_SHARE` of its spend on, where
+    that hour is not the day's last. A day that spent until its last hour ran out in it
+    when it spent as much as the history's biggest day (to 1%): a pacer that spends its
+    budget by the day's end does, and its last hour's win rate is cut on most days."""
+    days, day = np.unique(dates, return_inverse=True)
+    day = day.reshape(-1)
+    by_hour = np.zeros((len(days), HOURS_PER_DAY))
+    np.add.at(by_hour, (day, hours), spend)
+    through = np.cumsum(by_hour, axis=1)
+    total = through[:, -1]
+    reached = (through >= BUDGET_CUT_SHARE * total[:, None]) & (total[:, None] > 0)
+    first = np.argmax(reached, axis=1)  # the hour the share is reached in
+    at_cap = total >= 0.99 * total.max()
+    cut_day = reached.any(axis=1) & ((first < HOURS_PER_DAY - 1) | at_cap)
+    return cut_day[day] & (hours >= first[day])
+
+
 def saturated_reach(impressions: np.ndarray, opportunities: np.ndarray) -> np.ndarray:
     """The unique reach of each row's impressions out of its opportunities, with the
     market model's audience of :data:`DEFAULT_SATURATION` x the opportunities; the
@@ -393,7 +417,14 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         first_price[ci] = FIRST_PRICE_PAID[0] <= typical <= FIRST_PRICE_PAID[1]
     first_row = first_price[c]
     reserve = _fit_reserve(bid, impressions, c, len(channels))
-    in_range = has_win_rate & (win_rate >= WIN_RATE_RANGE[0]) & (win_rate <= WIN_RATE_RANGE[1])
+    # Where a day's budget ran out within an hour, delivery was cut and the logged win
+    # rate with it: such a row's win rate says nothing of where its bid stood.
+    in_range = (
+        has_win_rate
+        & (win_rate >= WIN_RATE_RANGE[0])
+        & (win_rate <= WIN_RATE_RANGE[1])
+        & ~budget_cut_rows(row_dates, hour, spend)
+    )
     priced = (impressions >= MIN_ROW_IMPRESSIONS) & np.where(
         first_row, in_range & (paid_ratio > 0), (paid_ratio > 0) & (paid_ratio < 1)
     )
