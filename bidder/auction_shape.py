@@ -64,7 +64,6 @@ SHAPE_CONSISTENCY = 0.75
 #: Rows with fewer impressions count proportionally less (an hour of a few impressions
 #: prices its bid poorly).
 _FULL_WEIGHT_IMPRESSIONS = 500.0
-FAMILIES = ("lognormal", "gamma", "mixture")
 _FAMILY_CODE = {"lognormal": LOGNORMAL, "gamma": GAMMA, "mixture": MIXTURE}
 
 

@@ -473,7 +473,10 @@ def _within(cell: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndar
 def _budget_cut_rows(frame: pd.DataFrame) -> np.ndarray:
     """The rows of hours by whose end their day had spent :data:`_BUDGET_CUT_SHARE` of its
     spend (``frame`` has a ``_date`` column): where the budget ran out within the hour,
-    delivery was cut and the logged win rate with it."""
+    delivery was cut and the logged win rate with it. Stricter than the nightly fit's
+    :func:`bidder.recommend.budget_cut_rows`: it also leaves out the last hour or two of
+    days that did not run out, which costs the twin's fits little and keeps the rivals'
+    fit clear of every cut hour."""
     hour_spend = frame.groupby(["_date", "hour"])["spend"].sum()
     through = hour_spend.groupby(level="_date").cumsum()
     cut = through >= _BUDGET_CUT_SHARE * hour_spend.groupby(level="_date").transform("sum")
@@ -553,7 +556,8 @@ def _fit_rivals(
     """Per auction channel, the rivals' reaction to our share, by least squares.
 
     Each row's implied median price is ``log bid - sigma * Phi^-1(win rate)`` (the
-    channel's fitted spread ``sigma``). It is regressed on the rivals' memory of our
+    channel's fitted spread ``sigma``), or read through the channel's fitted auction
+    shape where it has one (:meth:`bidder.auction_shape.AuctionShape.log_scale`). It is regressed on the rivals' memory of our
     share in the earlier hours of its day, ``level_t = d level_{t-1} + (1 - d) share_{t-1}``
     with ``d = 0.5 ** (1 / memory)``, with one intercept per arm and hour, so that only
     day-to-day differences of the share at the same hour count and the daypart's own
