@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.market import EpisodeMarket, creative_wear
-from envs.mechanisms import GSP, LOGNORMAL
+from envs.mechanisms import GSP, LOGNORMAL, Mechanism
 from envs.stats import normal_ppf
 
 QUANTITIES = ("traffic", "price", "ctr", "cvr", "aov")
@@ -83,7 +83,9 @@ class ForecastConfig:
 _CURVE_Z = np.linspace(-8.0, 8.0, 641)
 
 
-def _win_curves(mechanism, n_arms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def _win_curves(
+    mechanism: Mechanism | None, n_arms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """For arms whose auction is not one log-normal auction (GSP slots, gamma or
     brand-mixture prices), each one's exposed win probability on :data:`_CURVE_Z`
     (reserve prices left out: they cut wins below them, not where the win rate meets
@@ -91,9 +93,7 @@ def _win_curves(mechanism, n_arms: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     arm is plain (or paid by commission)."""
     if mechanism is None:
         return None
-    shaped = ((mechanism.auction == GSP) | (mechanism.family != LOGNORMAL)) & ~np.asarray(
-        mechanism.commission, bool
-    )
+    shaped = ((mechanism.auction == GSP) | (mechanism.family != LOGNORMAL)) & ~mechanism.commission
     if not shaped.any():
         return None
     plain = dataclasses.replace(

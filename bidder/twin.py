@@ -56,6 +56,7 @@ from bidder.recommend import (
     MIN_HISTORY_DAYS,
     MIN_ROW_IMPRESSIONS,
     FittedMarket,
+    budget_cut_rows,
     fit_market,
     saturated_reach,
 )
@@ -444,9 +445,6 @@ _RIVAL_MEMORIES = np.array([1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0])
 RIVAL_EVIDENCE = 6.0
 #: ... and it moves the price by at least this share at the logs' mean share.
 RIVAL_MIN_EFFECT = 0.02
-#: Hours whose day had spent this share of its spend by their end are left out: where the
-#: budget ran out within the hour, delivery was cut and the logged win rate with it.
-_BUDGET_CUT_SHARE = 0.98
 #: Win rates that pin down the median price (the rest are too flat in the price).
 _RIVAL_WIN_RANGE = (0.02, 0.98)
 
@@ -470,17 +468,14 @@ def _within(cell: np.ndarray, counts: np.ndarray, values: np.ndarray) -> np.ndar
     return values - (np.bincount(cell, values) / counts)[cell]
 
 
-def _budget_cut_rows(frame: pd.DataFrame) -> np.ndarray:
-    """The rows of hours by whose end their day had spent :data:`_BUDGET_CUT_SHARE` of its
-    spend (``frame`` has a ``_date`` column): where the budget ran out within the hour,
-    delivery was cut and the logged win rate with it. Stricter than the nightly fit's
-    :func:`bidder.recommend.budget_cut_rows`: it also leaves out the last hour or two of
-    days that did not run out, which costs the twin's fits little and keeps the rivals'
-    fit clear of every cut hour."""
-    hour_spend = frame.groupby(["_date", "hour"])["spend"].sum()
-    through = hour_spend.groupby(level="_date").cumsum()
-    cut = through >= _BUDGET_CUT_SHARE * hour_spend.groupby(level="_date").transform("sum")
-    return cut.reindex(pd.MultiIndex.from_arrays([frame["_date"], frame["hour"]])).to_numpy()
+def _budget_cut(frame: pd.DataFrame) -> np.ndarray:
+    """:func:`bidder.recommend.budget_cut_rows` of ``frame`` (with a ``_date`` column):
+    the rows whose logged win rate the budget cut."""
+    return budget_cut_rows(
+        frame["_date"].to_numpy(),
+        frame["hour"].to_numpy(dtype=int),
+        frame["spend"].to_numpy(dtype=float),
+    )
 
 
 def _auction_rows(kept: pd.DataFrame) -> pd.DataFrame:
@@ -496,7 +491,7 @@ def _auction_rows(kept: pd.DataFrame) -> pd.DataFrame:
         )
     win = frame["win_rate"].to_numpy(dtype=float)
     usable = (
-        ~_budget_cut_rows(frame)
+        ~_budget_cut(frame)
         & (impressions >= MIN_ROW_IMPRESSIONS)
         & (win > _RIVAL_WIN_RANGE[0])
         & (win < _RIVAL_WIN_RANGE[1])
@@ -506,59 +501,54 @@ def _auction_rows(kept: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(paid_ratio=paid)[usable]
 
 
-def _fit_channel_shapes(kept: pd.DataFrame, fitted: FittedMarket) -> dict[str, AuctionShape]:
+def _fit_channel_shapes(
+    kept: pd.DataFrame, fitted: FittedMarket
+) -> dict[str, tuple[AuctionShape, np.ndarray]]:
     """Per second-price channel without a reserve, the auction shape its rows show clearly
-    (a GSP ladder, gamma or brand-mixture prices: :func:`fit_auction_shape`); channels
-    that look like one log-normal auction are absent."""
+    (a GSP ladder, gamma or brand-mixture prices: :func:`fit_auction_shape`), with per
+    hour of day how much higher (in log) it puts the channel's price level than the plain
+    auction the nightly fit read (``log bid - sigma Phi^-1(q)``: the mean over the hour's
+    rows, else over the channel's). Channels that look like one log-normal auction are
+    absent."""
     if "win_rate" not in kept.columns:
         return {}
-    rows = _auction_rows(kept)
     fits = {}
-    for channel, part in rows.groupby("channel", sort=False):
+    for channel, part in _auction_rows(kept).groupby("channel", sort=False):
         if fitted.auction_by_channel.get(channel, "second-price") != "second-price":
             continue
         if fitted.reserve_cpm_by_channel.get(channel, 0.0) > 0:
             continue  # a reserve bends the curve too; the two are not told apart
-        fit = fit_auction_shape(
-            part["win_rate"].to_numpy(dtype=float),
+        win = part["win_rate"].to_numpy(dtype=float)
+        bid = part["bid"].to_numpy(dtype=float)
+        hours = part["hour"].to_numpy(dtype=int)
+        shape = fit_auction_shape(
+            win,
             part["paid_ratio"].to_numpy(dtype=float),
             part["impressions"].to_numpy(dtype=float),
-            part["bid"].to_numpy(dtype=float),
-            pd.factorize(part["product"])[0] * 24 + part["hour"].to_numpy(dtype=int),
+            bid,
+            pd.factorize(part["product"])[0] * 24 + hours,
         )
-        if fit is not None:
-            fits[str(channel)] = fit
+        if shape is None:
+            continue
+        sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
+        shift = shape.log_scale(bid, win) - (np.log(bid) - sigma * normal_ppf(win))
+        counts = np.bincount(hours, minlength=24)
+        by_hour = np.bincount(hours, weights=shift, minlength=24) / np.maximum(counts, 1)
+        fits[str(channel)] = (shape, np.where(counts > 0, by_hour, float(shift.mean())))
     return fits
 
 
-def _shape_price_shift(
-    kept: pd.DataFrame, fitted: FittedMarket, channel: str, shape: AuctionShape
-) -> np.ndarray:
-    """Per hour of day, how much higher (in log) the shape puts the channel's price level
-    than the plain auction the nightly fit read (``log bid - sigma Phi^-1(q)``): the mean
-    over the hour's rows, else over the channel's."""
-    rows = _auction_rows(kept)
-    rows = rows[rows["channel"] == channel]
-    win = rows["win_rate"].to_numpy(dtype=float)
-    bid = rows["bid"].to_numpy(dtype=float)
-    sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
-    shift = shape.log_scale(bid, win) - (np.log(bid) - sigma * normal_ppf(win))
-    hours = rows["hour"].to_numpy(dtype=int)
-    counts = np.bincount(hours, minlength=24)
-    overall = float(shift.mean()) if len(shift) else 0.0
-    sums = np.bincount(hours, weights=shift, minlength=24)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), overall)
-
-
 def _fit_rivals(
-    kept: pd.DataFrame, fitted: FittedMarket, shapes: dict[str, AuctionShape] | None = None
+    kept: pd.DataFrame,
+    fitted: FittedMarket,
+    shapes: dict[str, tuple[AuctionShape, np.ndarray]] | None = None,
 ) -> dict[str, RivalFit]:
     """Per auction channel, the rivals' reaction to our share, by least squares.
 
     Each row's implied median price is ``log bid - sigma * Phi^-1(win rate)`` (the
     channel's fitted spread ``sigma``), or read through the channel's fitted auction
-    shape where it has one (:meth:`bidder.auction_shape.AuctionShape.log_scale`). It is regressed on the rivals' memory of our
-    share in the earlier hours of its day, ``level_t = d level_{t-1} + (1 - d) share_{t-1}``
+    shape where it has one (:meth:`bidder.auction_shape.AuctionShape.log_scale`). It is
+    regressed on the rivals' memory of our share in the earlier hours of its day, ``level_t = d level_{t-1} + (1 - d) share_{t-1}``
     with ``d = 0.5 ** (1 / memory)``, with one intercept per arm and hour, so that only
     day-to-day differences of the share at the same hour count and the daypart's own
     price curve cannot pass for a reaction. The memory is the grid point with the least
@@ -569,7 +559,7 @@ def _fit_rivals(
     if "win_rate" not in kept.columns or not fitted.arms:
         return {}
     frame = kept.assign(_date=_dates(kept))
-    cut_rows = _budget_cut_rows(frame)
+    cut_rows = _budget_cut(frame)
     impressions = frame["impressions"].to_numpy(dtype=float)
     win = frame["win_rate"].to_numpy(dtype=float)
     bid = frame["bid"].to_numpy(dtype=float)
@@ -607,9 +597,8 @@ def _fit_rivals(
         )
         if usable.sum() < 50:
             continue
-        shape = (shapes or {}).get(channel)
-        if shape is not None:
-            y = shape.log_scale(bid[usable], win[usable])
+        if channel in (shapes or {}):
+            y = shapes[channel][0].log_scale(bid[usable], win[usable])
         else:
             sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
             y = np.log(bid[usable]) - sigma * normal_ppf(win[usable])
@@ -882,9 +871,9 @@ def _twin_from(
         strength_of[c] = strength
         curve = daypart(strength)
         logp = np.log(np.maximum(market.price_median[:, cols], 1e-9))
-        auction_shape = auction_shapes.get(c)
-        if auction_shape is not None:  # the nightly fit read a plain auction's median
-            logp = logp + _shape_price_shift(kept, fitted, c, auction_shape)[:, None]
+        # The nightly fit read every channel as one log-normal auction.
+        auction_shape, shift = auction_shapes.get(c, (None, np.zeros(24)))
+        logp = logp + shift[:, None]
         logp = logp - 0.25 * np.log(lift)[:, None]  # prices without the promotion's lift
         rival = rivals.get(c)
         if rival is not None:  # and without the rivals' reaction to the logged share

@@ -155,6 +155,26 @@ def test_no_ctr_pattern_or_rivals_are_made_up_where_there_are_none(default_logs)
     assert all(c.auction != "gsp" for c in twin.scenario.channels)
 
 
+def test_reacting_rivals_are_fitted_from_the_days_differences(logs_of):
+    fit, held = split(logs_of("reactive-rivals"))
+    twin = fit_scenario(fit)
+    truth = {c.name: c for c in get_scenario("reactive-rivals").channels}
+    for channel in twin.scenario.channels:
+        real = truth[channel.name]  # feed 0.8 / 3 h, live 1.0 / 2 h, search 0.5 / 4 h
+        assert relative(channel.rival_elasticity, real.rival_elasticity) < 0.15, channel
+        assert channel.rival_memory_hours == real.rival_memory_hours, channel
+    # The reaction is taken out of the typical day, not fitted again as price steps.
+    assert not any(s.kind == "bid_war" for s in twin.scenario.shocks)
+    assert sum("reacting rivals" in note for note in twin.notes) == 3
+    # Grid-fitted parameters carry no interval, so a perturbation by the report's
+    # intervals takes the report as it is.
+    intervals = {p["parameter"]: tuple(p["interval"]) for p in twin.parameters if p["interval"]}
+    assert not any("rival" in name for name in intervals)
+    perturb_scenario(twin.scenario, np.random.default_rng(0), 1.2, intervals)
+    campaign = holdout_errors(twin.scenario, held).query("product == '*'")
+    assert campaign["spend_error"].abs().max() < 0.10, campaign
+
+
 def test_gsp_slot_ladders_are_fitted_where_the_price_paid_shows_them(logs_of):
     fit, held = split(logs_of("gsp-feed"))
     twin = fit_scenario(fit)
