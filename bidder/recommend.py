@@ -278,7 +278,8 @@ def _fill_daypart(
 
     Fits ``cells[k, h] ~ level[k] * shape[channel(k), h]`` by alternating means over the
     known cells, then fills the unknown ones from the fit: an arm paused at night still
-    gets its channel's night traffic in proportion to its own daytime level.
+    gets its channel's night traffic in proportion to its own daytime level. Hours no
+    arm of any channel was measured in get a shape interpolated between their neighbours.
 
     Returns:
         The completed table and the channel daypart shapes (n_channels, 24), mean 1.
@@ -299,7 +300,10 @@ def _fill_daypart(
             hours = known[rows].sum(axis=0)
             shape = np.where(hours > 0, part.sum(axis=0) / np.maximum(hours, 1), np.nan)
             log_shape[c] = shape
-        # Hours a channel never saw take the other channels' shape at that hour.
+        # Hours a channel never saw take the other channels' shape at that hour, and
+        # hours no channel saw (every arm bid too low to buy there) the line between
+        # the nearest hours seen on either side, round the clock: not the day's mean,
+        # which would put an evening peak the campaign priced itself out of at the mean.
         finite = np.isfinite(log_shape)
         seen_by = finite.sum(axis=0)
         overall = np.where(
@@ -307,6 +311,11 @@ def _fill_daypart(
             np.where(finite, log_shape, 0.0).sum(axis=0) / np.maximum(seen_by, 1),
             0.0,
         )
+        if 0 < (seen_by > 0).sum() < HOURS_PER_DAY:
+            seen_hours = np.flatnonzero(seen_by > 0)
+            overall = np.interp(
+                np.arange(HOURS_PER_DAY), seen_hours, overall[seen_hours], period=HOURS_PER_DAY
+            )
         log_shape = np.where(np.isfinite(log_shape), log_shape, overall[None, :])
         log_shape -= np.log(np.exp(log_shape).mean(axis=1, keepdims=True))
     level = np.exp(np.where(np.isfinite(log_level), log_level, -np.inf))
@@ -347,13 +356,23 @@ def saturated_reach(impressions: np.ndarray, opportunities: np.ndarray) -> np.nd
     return np.where(known, audience * -np.expm1(-impressions / audience), impressions)
 
 
-def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> FittedMarket:
+def fit_market(
+    logs: pd.DataFrame,
+    date: dt.date,
+    source: str = "history",
+    *,
+    price_prior_rows: float = PRICE_PRIOR_ROWS,
+) -> FittedMarket:
     """Fit every arm's hourly response for ``date`` from a clean log frame.
 
     Args:
         logs: the frame of :func:`bidder.logs.read_logs` (or ``validate_logs``).
         date: the day to plan; after the history's last date.
         source: what to call the history in messages.
+        price_prior_rows: how many (recency-weighted) rows a channel-hour's mean price
+            counts the channel's daypart line as: tomorrow's plan smooths an hour's price
+            towards the line (:data:`PRICE_PRIOR_ROWS`); the market twin, which must keep
+            a price step within the day (a bid war from noon), takes the hours as measured.
 
     Returns:
         The fitted market and the per-arm diagnostics.
@@ -532,6 +551,7 @@ def fit_market(logs: pd.DataFrame, date: dt.date, source: str = "history") -> Fi
         channel_of_arm,
         n_channels,
         n_arms,
+        price_prior_rows,
     )
 
     # 5. CTR over saturated reach, CVR and order value, shrunk towards priors.
@@ -880,8 +900,11 @@ def _fit_price_medians(
     channel_of_arm: np.ndarray,
     n_channels: int,
     n_arms: int,
+    prior_rows: float,
 ) -> np.ndarray:
-    """Median clearing price per hour and arm (24, K) in CPM."""
+    """Median clearing price per hour and arm (24, K) in CPM: each channel-hour's mean,
+    counting a line in the channel's log daypart as ``prior_rows`` more rows (the line
+    alone in hours without a priced row)."""
     cells, weight = _group_mean(
         (c * HOURS_PER_DAY + hour)[priced],
         log_median[priced],
@@ -910,8 +933,9 @@ def _fit_price_medians(
         else:
             line = np.full(HOURS_PER_DAY, mean_y)
         observed = np.where(seen, cells[ci], 0.0)
-        log_channel[ci] = (weight[ci] * observed + PRICE_PRIOR_ROWS * line) / (
-            weight[ci] + PRICE_PRIOR_ROWS
+        total = weight[ci] + prior_rows
+        log_channel[ci] = np.where(
+            seen, (weight[ci] * observed + prior_rows * line) / np.where(seen, total, 1.0), line
         )
     # An arm's own price level can differ from its channel's (targeting, creative
     # quality score): a per-arm offset, shrunk towards 0 when the arm has few rows.

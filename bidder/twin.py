@@ -164,17 +164,24 @@ def _fit_daypart(shape: np.ndarray) -> float:
 
 
 def _fit_prices(
-    logp: np.ndarray, log_curve: np.ndarray, hours: np.ndarray
+    logp: np.ndarray, log_curve: np.ndarray, hours: np.ndarray, weight: np.ndarray | None = None
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """``log price[h, k] = level[k] + elasticity * log daypart[h]`` by least squares over
-    ``hours``; returns the elasticity (0 to 3), the per-arm levels and the per-hour mean
-    residual over arms (every hour)."""
-    x = log_curve[hours] - log_curve[hours].mean()
-    y = logp[hours] - logp[hours].mean(axis=0)
-    var = float((x**2).sum()) * logp.shape[1]
-    elasticity = float((y * x[:, None]).sum() / var) if var > 1e-12 else 0.0
+    ``hours``, each hour weighted by how well its price is measured (``weight``, 0 to 1;
+    equal weights where it is not given or where the hours hold almost none); returns
+    the elasticity (0 to 3), the per-arm levels and the per-hour mean residual over arms
+    (every hour)."""
+    w = np.ones(len(log_curve)) if weight is None else np.asarray(weight, dtype=float)
+    w = np.where(hours, w, 0.0)
+    if w.sum() < 1.0:
+        w = hours.astype(float)
+    w = w / w.sum()
+    x = log_curve - (w * log_curve).sum()
+    y = logp - (w[:, None] * logp).sum(axis=0)
+    var = float((w * x**2).sum()) * logp.shape[1]
+    elasticity = float((w[:, None] * y * x[:, None]).sum() / var) if var > 1e-12 else 0.0
     elasticity = float(np.clip(elasticity, 0.0, 3.0))
-    level = (logp[hours] - elasticity * log_curve[hours, None]).mean(axis=0)
+    level = (w[:, None] * (logp - elasticity * log_curve[:, None])).sum(axis=0)
     residual = (logp - level - elasticity * log_curve[:, None]).mean(axis=1)
     return elasticity, level, residual
 
@@ -196,7 +203,7 @@ def _price_step(
     hour, 0 to 1) says how well each hour's price is measured: hours the campaign barely
     bought in count little, and a run needs two well-measured hours' worth."""
     w = np.ones(24) if weight is None else np.asarray(weight, dtype=float)
-    _, _, plain = _fit_prices(logp, log_curve, np.ones(24, bool))
+    _, _, plain = _fit_prices(logp, log_curve, np.ones(24, bool), w)
     total = float((w * plain**2).sum())
     best, best_sse = None, math.inf
     for start in range(24):
@@ -205,7 +212,7 @@ def _price_step(
                 continue
             outside = np.ones(24, bool)
             outside[start:end] = False
-            _, _, residual = _fit_prices(logp, log_curve, outside)
+            _, _, residual = _fit_prices(logp, log_curve, outside, w)
             step = float((w[start:end] * residual[start:end]).sum() / w[start:end].sum())
             if abs(step) < math.log(_STEP_FACTOR):
                 continue
@@ -217,6 +224,12 @@ def _price_step(
         return None
     return best
 
+
+#: Rows a channel-hour's price counts its daypart line as (``fit_market``'s
+#: ``price_prior_rows``). Tomorrow's plan smooths each hour towards the line; the twin
+#: takes the hours as measured, so that a price step within the day (a bid war from
+#: noon) keeps its height instead of being pulled part of the way back to the curve.
+PRICE_PRIOR_ROWS = 0.0
 
 #: Impressions per day at which an hour's price counts half in the step search.
 _MEASURED_IMPRESSIONS = 2_000.0
@@ -802,7 +815,7 @@ def _twin_from(
     dates = _dates(kept)
     last = max(dates)
     target_day = last + dt.timedelta(days=1)
-    fitted = fit_market(kept, target_day, source)
+    fitted = fit_market(kept, target_day, source, price_prior_rows=PRICE_PRIOR_ROWS)
     market = fitted.market
     week = (
         np.asarray(DEFAULT_WEEKDAY_FACTORS)
@@ -878,7 +891,9 @@ def _twin_from(
         rival = rivals.get(c)
         if rival is not None:  # and without the rivals' reaction to the logged share
             logp = logp - rival.elasticity * rival.mean_level[:, None]
-        elasticity, level, residual = _fit_prices(logp, np.log(curve), np.ones(24, bool))
+        elasticity, level, residual = _fit_prices(
+            logp, np.log(curve), np.ones(24, bool), hour_weight[c]
+        )
         segment = _price_step(logp, np.log(curve), hour_weight[c])
         if segment is not None:
             # Prices step away from the daypart's curve in some hours of every day: a
@@ -886,7 +901,7 @@ def _twin_from(
             start, end = segment
             outside = np.ones(24, bool)
             outside[start:end] = False
-            elasticity, level, residual = _fit_prices(logp, np.log(curve), outside)
+            elasticity, level, residual = _fit_prices(logp, np.log(curve), outside, hour_weight[c])
             factor = float(np.exp(residual[start:end].mean()))
             shocks.append(
                 Shock(
@@ -1018,6 +1033,8 @@ def _twin_from(
         )  # fmt: skip
 
     patterns = _fit_ctr_patterns(kept, arms)
+    # Clicks per arm and hour of day: the hours an arm's fitted CVR was measured in.
+    clicks_by_hour = kept.groupby(["product", "channel", "hour"])["clicks"].sum().astype(float)
     arm_objects = []
     for k, (p, c) in enumerate(arms):
         fit = fits[(p, c)]
@@ -1025,8 +1042,15 @@ def _twin_from(
         wear = pattern.wear if pattern else None
         curve = daypart(strength_of[c])
         base = float((traffic[:, k] / lift).sum() / curve.sum()) if tradeable[k] else 0.0
-        # The fitted CVR averages promoted and ordinary hours (weighted by traffic).
-        weights = traffic[:, k] if traffic[:, k].sum() > 0 else np.ones(24)
+        # The fitted CVR averages promoted and ordinary hours, weighted by the clicks
+        # it was measured on (where the campaign bought, not where the traffic was).
+        weights = (
+            clicks_by_hour.get((p, c), pd.Series(dtype=float))
+            .reindex(range(24), fill_value=0.0)
+            .to_numpy()
+        )
+        if weights.sum() <= 0:
+            weights = traffic[:, k] if traffic[:, k].sum() > 0 else np.ones(24)
         cvr_lift = float((weights * np.sqrt(lift)).sum() / weights.sum())
         arm_objects.append(
             Arm(

@@ -515,6 +515,25 @@ def test_budget_cut_hours_are_found_from_the_days_spend():
     assert np.flatnonzero(cut[48:]).tolist() == [23]
 
 
+def test_hours_no_arm_bought_in_take_their_neighbours_traffic():
+    # A pacer that bids itself out of the evening peak logs no usable row there on any
+    # arm: those hours get the line (in logs) between the hours either side, not the
+    # day's mean, which put promo-day's evening peak at 0.4-0.6x its traffic.
+    from bidder.recommend import _fill_daypart
+
+    shape = np.exp(np.sin(np.arange(24) / 24 * 2 * np.pi))  # a peak at 6, a trough at 18
+    cells = np.stack([1000.0 * shape, 300.0 * shape])
+    cells[:, [17, 18, 19, 3]] = np.nan  # hour 3: seen by neither arm either
+    cells[1, 10] = np.nan  # an hour only the other arm saw: its channel's shape
+    filled, _ = _fill_daypart(cells, np.array([0, 0]), 1)
+    expected = np.exp(np.interp(np.arange(24), [16, 20], np.log(shape[[16, 20]])))
+    for arm, level in enumerate((1000.0, 300.0)):
+        assert filled[arm, 17:20] == pytest.approx(level * expected[17:20], rel=1e-6)
+        lo, hi = sorted(shape[[2, 4]])
+        assert lo * level <= filled[arm, 3] <= hi * level
+    assert filled[1, 10] == pytest.approx(300.0 * shape[10], rel=1e-6)
+
+
 def test_prices_are_not_read_from_win_rates_the_budget_cut():
     # A pacer runs out of budget in the evening on many days: the win rates logged then
     # are the cut delivery's. Read as auction results, they put promo-day's fitted
