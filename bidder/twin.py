@@ -284,6 +284,111 @@ def _traffic_step(
     return best
 
 
+#: A traffic shift is fitted when the source channel loses at least this share.
+_SHIFT_FACTOR = 0.1
+#: Ramps (hours) a traffic shift is tried with.
+_SHIFT_RAMPS = (0, 1, 2, 3, 4, 6)
+
+
+def _shift_profile(start: int, ramp: int) -> np.ndarray:
+    """The share of a shift in force in each hour of the day (the simulator's shock
+    profile: from ``start`` on, reaching all of it after ``ramp`` hours)."""
+    t = np.arange(24)
+    rising = np.clip((t - start + 1) / ramp, 0.0, 1.0) if ramp > 0 else np.ones(24)
+    return np.where(t >= start, rising, 0.0)
+
+
+@dataclass(frozen=True)
+class _Shift:
+    source: str
+    destination: str
+    start: int
+    ramp: int
+    factor: float
+    #: The arms' traffic (24, K) without the shift.
+    base: np.ndarray
+
+
+def _traffic_shift(
+    traffic: np.ndarray, arms: list[tuple[str, str]], tradeable: np.ndarray
+) -> _Shift | None:
+    """Traffic that leaves one channel for another from some hour of every day: the
+    source channel's arms fall below their daypart curve by a share ``f`` (rising over
+    a ramp), and the same products' arms on the destination channel gain what they lost.
+
+    Every (source, destination, start hour, ramp) is tried: the source's daypart
+    strength and its arms' levels are fitted on the hours before the start, ``f`` by
+    least squares on its hours after; the destination's daypart on its traffic less
+    what it gained. The candidate with the smallest squared log error over both
+    channels is kept when ``f`` is at least :data:`_SHIFT_FACTOR` and it leaves at
+    most :data:`_STEP_SHARE` of what the two channels' dayparts alone leave."""
+    curves = np.stack([daypart(s) for s in _STRENGTHS])  # (S, 24)
+    log_curves = np.log(curves)
+    channel_names = list(dict.fromkeys(c for _, c in arms))
+    cols = {
+        c: [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]] for c in channel_names
+    }
+
+    def daypart_sse(y: np.ndarray, hours: np.ndarray) -> tuple[float, int]:
+        """Best strength for the channel total ``y`` over ``hours``: (SSE, index)."""
+        if (y[hours] <= 0).any():
+            return math.inf, 0
+        gap = np.log(y[hours])[None, :] - log_curves[:, hours]
+        sse = ((gap - gap.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        best = int(np.argmin(sse))
+        return float(sse[best]), best
+
+    everywhere = np.ones(24, bool)
+    plain = {
+        c: daypart_sse(traffic[:, cols[c]].sum(axis=1), everywhere)[0] for c in cols if cols[c]
+    }
+    best, best_sse = None, math.inf
+    for source in plain:
+        for destination in plain:
+            if destination == source:
+                continue
+            products = {arms[j][0]: j for j in cols[destination]}
+            moved_from = [k for k in cols[source] if arms[k][0] in products]
+            if not moved_from:
+                continue
+            y_source = traffic[:, cols[source]].sum(axis=1)
+            for start in range(2, 23):
+                before = np.arange(24) < start
+                sse_before, s_best = daypart_sse(y_source, before)
+                if not math.isfinite(sse_before):
+                    continue
+                curve = curves[s_best]
+                # Each source arm's level from the hours before the shift.
+                level = (traffic[before][:, cols[source]] / curve[before, None]).mean(axis=0)
+                expected = level[None, :] * curve[:, None]  # (24, source arms)
+                ratio = traffic[:, cols[source]].sum(axis=1) / expected.sum(axis=1)
+                for ramp in _SHIFT_RAMPS:
+                    p = _shift_profile(start, ramp)
+                    factor = float((p * (1.0 - ratio)).sum() / (p * p).sum())
+                    if not _SHIFT_FACTOR <= factor < 0.95:
+                        continue
+                    base = traffic.copy()
+                    kept_share = 1.0 - factor * p
+                    base[:, cols[source]] = traffic[:, cols[source]] / kept_share[:, None]
+                    for k in moved_from:
+                        gained = factor * p * expected[:, cols[source].index(k)]
+                        j = products[arms[k][0]]
+                        base[:, j] = traffic[:, j] - gained
+                    sse_source = float(
+                        ((np.log(y_source) - np.log(expected.sum(axis=1) * kept_share)) ** 2).sum()
+                    )
+                    sse_destination, _ = daypart_sse(
+                        base[:, cols[destination]].sum(axis=1), everywhere
+                    )
+                    sse = sse_source + sse_destination
+                    if sse < best_sse:
+                        best_sse = sse
+                        best = _Shift(source, destination, start, ramp, factor, base)
+    if best is None or best_sse > _STEP_SHARE * (plain[best.source] + plain[best.destination]):
+        return None
+    return best
+
+
 #: Wear-out scales searched, as multiples of the arm's mean daily impressions.
 _WEAR_SCALES = np.geomspace(0.02, 50.0, 49)
 #: Wear-out floors searched (the CTR share a fully worn creative keeps).
@@ -835,6 +940,27 @@ def _twin_from(
     days = fitted.history_days
 
     channels, strength_of, shocks = [], {}, []
+    # Traffic that leaves one channel for another from some hour of every day (a
+    # platform pushing its live rooms in the evening) is a scheduled traffic shift:
+    # fitted as one, and the dayparts and arms' traffic fitted without it.
+    shift = _traffic_shift(traffic, list(arms), tradeable)
+    if shift is not None:
+        traffic = shift.base
+        shocks.append(
+            Shock(
+                "traffic_shift",
+                start_hour=shift.start,
+                factor=round(shift.factor, 4),
+                channel=shift.source,
+                to_channel=shift.destination,
+                ramp_hours=shift.ramp,
+            )
+        )
+        notes.append(
+            f"from hour {shift.start} of every day ({shift.ramp} h ramp) {shift.factor:.0%} "
+            f"of channel {shift.source}'s traffic moves to the same products on "
+            f"{shift.destination}; fitted as a scheduled traffic_shift shock"
+        )
     # Traffic that stands above the daypart in the same hours of every day, on every
     # channel at once, is a scheduled promotion: fitted as one rather than baked into the
     # dayparts (the simulator's promotion lifts traffic x f, CVR x sqrt f, prices x f^1/4).

@@ -138,6 +138,31 @@ def test_a_daily_promotion_is_fitted_as_a_scheduled_shock(logs_of):
         assert arm.cvr == pytest.approx(true_arms[arm.product, arm.channel].cvr, rel=0.06)
 
 
+def test_a_daily_traffic_shift_is_fitted_as_a_scheduled_shock(logs_of):
+    fit, held = split(logs_of("traffic-shift"))
+    twin = fit_scenario(fit)
+    # The preset: 60% of feed's traffic moves to the same products' live arms from hour
+    # 10, over a 3-hour ramp. Baked into the dayparts, it read as feed at strength 0.6
+    # and live at 1.8 (truth 1.0 and 1.3), with feed's price elasticity doubled.
+    (shock,) = twin.scenario.shocks
+    assert shock.kind == "traffic_shift" and (shock.channel, shock.to_channel) == ("feed", "live")
+    assert shock.start_hour == 10 and 2 <= shock.ramp_hours <= 4
+    assert shock.factor == pytest.approx(0.6, abs=0.05)
+    preset = get_scenario("traffic-shift")
+    truth = {c.name: c for c in preset.channels}
+    for channel in twin.scenario.channels:
+        assert abs(channel.daypart_strength - truth[channel.name].daypart_strength) < 0.1
+        assert (
+            abs(channel.competition_elasticity - truth[channel.name].competition_elasticity) < 0.05
+        )
+    true_arms = {(a.product, a.channel): a for a in preset.arms}
+    for arm in twin.scenario.arms:  # each arm's traffic without the shift
+        assert arm.traffic == pytest.approx(true_arms[arm.product, arm.channel].traffic, rel=0.05)
+    assert any("traffic_shift" in note for note in twin.notes)
+    campaign = holdout_errors(twin.scenario, held).query("product == '*'")
+    assert campaign["spend_error"].abs().max() < 0.05, campaign
+
+
 def test_a_daily_ctr_drop_and_creative_wear_out_are_fitted_where_they_are(logs_of):
     fit, held = split(logs_of("creative-fatigue"))
     twin = fit_scenario(fit)
@@ -165,7 +190,7 @@ def test_a_daily_ctr_drop_and_creative_wear_out_are_fitted_where_they_are(logs_o
 
 def test_no_ctr_pattern_or_rivals_are_made_up_where_there_are_none(default_logs):
     twin = fit_scenario(split(default_logs)[0])
-    assert not any(s.kind == "creative_fatigue" for s in twin.scenario.shocks)
+    assert not twin.scenario.shocks  # no CTR drop, no traffic shift, no price step
     assert all(np.isinf(a.fatigue_impressions) for a in twin.scenario.arms)
     assert all(c.rival_elasticity == 0 for c in twin.scenario.channels)
     assert all(c.auction != "gsp" for c in twin.scenario.channels)
@@ -238,6 +263,7 @@ def test_heavy_tailed_prices_are_fitted_as_their_family_not_as_slots(logs_of):
         "default",
         "bid-war",
         "promo-day",
+        "traffic-shift",
         "creative-fatigue",
         "reactive-rivals",
         "gsp-feed",
