@@ -9,6 +9,7 @@ error on those days ("truth gmv": what the days' luck leaves to any model). Prin
 table and writes JSON.
 
     python bench/twin.py --episodes 8 --json bench/results/twin.json
+    python bench/twin.py --episodes 8 --perturb 1.3   # markets around the presets
 """
 
 from __future__ import annotations
@@ -23,16 +24,21 @@ import numpy as np
 from bidder.twin import fit_scenario, holdout_errors
 from envs.io import atomic_write_text
 from envs.presets import PRESETS, get_scenario
+from envs.sampler import perturb_scenario
 from policies.evaluate import evaluate_many
 from policies.simulate import simulate_logs
 
 DAYS, FIT_DAYS = 21, 18
+#: Seed of the market drawn around each preset with ``--perturb``.
+PERTURB_SEED = 7
 STRATEGIES = ["mpc", "pid", "proportional", "online-lp", "even"]
 
 
-def one_preset(preset: str, episodes: int, strategies: list[str]) -> dict:
+def one_preset(preset: str, episodes: int, strategies: list[str], perturb: float = 1.0) -> dict:
     truth = get_scenario(preset)
-    logs = simulate_logs(preset, "pid", DAYS, seed=0)
+    if perturb > 1.0:  # a market around the preset, the same one for a given factor
+        truth = perturb_scenario(truth, np.random.default_rng(PERTURB_SEED), perturb)
+    logs = simulate_logs(truth, "pid", DAYS, seed=0)
     dates = sorted(logs["date"].unique())
     fit, held = logs[logs["date"].isin(dates[:FIT_DAYS])], logs[logs["date"].isin(dates[FIT_DAYS:])]
     twin = fit_scenario(
@@ -71,6 +77,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--perturb",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="play a market drawn around each preset (every parameter moved by up to a "
+        "factor F, envs.sampler.perturb_scenario) instead of the preset itself",
+    )
     args = parser.parse_args()
     strategies = args.strategies.split(",")
     rows = []
@@ -80,7 +94,7 @@ def main() -> None:
         f"{'truth gmv':>11}"
     )
     for preset in args.presets:
-        row = one_preset(preset, args.episodes, strategies)
+        row = one_preset(preset, args.episodes, strategies, args.perturb)
         rows.append(row)
         print(
             f"{preset:<20}{row['gap']['mpc']:>+9.1%}{row['max_abs_gap']:>9.1%}"
@@ -98,7 +112,12 @@ def main() -> None:
         f"{np.median([r['max_abs_gap'] for r in rows]):.1%} ({time.perf_counter() - start:.0f} s)"
     )
     if args.json is not None:
-        summary = {"episodes": args.episodes, "strategies": strategies, "presets": rows}
+        summary = {
+            "episodes": args.episodes,
+            "strategies": strategies,
+            "perturb": args.perturb,
+            "presets": rows,
+        }
         atomic_write_text(args.json, json.dumps(summary, indent=2) + "\n")
 
 
