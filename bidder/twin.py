@@ -24,7 +24,12 @@ parameters, so that the twin can be simulated, evaluated and trained on like a p
 - the auction's shape per channel: a GSP slot ladder, or gamma or brand-mixture prices,
   where the price paid against the win rate shows one
   (:func:`bidder.auction_shape.fit_auction_shape`); the channel's prices and rivals are
-  then read through it.
+  then read through it;
+- scheduled shocks that recur in the same hours of every day, fitted as shocks rather
+  than baked into the typical day: a price step (``bid_war``, :func:`_price_step`), a
+  promotion lifting every channel's traffic (:func:`_traffic_step`), traffic moving
+  from one channel to another (``traffic_shift``, :func:`_traffic_shift`) and the
+  traffic of AI-generated creatives throttled (``aigc_throttle``, :func:`_aigc_throttle`).
 
 What hourly aggregate logs cannot identify is set to the simulator's defaults and the
 report says so: an order's value spread (``aov_cv``), audience saturation and the
@@ -385,6 +390,110 @@ def _traffic_shift(
                         best_sse = sse
                         best = _Shift(source, destination, start, ramp, factor, base)
     if best is None or best_sse > _STEP_SHARE * (plain[best.source] + plain[best.destination]):
+        return None
+    return best
+
+
+#: An AIGC throttle is fitted when AI-generated creatives keep at most this share of
+#: their traffic once it is in force.
+_THROTTLE_FACTOR = 0.9
+
+
+def _aigc_arms(kept: pd.DataFrame, arms: list[tuple[str, str]]) -> np.ndarray:
+    """Per arm, whether the logs call most of its rows' creatives AI-generated."""
+    if "creative_type" not in kept.columns:
+        return np.zeros(len(arms), bool)
+    share = (
+        kept.assign(aigc=kept["creative_type"].astype(str).str.strip().str.lower() == "aigc")
+        .groupby(["product", "channel"])["aigc"]
+        .mean()
+    )
+    return np.array([float(share.get(arm, 0.0)) > 0.5 for arm in arms])
+
+
+@dataclass(frozen=True)
+class _Throttle:
+    start: int
+    ramp: int
+    factor: float
+    #: The arms' traffic (24, K) without the throttle.
+    base: np.ndarray
+
+
+def _aigc_throttle(
+    traffic: np.ndarray,
+    arms: list[tuple[str, str]],
+    tradeable: np.ndarray,
+    aigc: np.ndarray,
+) -> _Throttle | None:
+    """The traffic of AI-generated creatives' arms falling from some hour of every day to
+    a common share ``f`` of their daypart's (rising to it over a ramp), as a platform's
+    throttle does, while the other arms' traffic goes on.
+
+    Every (start hour, ramp) is tried. Per channel, the daypart strength comes from its
+    other arms' traffic where it has some, else from its AI arms' hours before the start;
+    the AI arms' level from their hours before the start; ``f`` by least squares over
+    every channel's hours after it. The candidate with the smallest squared log error is
+    kept when ``f`` is at most :data:`_THROTTLE_FACTOR` and it leaves at most
+    :data:`_STEP_SHARE` of what the AI arms' dayparts alone leave."""
+    throttled = aigc & tradeable
+    if not throttled.any():
+        return None
+    curves = np.stack([daypart(s) for s in _STRENGTHS])  # (S, 24)
+    log_curves = np.log(curves)
+
+    def best_strength(y: np.ndarray, hours: np.ndarray) -> tuple[float, int]:
+        if (y[hours] <= 0).any():
+            return math.inf, 0
+        gap = np.log(y[hours])[None, :] - log_curves[:, hours]
+        sse = ((gap - gap.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        best = int(np.argmin(sse))
+        return float(sse[best]), best
+
+    everywhere = np.ones(24, bool)
+    groups = []  # per channel: (AI arms' columns, their total, the others' strength or None)
+    plain = 0.0
+    for c in dict.fromkeys(ch for _, ch in arms):
+        cols = [k for k, (_, ch) in enumerate(arms) if ch == c and throttled[k]]
+        if not cols:
+            continue
+        y = traffic[:, cols].sum(axis=1)
+        sse, _ = best_strength(y, everywhere)
+        if not math.isfinite(sse):
+            return None
+        plain += sse
+        others = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k] and not aigc[k]]
+        fixed = best_strength(traffic[:, others].sum(axis=1), everywhere)[1] if others else None
+        groups.append((cols, y, fixed))
+    best, best_sse = None, math.inf
+    for start in range(2, 23):
+        before = np.arange(24) < start
+        expected = []
+        for _, y, fixed in groups:
+            index = fixed if fixed is not None else best_strength(y, before)[1]
+            curve = curves[index]
+            expected.append(curve * float((y[before] / curve[before]).mean()))
+        for ramp in _SHIFT_RAMPS:
+            p = _shift_profile(start, ramp)
+            drop = sum(
+                float((p * (1.0 - y / e)).sum())
+                for (_, y, _), e in zip(groups, expected, strict=True)
+            )
+            drop /= len(groups) * float((p * p).sum())
+            factor = 1.0 - drop
+            if not 0.02 <= factor <= _THROTTLE_FACTOR:
+                continue
+            kept_share = 1.0 - drop * p
+            sse = sum(
+                float(((np.log(y) - np.log(e * kept_share)) ** 2).sum())
+                for (_, y, _), e in zip(groups, expected, strict=True)
+            )
+            if sse < best_sse:
+                base = traffic.copy()
+                for cols, _, _ in groups:
+                    base[:, cols] = traffic[:, cols] / kept_share[:, None]
+                best, best_sse = _Throttle(start, ramp, factor, base), sse
+    if best is None or best_sse > _STEP_SHARE * plain:
         return None
     return best
 
@@ -961,6 +1070,25 @@ def _twin_from(
             f"of channel {shift.source}'s traffic moves to the same products on "
             f"{shift.destination}; fitted as a scheduled traffic_shift shock"
         )
+    # The traffic of AI-generated creatives falling from some hour of every day while
+    # the other arms' goes on is a platform's throttle: fitted as an aigc_throttle shock.
+    aigc = _aigc_arms(kept, list(arms))
+    throttle = _aigc_throttle(traffic, list(arms), tradeable, aigc)
+    if throttle is not None:
+        traffic = throttle.base
+        shocks.append(
+            Shock(
+                "aigc_throttle",
+                start_hour=throttle.start,
+                factor=round(throttle.factor, 4),
+                ramp_hours=throttle.ramp,
+            )
+        )
+        notes.append(
+            f"from hour {throttle.start} of every day ({throttle.ramp} h ramp) the arms with "
+            f"AI-generated creatives keep {throttle.factor:.0%} of their traffic; fitted as "
+            "a scheduled aigc_throttle shock"
+        )
     # Traffic that stands above the daypart in the same hours of every day, on every
     # channel at once, is a scheduled promotion: fitted as one rather than baked into the
     # dayparts (the simulator's promotion lifts traffic x f, CVR x sqrt f, prices x f^1/4).
@@ -1182,6 +1310,7 @@ def _twin_from(
             Arm(
                 p,
                 c,
+                creative="aigc" if aigc[k] else "original",
                 traffic=max(base, 1e-6),
                 # With wear-out, the fresh creative's CTR (the fit's is the day's mean).
                 ctr=float(np.clip(fit.ctr * (pattern.ctr_factor if pattern else 1.0), 1e-6, 1.0)),

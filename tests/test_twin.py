@@ -163,6 +163,23 @@ def test_a_daily_traffic_shift_is_fitted_as_a_scheduled_shock(logs_of):
     assert campaign["spend_error"].abs().max() < 0.05, campaign
 
 
+def test_a_daily_aigc_throttle_is_fitted_as_a_scheduled_shock(logs_of):
+    fit, held = split(logs_of("aigc-mix"))
+    twin = fit_scenario(fit)
+    # The preset: from hour 14 the arms with AI-generated creatives keep 30% of their
+    # traffic. Baked into the dayparts, it read as those arms at 0.55-0.58x their traffic.
+    (shock,) = twin.scenario.shocks
+    assert shock.kind == "aigc_throttle" and shock.start_hour == 14 and shock.ramp_hours == 0
+    assert shock.factor == pytest.approx(0.3, abs=0.03)
+    true_arms = {(a.product, a.channel): a for a in get_scenario("aigc-mix").arms}
+    for arm in twin.scenario.arms:  # the creative types come from the logs
+        truth = true_arms[arm.product, arm.channel]
+        assert arm.creative == truth.creative
+        assert arm.traffic == pytest.approx(truth.traffic, rel=0.05)
+    campaign = holdout_errors(twin.scenario, held).query("product == '*'")
+    assert campaign["spend_error"].abs().max() < 0.05, campaign
+
+
 def test_a_daily_ctr_drop_and_creative_wear_out_are_fitted_where_they_are(logs_of):
     fit, held = split(logs_of("creative-fatigue"))
     twin = fit_scenario(fit)
@@ -264,6 +281,7 @@ def test_heavy_tailed_prices_are_fitted_as_their_family_not_as_slots(logs_of):
         "bid-war",
         "promo-day",
         "traffic-shift",
+        "aigc-mix",
         "creative-fatigue",
         "reactive-rivals",
         "gsp-feed",
