@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +120,13 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str], what: str = "fil
 
 
 # -- reading ------------------------------------------------------------------------------
-def read_logs(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_logs(path: str | os.PathLike[str], channels: Iterable[str] | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet performance log and validate it (see :func:`validate_logs`).
 
     Args:
         path: a ``.csv`` or ``.parquet`` file in the format of ``docs/logs.md``.
+        channels: channel names accepted besides the simulator's (``KNOWN_CHANNELS``):
+            the ones a campaign declares (an ad account's own names).
 
     Returns:
         The clean log frame, sorted by date, hour, product and channel.
@@ -134,7 +136,7 @@ def read_logs(path: str | os.PathLike[str]) -> pd.DataFrame:
             names the CSV line (or Parquet row), the column and the fix.
     """
     data, kind = read_log_bytes(path)
-    return parse_logs(data, kind, str(path))
+    return parse_logs(data, kind, str(path), channels)
 
 
 def read_log_bytes(path: str | os.PathLike[str]) -> tuple[bytes, str]:
@@ -148,7 +150,9 @@ def read_log_bytes(path: str | os.PathLike[str]) -> tuple[bytes, str]:
     return read_input_bytes(path, "log file", MAX_LOG_BYTES, LogError), kind
 
 
-def parse_logs(data: bytes, kind: str, source: str) -> pd.DataFrame:
+def parse_logs(
+    data: bytes, kind: str, source: str, channels: Iterable[str] | None = None
+) -> pd.DataFrame:
     """:func:`read_logs` on a file's bytes: ``kind`` is ``"csv"`` or ``"parquet"``,
     ``source`` names the file in messages. Lets a worker that has the bytes but not the
     file (a Ray task) read logs exactly as :func:`read_logs` does."""
@@ -173,17 +177,22 @@ def parse_logs(data: bytes, kind: str, source: str) -> pd.DataFrame:
             f"{source}: cannot read the file as {kind.upper()} ({reason}); "
             f"check that it is a {kind.upper()} export of the log format in docs/logs.md"
         ) from None
-    return _validate(raw, source, _csv_line if kind == "csv" else _data_row)
+    return _validate(raw, source, _csv_line if kind == "csv" else _data_row, channels)
 
 
 # -- validation ---------------------------------------------------------------------------
-def validate_logs(df: pd.DataFrame, source: str = "logs") -> pd.DataFrame:
+def validate_logs(
+    df: pd.DataFrame, source: str = "logs", channels: Iterable[str] | None = None
+) -> pd.DataFrame:
     """Check a log frame strictly and return a clean copy.
 
     Args:
         df: rows in the format of ``docs/logs.md``; numbers may still be text (as read
             from a CSV). Rows are counted from 1 in messages.
         source: what to call the data in messages (usually the file name).
+        channels: channel names accepted besides the simulator's (``KNOWN_CHANNELS``),
+            e.g. the ones a :class:`~policies.autopilot.Campaign` declares; a name in
+            neither is refused as a likely typo, with the closest one named.
 
     Returns:
         A new frame with columns ``timestamp`` (datetime64, start of the hour), ``date``
@@ -197,10 +206,12 @@ def validate_logs(df: pd.DataFrame, source: str = "logs") -> pd.DataFrame:
     Raises:
         LogError: the first problem found, naming the row, the column and the fix.
     """
-    return _validate(df, source, _data_row)
+    return _validate(df, source, _data_row, channels)
 
 
-def _validate(raw: pd.DataFrame, source: str, row_label: RowLabel) -> pd.DataFrame:
+def _validate(
+    raw: pd.DataFrame, source: str, row_label: RowLabel, channels: Iterable[str] | None = None
+) -> pd.DataFrame:
     if not isinstance(raw, pd.DataFrame):
         raise LogError(f"{source}: expected a table of log rows, got {type(raw).__name__}")
     raw = raw.rename(columns=lambda name: str(name).strip())
@@ -210,7 +221,7 @@ def _validate(raw: pd.DataFrame, source: str, row_label: RowLabel) -> pd.DataFra
             "channel (docs/logs.md)"
         )
     _check_columns(raw, source)
-    checker = _ColumnChecker(raw, source, row_label)
+    checker = _ColumnChecker(raw, source, row_label, channels)
 
     clean = pd.DataFrame(index=raw.index)
     clean["date"], clean["hour"] = checker.time()
@@ -288,10 +299,18 @@ def _close_name(name: str, candidates: Sequence[str]) -> str | None:
 class _ColumnChecker:
     """Converts one column at a time, raising on the first bad row with its label."""
 
-    def __init__(self, raw: pd.DataFrame, source: str, row_label: RowLabel):
+    def __init__(
+        self,
+        raw: pd.DataFrame,
+        source: str,
+        row_label: RowLabel,
+        channels: Iterable[str] | None = None,
+    ):
         self.raw = raw
         self.source = source
         self.row_label = row_label
+        extra = [str(name) for name in channels or () if str(name) not in KNOWN_CHANNELS]
+        self.channels = tuple(KNOWN_CHANNELS) + tuple(dict.fromkeys(extra))
 
     def fail(self, bad: np.ndarray, column: str, problem: Callable[[Any], str], fix: str) -> None:
         """Raise for the first row where ``bad`` holds; ``problem(value)`` says what is wrong."""
@@ -402,14 +421,14 @@ class _ColumnChecker:
 
     def channel(self) -> pd.Series:
         channel = self.text("channel", allow_blank=False)
-        unknown = ~channel.isin(KNOWN_CHANNELS).to_numpy()
+        unknown = ~channel.isin(self.channels).to_numpy()
 
         def problem(value: Any) -> str:
-            close = _close_name(str(value).strip().lower(), KNOWN_CHANNELS)
+            close = _close_name(str(value).strip().lower(), self.channels)
             hint = f" (did you mean {close!r}?)" if close else ""
             return f"unknown channel {value!r}{hint}"
 
-        self.fail(unknown, "channel", problem, f"use one of {', '.join(KNOWN_CHANNELS)}")
+        self.fail(unknown, "channel", problem, f"use one of {', '.join(self.channels)}")
         return channel
 
     def time(self) -> tuple[pd.Series, pd.Series]:

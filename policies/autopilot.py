@@ -155,7 +155,11 @@ class Autopilot:
         self.campaign = campaign
         first_day = campaign.start.date()
         if isinstance(prior, pd.DataFrame):
-            prior = fit_market(validate_logs(prior, "prior logs"), first_day, "prior logs")
+            # The campaign's own channel names (an ad account's) are names the logs may use.
+            declared = [channel for _, channel in campaign.arms]
+            prior = fit_market(
+                validate_logs(prior, "prior logs", channels=declared), first_day, "prior logs"
+            )
         if not isinstance(prior, FittedMarket):
             raise CampaignError(
                 f"prior must be hourly logs (a DataFrame) or a FittedMarket, not "
@@ -437,6 +441,22 @@ def read_campaign(path, default_arms: Sequence[tuple[str, str]] = ()) -> Campaig
         raise CampaignError(f"{path}: {err}") from None
 
 
+def declared_channels(path) -> list[str]:
+    """The channel names a campaign file's ``arms`` declare (none where it lists no arms):
+    names the campaign's logs may use besides the simulator's.
+
+    Raises:
+        CampaignError: the file is not TOML (as :func:`read_campaign` would).
+    """
+    from envs.io import read_toml
+
+    table = read_toml(Path(path), "campaign file", MAX_CAMPAIGN_BYTES, CampaignError)
+    arms = table.get("arms", [])
+    if not isinstance(arms, list):
+        return []  # read_campaign says what is wrong with it
+    return [str(a[1]) for a in arms if isinstance(a, list | tuple) and len(a) == 2]
+
+
 def resume(
     campaign: Campaign,
     prior: FittedMarket | pd.DataFrame,
@@ -514,12 +534,15 @@ def next_hour(
     from bidder.logs import read_logs
     from bidder.recommend import fit_market
 
-    logs = read_logs(history)
+    declared = declared_channels(campaign)
+    logs = read_logs(history, channels=declared)
     arms = list(dict.fromkeys(zip(logs["product"], logs["channel"], strict=True)))
     settings = read_campaign(campaign, default_arms=arms)
     # Fitted here from the clean frame, so that the logs are not checked a second time.
     fitted = fit_market(logs, settings.start.date(), str(history))
-    pilot = resume(settings, fitted, read_logs(played) if played is not None else None, policy)
+    names = declared + [channel for _, channel in arms]
+    hours = read_logs(played, channels=names) if played is not None else None
+    pilot = resume(settings, fitted, hours, policy)
     if pilot.done:
         raise CampaignError(
             f"the campaign's {settings.horizon_hours} hours are all played; nothing to bid"

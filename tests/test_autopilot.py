@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bidder.logs import LogError
 from bidder.mpc import MPCConfig
 from bidder.recommend import RecommendError
 from policies.autopilot import Autopilot, Campaign, CampaignError
@@ -305,3 +306,51 @@ def test_an_arm_the_logs_never_showed_is_listed_and_bid_zero():
              "orders": 0, "spend": 0.0, "gmv": 0.0, "win_rate": 0.0}  # fmt: skip
     pilot.record(pd.concat([report, pd.DataFrame([quiet])], ignore_index=True))
     assert pilot.hour == 1 and pilot.spent == pytest.approx(report["spend"].sum())
+
+
+#: An ad account's own channel names, none of them the simulator's.
+ACCOUNT_NAMES = {"feed": "douyin-feed", "search": "baidu-search"}
+
+
+def test_a_campaign_plays_under_the_ad_accounts_own_channel_names():
+    market = GSPMarket(3)
+    logs = history(market).replace({"channel": ACCOUNT_NAMES})
+    arms = tuple((product, ACCOUNT_NAMES[channel]) for product, channel in ARMS)
+    campaign = Campaign(budget=3000.0, roi_target=6.0, arms=arms, start=START)
+    pilot = Autopilot(campaign, prior=logs)
+    while not pilot.done:
+        bids = pilot.next_bids()
+        assert list(zip(bids["product"], bids["channel"], strict=True)) == list(arms)
+        report = market.play(pilot.hour, bids["bid"].to_numpy(), pilot.remaining_budget)
+        pilot.record(report.drop(columns="bid").replace({"channel": ACCOUNT_NAMES}))
+    assert 0.9 * campaign.budget <= pilot.spent <= campaign.budget
+    assert pilot.gmv > 0
+    # A name the campaign does not declare is still a likely typo, and refused as one.
+    typo = logs.replace({"channel": {"baidu-search": "baidu-serch"}})
+    with pytest.raises(
+        LogError, match=r"unknown channel 'baidu-serch' \(did you mean 'baidu-search'"
+    ):
+        Autopilot(campaign, prior=typo)
+
+
+def test_autopilot_live_reads_logs_under_the_channel_names_its_campaign_declares(tmp_path, capsys):
+    from policies.cli import main
+
+    market = GSPMarket(4)
+    history(market).replace({"channel": ACCOUNT_NAMES}).to_csv(tmp_path / "h.csv", index=False)
+    arms = ", ".join(f'["{p}", "{ACCOUNT_NAMES[c]}"]' for p, c in ARMS)
+    (tmp_path / "c.toml").write_text(
+        f'budget = "4k"\nroi_target = 6\nstart = 2026-03-02T00:00:00\narms = [{arms}]\n'
+    )
+    argv = ["live", "--campaign", str(tmp_path / "c.toml"), "--history", str(tmp_path / "h.csv")]
+    assert main([*argv, "--out", str(tmp_path / "next.csv")]) == 0, capsys.readouterr().err
+    bids = pd.read_csv(tmp_path / "next.csv")
+    assert set(bids["channel"]) == {"douyin-feed", "baidu-search"}
+    # Without the campaign's arms, the account's names are refused as unknown channels.
+    (tmp_path / "bare.toml").write_text(
+        'budget = "4k"\nroi_target = 6\nstart = 2026-03-02T00:00:00\n'
+    )
+    bare = ["live", "--campaign", str(tmp_path / "bare.toml"), "--history", str(tmp_path / "h.csv")]
+    assert main([*bare, "--out", str(tmp_path / "bare.csv")]) == 2
+    assert "unknown channel 'douyin-feed'" in capsys.readouterr().err
+    assert not (tmp_path / "bare.csv").exists()
