@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -295,12 +296,16 @@ _SHIFT_FACTOR = 0.1
 _SHIFT_RAMPS = (0, 1, 2, 3, 4, 6)
 
 
+@functools.cache
 def _shift_profile(start: int, ramp: int) -> np.ndarray:
     """The share of a shift in force in each hour of the day (the simulator's shock
-    profile: from ``start`` on, reaching all of it after ``ramp`` hours)."""
+    profile: from ``start`` on, reaching all of it after ``ramp`` hours). Cached: the
+    searches ask for the same few hundred profiles again and again (read-only)."""
     t = np.arange(24)
     rising = np.clip((t - start + 1) / ramp, 0.0, 1.0) if ramp > 0 else np.ones(24)
-    return np.where(t >= start, rising, 0.0)
+    profile = np.where(t >= start, rising, 0.0)
+    profile.flags.writeable = False
+    return profile
 
 
 @dataclass(frozen=True)
@@ -367,31 +372,35 @@ def _traffic_shift(
                 level = (traffic[before][:, cols[source]] / curve[before, None]).mean(axis=0)
                 expected = level[None, :] * curve[:, None]  # (24, source arms)
                 ratio = traffic[:, cols[source]].sum(axis=1) / expected.sum(axis=1)
+                moved = expected[:, [cols[source].index(k) for k in moved_from]].sum(axis=1)
+                y_destination = traffic[:, cols[destination]].sum(axis=1)
                 for ramp in _SHIFT_RAMPS:
                     p = _shift_profile(start, ramp)
                     factor = float((p * (1.0 - ratio)).sum() / (p * p).sum())
                     if not _SHIFT_FACTOR <= factor < 0.95:
                         continue
-                    base = traffic.copy()
                     kept_share = 1.0 - factor * p
-                    base[:, cols[source]] = traffic[:, cols[source]] / kept_share[:, None]
-                    for k in moved_from:
-                        gained = factor * p * expected[:, cols[source].index(k)]
-                        j = products[arms[k][0]]
-                        base[:, j] = traffic[:, j] - gained
                     sse_source = float(
                         ((np.log(y_source) - np.log(expected.sum(axis=1) * kept_share)) ** 2).sum()
                     )
-                    sse_destination, _ = daypart_sse(
-                        base[:, cols[destination]].sum(axis=1), everywhere
-                    )
+                    sse_destination, _ = daypart_sse(y_destination - factor * p * moved, everywhere)
                     sse = sse_source + sse_destination
                     if sse < best_sse:
                         best_sse = sse
-                        best = _Shift(source, destination, start, ramp, factor, base)
-    if best is None or best_sse > _STEP_SHARE * (plain[best.source] + plain[best.destination]):
+                        best = (source, destination, start, ramp, factor, expected, moved_from)
+    if best is None:
         return None
-    return best
+    source, destination, start, ramp, factor, expected, moved_from = best
+    if best_sse > _STEP_SHARE * (plain[source] + plain[destination]):
+        return None
+    p = _shift_profile(start, ramp)
+    base = traffic.copy()
+    base[:, cols[source]] = traffic[:, cols[source]] / (1.0 - factor * p)[:, None]
+    products = {arms[j][0]: j for j in cols[destination]}
+    for k in moved_from:
+        j = products[arms[k][0]]
+        base[:, j] = traffic[:, j] - factor * p * expected[:, cols[source].index(k)]
+    return _Shift(source, destination, start, ramp, factor, base)
 
 
 #: An AIGC throttle is fitted when AI-generated creatives keep at most this share of
