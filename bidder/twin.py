@@ -253,7 +253,7 @@ def _traffic_step(
     total squared residual is kept when its factor is at least :data:`_PROMOTION_FACTOR`
     and it leaves at most :data:`_STEP_SHARE` of what the curves alone leave. Returns
     ``(start, end, factor, strengths)`` or none."""
-    log_curves = np.log(np.stack([daypart(s) for s in _STRENGTHS]))  # (S, 24)
+    log_curves = _daypart_table()[1]  # (S, 24)
     logs = {c: np.log(np.maximum(shape, 1e-12)) for c, shape in shapes.items()}
 
     def fit(outside: np.ndarray) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -290,6 +290,28 @@ def _traffic_step(
     return best
 
 
+@functools.cache
+def _daypart_table() -> tuple[np.ndarray, np.ndarray]:
+    """The daypart curves of every strength of :data:`_STRENGTHS` (S, 24) and their logs
+    (read-only)."""
+    curves = np.stack([daypart(s) for s in _STRENGTHS])
+    log_curves = np.log(curves)
+    curves.flags.writeable = log_curves.flags.writeable = False
+    return curves, log_curves
+
+
+def _best_daypart(y: np.ndarray, hours: np.ndarray) -> tuple[float, int]:
+    """The strength whose daypart curve, times a free level, is closest in logs to the
+    hourly traffic ``y`` over ``hours``: (squared log error, index into
+    :data:`_STRENGTHS`); an infinite error where ``y`` is not positive there."""
+    if (y[hours] <= 0).any():
+        return math.inf, 0
+    gap = np.log(y[hours])[None, :] - _daypart_table()[1][:, hours]
+    sse = ((gap - gap.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    best = int(np.argmin(sse))
+    return float(sse[best]), best
+
+
 #: A traffic shift is fitted when the source channel loses at least this share.
 _SHIFT_FACTOR = 0.1
 #: Ramps (hours) a traffic shift is tried with.
@@ -309,19 +331,44 @@ def _shift_profile(start: int, ramp: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Shift:
-    source: str
-    destination: str
+class _TrafficShock:
+    """A shock to traffic found in the same hours of every day: ``traffic_shift`` (from
+    ``source`` to ``destination``) or ``aigc_throttle``."""
+
+    kind: str
     start: int
     ramp: int
     factor: float
-    #: The arms' traffic (24, K) without the shift.
+    #: The arms' traffic (24, K) without the shock.
     base: np.ndarray
+    source: str | None = None
+    destination: str | None = None
+
+    def shock(self) -> Shock:
+        return Shock(
+            self.kind,
+            start_hour=self.start,
+            factor=round(self.factor, 4),
+            channel=self.source,
+            to_channel=self.destination,
+            ramp_hours=self.ramp,
+        )
+
+    def note(self) -> str:
+        when = f"from hour {self.start} of every day ({self.ramp} h ramp)"
+        if self.kind == "traffic_shift":
+            what = (
+                f"{self.factor:.0%} of channel {self.source}'s traffic moves to the same "
+                f"products on {self.destination}"
+            )
+        else:
+            what = f"the arms with AI-generated creatives keep {self.factor:.0%} of their traffic"
+        return f"{when} {what}; fitted as a scheduled {self.kind} shock"
 
 
 def _traffic_shift(
     traffic: np.ndarray, arms: list[tuple[str, str]], tradeable: np.ndarray
-) -> _Shift | None:
+) -> _TrafficShock | None:
     """Traffic that leaves one channel for another from some hour of every day: the
     source channel's arms fall below their daypart curve by a share ``f`` (rising over
     a ramp), and the same products' arms on the destination channel gain what they lost.
@@ -332,25 +379,14 @@ def _traffic_shift(
     what it gained. The candidate with the smallest squared log error over both
     channels is kept when ``f`` is at least :data:`_SHIFT_FACTOR` and it leaves at
     most :data:`_STEP_SHARE` of what the two channels' dayparts alone leave."""
-    curves = np.stack([daypart(s) for s in _STRENGTHS])  # (S, 24)
-    log_curves = np.log(curves)
+    curves = _daypart_table()[0]
     channel_names = list(dict.fromkeys(c for _, c in arms))
     cols = {
         c: [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]] for c in channel_names
     }
-
-    def daypart_sse(y: np.ndarray, hours: np.ndarray) -> tuple[float, int]:
-        """Best strength for the channel total ``y`` over ``hours``: (SSE, index)."""
-        if (y[hours] <= 0).any():
-            return math.inf, 0
-        gap = np.log(y[hours])[None, :] - log_curves[:, hours]
-        sse = ((gap - gap.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-        best = int(np.argmin(sse))
-        return float(sse[best]), best
-
     everywhere = np.ones(24, bool)
     plain = {
-        c: daypart_sse(traffic[:, cols[c]].sum(axis=1), everywhere)[0] for c in cols if cols[c]
+        c: _best_daypart(traffic[:, cols[c]].sum(axis=1), everywhere)[0] for c in cols if cols[c]
     }
     best, best_sse = None, math.inf
     for source in plain:
@@ -364,7 +400,7 @@ def _traffic_shift(
             y_source = traffic[:, cols[source]].sum(axis=1)
             for start in range(2, 23):
                 before = np.arange(24) < start
-                sse_before, s_best = daypart_sse(y_source, before)
+                sse_before, s_best = _best_daypart(y_source, before)
                 if not math.isfinite(sse_before):
                     continue
                 curve = curves[s_best]
@@ -383,7 +419,9 @@ def _traffic_shift(
                     sse_source = float(
                         ((np.log(y_source) - np.log(expected.sum(axis=1) * kept_share)) ** 2).sum()
                     )
-                    sse_destination, _ = daypart_sse(y_destination - factor * p * moved, everywhere)
+                    sse_destination, _ = _best_daypart(
+                        y_destination - factor * p * moved, everywhere
+                    )
                     sse = sse_source + sse_destination
                     if sse < best_sse:
                         best_sse = sse
@@ -400,7 +438,7 @@ def _traffic_shift(
     for k in moved_from:
         j = products[arms[k][0]]
         base[:, j] = traffic[:, j] - factor * p * expected[:, cols[source].index(k)]
-    return _Shift(source, destination, start, ramp, factor, base)
+    return _TrafficShock("traffic_shift", start, ramp, factor, base, source, destination)
 
 
 #: An AIGC throttle is fitted when AI-generated creatives keep at most this share of
@@ -420,21 +458,12 @@ def _aigc_arms(kept: pd.DataFrame, arms: list[tuple[str, str]]) -> np.ndarray:
     return np.array([float(share.get(arm, 0.0)) > 0.5 for arm in arms])
 
 
-@dataclass(frozen=True)
-class _Throttle:
-    start: int
-    ramp: int
-    factor: float
-    #: The arms' traffic (24, K) without the throttle.
-    base: np.ndarray
-
-
 def _aigc_throttle(
     traffic: np.ndarray,
     arms: list[tuple[str, str]],
     tradeable: np.ndarray,
     aigc: np.ndarray,
-) -> _Throttle | None:
+) -> _TrafficShock | None:
     """The traffic of AI-generated creatives' arms falling from some hour of every day to
     a common share ``f`` of their daypart's (rising to it over a ramp), as a platform's
     throttle does, while the other arms' traffic goes on.
@@ -448,17 +477,7 @@ def _aigc_throttle(
     throttled = aigc & tradeable
     if not throttled.any():
         return None
-    curves = np.stack([daypart(s) for s in _STRENGTHS])  # (S, 24)
-    log_curves = np.log(curves)
-
-    def best_strength(y: np.ndarray, hours: np.ndarray) -> tuple[float, int]:
-        if (y[hours] <= 0).any():
-            return math.inf, 0
-        gap = np.log(y[hours])[None, :] - log_curves[:, hours]
-        sse = ((gap - gap.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-        best = int(np.argmin(sse))
-        return float(sse[best]), best
-
+    curves = _daypart_table()[0]
     everywhere = np.ones(24, bool)
     groups = []  # per channel: (AI arms' columns, their total, the others' strength or None)
     plain = 0.0
@@ -467,19 +486,19 @@ def _aigc_throttle(
         if not cols:
             continue
         y = traffic[:, cols].sum(axis=1)
-        sse, _ = best_strength(y, everywhere)
+        sse, _ = _best_daypart(y, everywhere)
         if not math.isfinite(sse):
             return None
         plain += sse
         others = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k] and not aigc[k]]
-        fixed = best_strength(traffic[:, others].sum(axis=1), everywhere)[1] if others else None
+        fixed = _best_daypart(traffic[:, others].sum(axis=1), everywhere)[1] if others else None
         groups.append((cols, y, fixed))
     best, best_sse = None, math.inf
     for start in range(2, 23):
         before = np.arange(24) < start
         expected = []
         for _, y, fixed in groups:
-            index = fixed if fixed is not None else best_strength(y, before)[1]
+            index = fixed if fixed is not None else _best_daypart(y, before)[1]
             curve = curves[index]
             expected.append(curve * float((y[before] / curve[before]).mean()))
         for ramp in _SHIFT_RAMPS:
@@ -501,7 +520,7 @@ def _aigc_throttle(
                 base = traffic.copy()
                 for cols, _, _ in groups:
                     base[:, cols] = traffic[:, cols] / kept_share[:, None]
-                best, best_sse = _Throttle(start, ramp, factor, base), sse
+                best, best_sse = _TrafficShock("aigc_throttle", start, ramp, factor, base), sse
     if best is None or best_sse > _STEP_SHARE * plain:
         return None
     return best
@@ -1059,45 +1078,20 @@ def _twin_from(
 
     channels, strength_of, shocks = [], {}, []
     # Traffic that leaves one channel for another from some hour of every day (a
-    # platform pushing its live rooms in the evening) is a scheduled traffic shift:
-    # fitted as one, and the dayparts and arms' traffic fitted without it.
-    shift = _traffic_shift(traffic, list(arms), tradeable)
-    if shift is not None:
-        traffic = shift.base
-        shocks.append(
-            Shock(
-                "traffic_shift",
-                start_hour=shift.start,
-                factor=round(shift.factor, 4),
-                channel=shift.source,
-                to_channel=shift.destination,
-                ramp_hours=shift.ramp,
-            )
-        )
-        notes.append(
-            f"from hour {shift.start} of every day ({shift.ramp} h ramp) {shift.factor:.0%} "
-            f"of channel {shift.source}'s traffic moves to the same products on "
-            f"{shift.destination}; fitted as a scheduled traffic_shift shock"
-        )
-    # The traffic of AI-generated creatives falling from some hour of every day while
-    # the other arms' goes on is a platform's throttle: fitted as an aigc_throttle shock.
+    # platform pushing its live rooms in the evening), and the traffic of AI-generated
+    # creatives falling from some hour while the other arms' goes on (a platform's
+    # throttle), are scheduled shocks: fitted as such, and the dayparts and arms'
+    # traffic fitted without them.
     aigc = _aigc_arms(kept, list(arms))
-    throttle = _aigc_throttle(traffic, list(arms), tradeable, aigc)
-    if throttle is not None:
-        traffic = throttle.base
-        shocks.append(
-            Shock(
-                "aigc_throttle",
-                start_hour=throttle.start,
-                factor=round(throttle.factor, 4),
-                ramp_hours=throttle.ramp,
-            )
-        )
-        notes.append(
-            f"from hour {throttle.start} of every day ({throttle.ramp} h ramp) the arms with "
-            f"AI-generated creatives keep {throttle.factor:.0%} of their traffic; fitted as "
-            "a scheduled aigc_throttle shock"
-        )
+    for search in (
+        lambda t: _traffic_shift(t, list(arms), tradeable),
+        lambda t: _aigc_throttle(t, list(arms), tradeable, aigc),
+    ):
+        found = search(traffic)
+        if found is not None:
+            traffic = found.base
+            shocks.append(found.shock())
+            notes.append(found.note())
     # Traffic that stands above the daypart in the same hours of every day, on every
     # channel at once, is a scheduled promotion: fitted as one rather than baked into the
     # dayparts (the simulator's promotion lifts traffic x f, CVR x sqrt f, prices x f^1/4).
