@@ -1,6 +1,7 @@
 """Does the market twin rank strategies as the true market does? (``autopilot scenario fit``)
 
-Per preset: simulate 21 days of logs (PID pacing, seed 0), fit a twin on the first 18,
+Per preset: simulate 21 days of logs (PID pacing, seed 0 or ``--log-seed``), fit a twin
+on the first 18,
 then evaluate every strategy on the true scenario and on the twin over the same seeds,
 with the true prior and the true budget, ROI target and first weekday. Reports each
 strategy's score on the twin against the truth, whether the ranking is the same, and the
@@ -34,11 +35,13 @@ PERTURB_SEED = 7
 STRATEGIES = ["mpc", "pid", "proportional", "online-lp", "even"]
 
 
-def one_preset(preset: str, episodes: int, strategies: list[str], perturb: float = 1.0) -> dict:
+def one_preset(
+    preset: str, episodes: int, strategies: list[str], perturb: float = 1.0, log_seed: int = 0
+) -> dict:
     truth = get_scenario(preset)
     if perturb > 1.0:  # a market around the preset, the same one for a given factor
         truth = perturb_scenario(truth, np.random.default_rng(PERTURB_SEED), perturb)
-    logs = simulate_logs(truth, "pid", DAYS, seed=0)
+    logs = simulate_logs(truth, "pid", DAYS, seed=log_seed)
     dates = sorted(logs["date"].unique())
     fit, held = logs[logs["date"].isin(dates[:FIT_DAYS])], logs[logs["date"].isin(dates[FIT_DAYS:])]
     twin = fit_scenario(
@@ -78,6 +81,9 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
+        "--log-seed", type=int, default=0, help="seed of the simulated history (default 0)"
+    )
+    parser.add_argument(
         "--perturb",
         type=float,
         default=1.0,
@@ -94,7 +100,7 @@ def main() -> None:
         f"{'truth gmv':>11}"
     )
     for preset in args.presets:
-        row = one_preset(preset, args.episodes, strategies, args.perturb)
+        row = one_preset(preset, args.episodes, strategies, args.perturb, args.log_seed)
         rows.append(row)
         print(
             f"{preset:<20}{row['gap']['mpc']:>+9.1%}{row['max_abs_gap']:>9.1%}"
@@ -116,6 +122,7 @@ def main() -> None:
             "episodes": args.episodes,
             "strategies": strategies,
             "perturb": args.perturb,
+            "log_seed": args.log_seed,
             "presets": rows,
         }
         atomic_write_text(args.json, json.dumps(summary, indent=2) + "\n")
