@@ -333,7 +333,8 @@ def _shift_profile(start: int, ramp: int) -> np.ndarray:
 @dataclass(frozen=True)
 class _TrafficShock:
     """A shock to traffic found in the same hours of every day: ``traffic_shift`` (from
-    ``source`` to ``destination``) or ``aigc_throttle``."""
+    ``source`` to ``destination``) or ``aigc_throttle`` (on ``source`` alone, or on every
+    channel where it is ``None``)."""
 
     kind: str
     start: int
@@ -362,7 +363,11 @@ class _TrafficShock:
                 f"products on {self.destination}"
             )
         else:
-            what = f"the arms with AI-generated creatives keep {self.factor:.0%} of their traffic"
+            where = "" if self.source is None else f" on channel {self.source}"
+            what = (
+                f"the arms with AI-generated creatives{where} keep {self.factor:.0%} of "
+                "their traffic"
+            )
         return f"{when} {what}; fitted as a scheduled {self.kind} shock"
 
 
@@ -376,9 +381,11 @@ def _traffic_shift(
     Every (source, destination, start hour, ramp) is tried: the source's daypart
     strength and its arms' levels are fitted on the hours before the start, ``f`` by
     least squares on its hours after; the destination's daypart on its traffic less
-    what it gained. The candidate with the smallest squared log error over both
-    channels is kept when ``f`` is at least :data:`_SHIFT_FACTOR` and it leaves at
-    most :data:`_STEP_SHARE` of what the two channels' dayparts alone leave."""
+    what it gained, which must fit its daypart no worse than its traffic as logged (a
+    channel that only falls, as AI creatives' arms under a throttle do, gains nowhere).
+    The candidate with the smallest squared log error over both channels is kept when
+    ``f`` is at least :data:`_SHIFT_FACTOR` and it leaves at most :data:`_STEP_SHARE` of
+    what the two channels' dayparts alone leave."""
     curves = _daypart_table()[0]
     channel_names = list(dict.fromkeys(c for _, c in arms))
     cols = {
@@ -422,6 +429,8 @@ def _traffic_shift(
                     sse_destination, _ = _best_daypart(
                         y_destination - factor * p * moved, everywhere
                     )
+                    if sse_destination > plain[destination]:
+                        continue  # the destination shows no gain: a fall, not a shift
                     sse = sse_source + sse_destination
                     if sse < best_sse:
                         best_sse = sse
@@ -471,16 +480,18 @@ def _aigc_throttle(
     Every (start hour, ramp) is tried. Per channel, the daypart strength comes from its
     other arms' traffic where it has some, else from its AI arms' hours before the start;
     the AI arms' level from their hours before the start; ``f`` by least squares over
-    every channel's hours after it. The candidate with the smallest squared log error is
-    kept when ``f`` is at most :data:`_THROTTLE_FACTOR` and it leaves at most
-    :data:`_STEP_SHARE` of what the AI arms' dayparts alone leave."""
+    the hours after it of every channel at once, or of one channel alone (a throttle on
+    one channel, the others keeping their dayparts). The candidate with the smallest
+    squared log error is kept when ``f`` is at most :data:`_THROTTLE_FACTOR` and it
+    leaves at most :data:`_STEP_SHARE` of what the AI arms' dayparts alone leave."""
     throttled = aigc & tradeable
     if not throttled.any():
         return None
     curves = _daypart_table()[0]
     everywhere = np.ones(24, bool)
-    groups = []  # per channel: (AI arms' columns, their total, the others' strength or None)
-    plain = 0.0
+    # Per channel with AI arms: its name, those arms' columns and total, the squared log
+    # error its daypart alone leaves, and the strength its other arms show (or None).
+    groups = []
     for c in dict.fromkeys(ch for _, ch in arms):
         cols = [k for k, (_, ch) in enumerate(arms) if ch == c and throttled[k]]
         if not cols:
@@ -489,41 +500,45 @@ def _aigc_throttle(
         sse, _ = _best_daypart(y, everywhere)
         if not math.isfinite(sse):
             return None
-        plain += sse
         others = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k] and not aigc[k]]
         fixed = _best_daypart(traffic[:, others].sum(axis=1), everywhere)[1] if others else None
-        groups.append((cols, y, fixed))
+        groups.append((c, cols, y, sse, fixed))
+    plain = sum(g[3] for g in groups)
+    # Every channel at once, or one channel alone (the others keep their dayparts).
+    scopes = [None] + ([g[0] for g in groups] if len(groups) > 1 else [])
     best, best_sse = None, math.inf
     for start in range(2, 23):
         before = np.arange(24) < start
-        expected = []
-        for _, y, fixed in groups:
+        expected = {}
+        for c, _, y, _, fixed in groups:
             index = fixed if fixed is not None else _best_daypart(y, before)[1]
             curve = curves[index]
-            expected.append(curve * float((y[before] / curve[before]).mean()))
+            expected[c] = curve * float((y[before] / curve[before]).mean())
         for ramp in _SHIFT_RAMPS:
             p = _shift_profile(start, ramp)
-            drop = sum(
-                float((p * (1.0 - y / e)).sum())
-                for (_, y, _), e in zip(groups, expected, strict=True)
-            )
-            drop /= len(groups) * float((p * p).sum())
-            factor = 1.0 - drop
-            if not 0.02 <= factor <= _THROTTLE_FACTOR:
-                continue
-            kept_share = 1.0 - drop * p
-            sse = sum(
-                float(((np.log(y) - np.log(e * kept_share)) ** 2).sum())
-                for (_, y, _), e in zip(groups, expected, strict=True)
-            )
-            if sse < best_sse:
-                base = traffic.copy()
-                for cols, _, _ in groups:
-                    base[:, cols] = traffic[:, cols] / kept_share[:, None]
-                best, best_sse = _TrafficShock("aigc_throttle", start, ramp, factor, base), sse
+            for scope in scopes:
+                inside = [g for g in groups if scope is None or g[0] == scope]
+                drop = sum(float((p * (1.0 - y / expected[c])).sum()) for c, _, y, _, _ in inside)
+                drop /= len(inside) * float((p * p).sum())
+                factor = 1.0 - drop
+                if not 0.02 <= factor <= _THROTTLE_FACTOR:
+                    continue
+                kept_share = 1.0 - drop * p
+                sse = sum(
+                    float(((np.log(y) - np.log(expected[c] * kept_share)) ** 2).sum())
+                    for c, _, y, _, _ in inside
+                ) + sum(g[3] for g in groups if g not in inside)
+                if sse < best_sse:
+                    best, best_sse = (start, ramp, factor, scope), sse
     if best is None or best_sse > _STEP_SHARE * plain:
         return None
-    return best
+    start, ramp, factor, scope = best
+    kept_share = 1.0 - (1.0 - factor) * _shift_profile(start, ramp)
+    base = traffic.copy()
+    for c, cols, _, _, _ in groups:
+        if scope is None or c == scope:
+            base[:, cols] = traffic[:, cols] / kept_share[:, None]
+    return _TrafficShock("aigc_throttle", start, ramp, factor, base, source=scope)
 
 
 #: Wear-out scales searched, as multiples of the arm's mean daily impressions.

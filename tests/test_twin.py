@@ -180,6 +180,23 @@ def test_a_daily_aigc_throttle_is_fitted_as_a_scheduled_shock(logs_of):
     assert campaign["spend_error"].abs().max() < 0.05, campaign
 
 
+def test_an_aigc_throttle_on_one_channel_is_fitted_on_that_channel_alone():
+    from envs.scenario import Shock
+
+    preset = get_scenario("aigc-mix")
+    # The throttle on live only, from hour 10 over 2 hours, to 40%.
+    scenario = preset.replace(
+        shocks=(Shock("aigc_throttle", start_hour=10, factor=0.4, channel="live", ramp_hours=2),)
+    )
+    twin = fit_scenario(simulate_logs(scenario, "pid", 18, seed=0))
+    (shock,) = twin.scenario.shocks
+    assert (shock.kind, shock.channel, shock.start_hour) == ("aigc_throttle", "live", 10)
+    assert 1 <= shock.ramp_hours <= 3 and shock.factor == pytest.approx(0.4, abs=0.05)
+    true_arms = {(a.product, a.channel): a for a in preset.arms}
+    for arm in twin.scenario.arms:  # the AI arms elsewhere keep their traffic, unthrottled
+        assert arm.traffic == pytest.approx(true_arms[arm.product, arm.channel].traffic, rel=0.05)
+
+
 def test_a_daily_ctr_drop_and_creative_wear_out_are_fitted_where_they_are(logs_of):
     fit, held = split(logs_of("creative-fatigue"))
     twin = fit_scenario(fit)
