@@ -1,9 +1,8 @@
 """Does the market twin rank strategies as the true market does? (``autopilot scenario fit``)
 
 Per preset: simulate 21 days of logs (PID pacing, seed 0 or ``--log-seed``), fit a twin
-on the first 18,
-then evaluate every strategy on the true scenario and on the twin over the same seeds,
-with the true prior and the true budget, ROI target and first weekday. Reports each
+on the first 18, then evaluate every strategy on the true scenario and on the twin over
+the same seeds, with the true prior and the true budget, ROI target and first weekday. Reports each
 strategy's score on the twin against the truth, whether the ranking is the same, and the
 twin's held-out error (days 19-21 at the logged bids), beside the true scenario's own
 error on those days ("truth gmv": what the days' luck leaves to any model). Prints a

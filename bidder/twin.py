@@ -527,7 +527,7 @@ def _aigc_throttle(
                 sse = sum(
                     float(((np.log(y) - np.log(expected[c] * kept_share)) ** 2).sum())
                     for c, _, y, _, _ in inside
-                ) + sum(g[3] for g in groups if g not in inside)
+                ) + sum(g[3] for g in groups if scope is not None and g[0] != scope)
                 if sse < best_sse:
                     best, best_sse = (start, ramp, factor, scope), sse
     if best is None or best_sse > _STEP_SHARE * plain:
