@@ -29,6 +29,7 @@ level is where its win curve meets the row's win rate (:meth:`AuctionShape.log_s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -250,7 +251,6 @@ def _curves(shapes: list[AuctionShape]) -> tuple[np.ndarray, np.ndarray]:
 
 #: Win rates on which every candidate's ``log rho`` is tabulated for the fit.
 _Q = np.linspace(0.01, 0.99, 393)
-_GRID: tuple[list[AuctionShape], np.ndarray] | None = None
 
 
 def _table(shapes: list[AuctionShape]) -> np.ndarray:
@@ -268,13 +268,11 @@ def _table(shapes: list[AuctionShape]) -> np.ndarray:
     return table
 
 
+@functools.cache
 def _grid() -> tuple[list[AuctionShape], np.ndarray]:
     """The search grid and its :func:`_table`, made once per process."""
-    global _GRID
-    if _GRID is None:
-        shapes = _candidates()
-        _GRID = (shapes, _table(shapes))
-    return _GRID
+    shapes = _candidates()
+    return shapes, _table(shapes)
 
 
 class _Rows:

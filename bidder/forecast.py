@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bidder.response import interp_rows
 from envs.market import EpisodeMarket, creative_wear
 from envs.mechanisms import GSP, LOGNORMAL, Mechanism
 from envs.stats import normal_ppf
@@ -86,11 +87,11 @@ _CURVE_Z = np.linspace(-8.0, 8.0, 641)
 def _win_curves(
     mechanism: Mechanism | None, n_arms: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """For arms whose auction is not one log-normal auction (GSP slots, gamma or
-    brand-mixture prices), each one's exposed win probability on :data:`_CURVE_Z`
-    (reserve prices left out: they cut wins below them, not where the win rate meets
-    the bid above them), made strictly increasing for inversion; ``None`` when every
-    arm is plain (or paid by commission)."""
+    """``(z, win, shaped)``: for the arms whose auction is not one log-normal auction
+    (``shaped``: GSP slots, gamma or brand-mixture prices), a row each of their exposed
+    win probability at ``z =`` :data:`_CURVE_Z` (reserve prices left out: they cut wins
+    below them, not where the win rate meets the bid above them), made strictly
+    increasing for inversion; ``None`` when every arm is plain (or paid by commission)."""
     if mechanism is None:
         return None
     shaped = ((mechanism.auction == GSP) | (mechanism.family != LOGNORMAL)) & ~mechanism.commission
@@ -103,7 +104,7 @@ def _win_curves(
     win, _, _ = plain.auction_moments(bids, np.ones_like(bids))
     # Strictly increasing (the flat tails by a hair), so that np.interp can invert it.
     win = np.maximum.accumulate(win, axis=0) + 1e-12 * np.arange(len(_CURVE_Z))[:, None]
-    return _CURVE_Z, win, shaped
+    return _CURVE_Z, np.ascontiguousarray(win[:, shaped].T), shaped
 
 
 class Forecaster:
@@ -190,8 +191,8 @@ class Forecaster:
                 # Slots or a heavy tail: the win rate meets the bid elsewhere on the
                 # price scale than a plain log-normal auction says.
                 z, curves, shaped = self._win_curves
-                for k in np.flatnonzero(shaped):
-                    median[k] = bids_cpm[k] * np.exp(-np.interp(q[k], curves[:, k], z))
+                at = interp_rows(q[shaped], curves, np.broadcast_to(z, curves.shape))
+                median[shaped] = bids_cpm[shaped] * np.exp(-at)
             mechanism = prior.mechanism
             if mechanism is not None and mechanism.any_commission:
                 # A commission arm's share 1 - exp(-rate / going rate) pins its going rate.

@@ -347,6 +347,14 @@ def budget_cut_rows(dates: np.ndarray, hours: np.ndarray, spend: np.ndarray) -> 
     return cut_day[day] & (hours >= first[day])
 
 
+def price_paid_ratio(spend: np.ndarray, impressions: np.ndarray, bid: np.ndarray) -> np.ndarray:
+    """Each row's mean price paid per won impression as a share of its bid (CPM bids;
+    below 1 in a second-price auction, 1 in a first-price one); NaN without impressions
+    or bid."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((impressions > 0) & (bid > 0), 1000.0 * spend / impressions / bid, np.nan)
+
+
 def saturated_reach(impressions: np.ndarray, opportunities: np.ndarray) -> np.ndarray:
     """The unique reach of each row's impressions out of its opportunities, with the
     market model's audience of :data:`DEFAULT_SATURATION` x the opportunities; the
@@ -421,11 +429,7 @@ def fit_market(
     commission_row = commission_arm[k]
     _check_commission_rows(commission_row, rate, win_rate, impressions, source)
 
-    # Mean price paid per won impression, as a share of the bid (second price: below 1).
-    with np.errstate(invalid="ignore", divide="ignore"):
-        paid_ratio = np.where(
-            (impressions > 0) & (bid > 0), 1000.0 * spend / impressions / bid, np.nan
-        )
+    paid_ratio = price_paid_ratio(spend, impressions, bid)
     # A channel whose winners pay their own bid runs a first-price auction: the price
     # paid then says nothing of where the bid stood, only the win rate does.
     active = (impressions >= MIN_ROW_IMPRESSIONS) & np.isfinite(paid_ratio) & (bid > 0)

@@ -64,6 +64,7 @@ from bidder.recommend import (
     FittedMarket,
     budget_cut_rows,
     fit_market,
+    price_paid_ratio,
     saturated_reach,
 )
 from envs.market import build_episode, daypart, expected_hour
@@ -162,7 +163,7 @@ def _interval(estimate: float, se: float) -> list[float] | None:
 
 def _fit_daypart(shape: np.ndarray) -> float:
     """The strength whose daypart curve is closest to ``shape`` (hourly, mean 1) in logs."""
-    curves = np.stack([daypart(s) for s in _STRENGTHS])
+    curves = _daypart_table()[0]
     curves = curves / curves.mean(axis=1, keepdims=True)
     valid = shape > 0
     errors = ((np.log(curves[:, valid]) - np.log(shape[valid])) ** 2).sum(axis=1)
@@ -754,11 +755,9 @@ def _auction_rows(kept: pd.DataFrame) -> pd.DataFrame:
     with their ``paid_ratio`` (price paid per won impression over the bid)."""
     frame = kept.assign(_date=_dates(kept))
     impressions = frame["impressions"].to_numpy(dtype=float)
-    bid = frame["bid"].to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        paid = np.where(
-            (impressions > 0) & (bid > 0), 1000.0 * frame["spend"] / impressions / bid, np.nan
-        )
+    paid = price_paid_ratio(
+        frame["spend"].to_numpy(dtype=float), impressions, frame["bid"].to_numpy(dtype=float)
+    )
     win = frame["win_rate"].to_numpy(dtype=float)
     usable = (
         ~_budget_cut(frame)
