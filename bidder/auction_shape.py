@@ -24,6 +24,13 @@ across the days of each (arm, hour) better than the plain auction's
 (:data:`SHAPE_CONSISTENCY`): one shape can mimic another's curve, but then the levels it
 reads from the win rates move with the bid. With the shape known, each row's price
 level is where its win curve meets the row's win rate (:meth:`AuctionShape.log_scale`).
+
+A ladder over brand-mixture prices (two bends at once) is searched only where one of
+the simpler shapes fits the curve clearly but fails the consistency test: its coarse
+grid (:func:`_ladder_mixture_grid`) is scored by the profile likelihood of both residual
+sets, the price-paid curve's and the implied levels' spread within (arm, hour) cells,
+because on aggregate logs many such shapes bend ``rho(q)`` alike and only the levels
+tell them apart.
 """
 
 from __future__ import annotations
@@ -386,6 +393,92 @@ def best_shape(
     )
 
 
+#: The ladder-over-mixture grid (:func:`_ladder_mixture_grid`): spreads, the ladders'
+#: lower-slot exposures (a coarser step than :data:`SLOT_EXPOSURES`), the brand block's
+#: spread (one value: the curve barely tells it apart).
+LADDER_MIXTURE_SIGMAS = np.geomspace(0.2, 1.2, 10)
+LADDER_MIXTURE_EXPOSURES = np.round(np.arange(0.2, 1.01, 0.2), 2)
+LADDER_MIXTURE_BRAND_SIGMA = 0.25
+#: Of that grid, this many shapes with the least squared error on the price-paid curve
+#: are scored on the implied levels' spread too.
+LADDER_MIXTURE_SHORTLIST = 3000
+
+
+@functools.cache
+def _ladder_mixture_grid() -> tuple[list[AuctionShape], np.ndarray]:
+    """GSP ladders of two or three slots over brand-mixture prices, and their
+    :func:`_table` (float32), made once per process on first use (a few seconds)."""
+    ladders = []
+    for e2 in LADDER_MIXTURE_EXPOSURES:
+        ladders.append((1.0, float(e2)))
+        for e3 in LADDER_MIXTURE_EXPOSURES[LADDER_MIXTURE_EXPOSURES <= e2 + 1e-9]:
+            ladders.append((1.0, float(e2), float(e3)))
+    shapes = [
+        AuctionShape(
+            family="mixture",
+            sigma=float(s),
+            exposure=exposure,
+            price_ratio=float(r),
+            brand_share=share,
+            brand_premium=premium,
+            brand_sigma=LADDER_MIXTURE_BRAND_SIGMA,
+        )
+        for s in LADDER_MIXTURE_SIGMAS
+        for r in SLOT_RATIOS
+        for share, premium in itertools.product(BRAND_SHARES, BRAND_PREMIUMS)
+        for exposure in ladders
+    ]
+    return shapes, _table(shapes).astype(np.float32)
+
+
+def _level_spread(
+    shapes: list[AuctionShape], bid: np.ndarray, win_rate: np.ndarray, cell: np.ndarray
+) -> np.ndarray:
+    """Per shape, the mean squared deviation of the log price levels it implies from
+    their (arm, hour) cell's mean (``cell``: dense integer codes)."""
+    win, _ = _curves(shapes)
+    counts = np.bincount(cell)
+    log_bid = np.log(np.maximum(bid, 1e-12))
+    out = np.empty(len(shapes))
+    for k in range(len(shapes)):
+        keep = np.concatenate([[True], np.diff(win[:, k]) > 1e-12])
+        y = log_bid - np.interp(win_rate, win[keep, k], _Z[keep])
+        y = y - (np.bincount(cell, y) / counts)[cell]
+        out[k] = float((y * y).mean())
+    return out
+
+
+def _ladder_mixture(
+    rows: _Rows, bid: np.ndarray, win_rate: np.ndarray, cell: np.ndarray
+) -> tuple[AuctionShape, float, float]:
+    """The GSP ladder over brand-mixture prices that best explains both the price-paid
+    curve and the implied levels' agreement across days, with its squared error and
+    level spread.
+
+    Both residual sets are Gaussian with unknown variances, so their joint profile
+    likelihood is maximised by the least ``log SSE + log spread``. The grid's shortlist
+    (the shapes with the least SSE) is scored so, then the best one's spread and ladder
+    are refined the same way (:func:`_neighbours`)."""
+    shapes, table = _ladder_mixture_grid()
+    sse = rows.sse(table.astype(float))
+    shortlist = np.argsort(sse)[:LADDER_MIXTURE_SHORTLIST]
+    candidates = [shapes[k] for k in shortlist]
+    scores = []
+    for group in (candidates, None):
+        if group is None:  # the refinement around the shortlist's best
+            group = _neighbours(candidates[int(np.argmin(scores[0][2]))])
+            group_sse = rows.sse(_table(group))
+        else:
+            group_sse = sse[shortlist]
+        spread = _level_spread(group, bid, win_rate, cell)
+        with np.errstate(divide="ignore"):
+            score = np.log(np.maximum(group_sse, 1e-300)) + np.log(np.maximum(spread, 1e-300))
+        scores.append((group, group_sse, score, spread))
+    group, group_sse, score, spread = min(scores, key=lambda s: float(np.min(s[2])))
+    best = int(np.argmin(score))
+    return group[best], float(group_sse[best]), float(spread[best])
+
+
 def fit_auction_shape(
     win_rate: np.ndarray,
     paid_ratio: np.ndarray,
@@ -406,14 +499,29 @@ def fit_auction_shape(
     shape = best_shape(win_rate, paid_ratio, impressions)
     if shape is None or shape.plain:
         return None
-    plain = AuctionShape(sigma=shape.plain_sigma)
+    bid = np.asarray(bid, dtype=float)
+    win_rate = np.asarray(win_rate, dtype=float)
     cell = np.unique(np.asarray(cell), return_inverse=True)[1].reshape(-1)
-    counts = np.bincount(cell)
-    spread = []
-    for model in (plain, shape):
-        y = model.log_scale(bid, win_rate)
-        y = y - (np.bincount(cell, y) / counts)[cell]
-        spread.append(float((y * y).mean()))
-    consistency = spread[1] / spread[0] if spread[0] > 0 else math.inf
+    plain = AuctionShape(sigma=shape.plain_sigma)
+    plain_spread, spread = _level_spread([plain, shape], bid, win_rate, cell)
+    consistency = spread / plain_spread if plain_spread > 0 else math.inf
     shape = dataclasses.replace(shape, consistency=round(consistency, 4))
-    return shape if shape.clear else None
+    if shape.clear or shape.evidence < SHAPE_EVIDENCE or shape.gain < SHAPE_MIN_GAIN:
+        return shape if shape.clear else None
+    # The curve is clearly bent but no simple shape reads levels that agree: try a
+    # ladder over brand-mixture prices.
+    q = np.clip(win_rate, _Q[0], _Q[-1])
+    n = np.asarray(impressions, dtype=float)
+    rows = _Rows(q, np.log(np.asarray(paid_ratio, dtype=float)), n / (n + _FULL_WEIGHT_IMPRESSIONS))
+    plain_sse = float(rows.sse(_table([plain]))[0])
+    both, both_sse, both_spread = _ladder_mixture(rows, bid, win_rate, cell)
+    both = dataclasses.replace(
+        both,
+        sigma=round(both.sigma, 4),
+        rows=shape.rows,
+        evidence=round(len(q) * math.log(max(plain_sse, 1e-300) / max(both_sse, 1e-300)), 1),
+        gain=round(float(1.0 - both_sse / plain_sse) if plain_sse > 0 else 0.0, 4),
+        plain_sigma=shape.plain_sigma,
+        consistency=round(both_spread / plain_spread if plain_spread > 0 else math.inf, 4),
+    )
+    return both if both.clear else None
