@@ -25,8 +25,9 @@ across the days of each (arm, hour) better than the plain auction's
 reads from the win rates move with the bid. With the shape known, each row's price
 level is where its win curve meets the row's win rate (:meth:`AuctionShape.log_scale`).
 
-A ladder over brand-mixture prices (two bends at once) is searched only where one of
-the simpler shapes fits the curve clearly but fails the consistency test: its coarse
+A ladder over brand-mixture prices (two bends at once) is searched wherever the curve
+is clearly bent (:data:`LADDER_MIXTURE_EVIDENCE` says when it replaces a simpler shape
+that passes the consistency test): its coarse
 grid (:func:`_ladder_mixture_grid`) is scored by the profile likelihood of both residual
 sets, the price-paid curve's and the implied levels' spread within (arm, hour) cells,
 because on aggregate logs many such shapes bend ``rho(q)`` alike and only the levels
@@ -260,10 +261,10 @@ def _curves(shapes: list[AuctionShape]) -> tuple[np.ndarray, np.ndarray]:
 _Q = np.linspace(0.01, 0.99, 393)
 
 
-def _table(shapes: list[AuctionShape]) -> np.ndarray:
+def _table(shapes: list[AuctionShape], curves=None) -> np.ndarray:
     """Each shape's ``log rho`` at the win rates :data:`_Q`, (Q, shapes); NaN for a shape
-    whose win rates do not span them."""
-    win, log_rho = _curves(shapes)
+    whose win rates do not span them. ``curves``: their :func:`_curves`, where known."""
+    win, log_rho = _curves(shapes) if curves is None else curves
     table = np.full((len(_Q), len(shapes)), np.nan)
     for k in range(len(shapes)):
         ok = np.isfinite(log_rho[:, k])
@@ -303,9 +304,15 @@ class _Rows:
         self.aa, self.ab, self.bb = per_cell(a * a), per_cell(a * b), per_cell(b * b)
 
     def sse(self, table: np.ndarray) -> np.ndarray:
+        """Each column's weighted squared error, in the table's precision (the sums are
+        matrix-vector products)."""
         lo, hi = table[:-1], table[1:]
-        cross = (self.ya * lo + self.yb * hi).sum(axis=0)
-        square = (self.aa * lo * lo + 2.0 * self.ab * lo * hi + self.bb * hi * hi).sum(axis=0)
+
+        def dot(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+            return (weights[:, 0].astype(table.dtype) @ values).astype(float)
+
+        cross = dot(self.ya, lo) + dot(self.yb, hi)
+        square = dot(self.aa, lo * lo) + dot(2.0 * self.ab, lo * hi) + dot(self.bb, hi * hi)
         sse = self.yy - 2.0 * cross + square
         return np.where(np.isfinite(sse), np.maximum(sse, 0.0), np.inf)
 
@@ -399,15 +406,22 @@ def best_shape(
 LADDER_MIXTURE_SIGMAS = np.geomspace(0.2, 1.2, 10)
 LADDER_MIXTURE_EXPOSURES = np.round(np.arange(0.2, 1.01, 0.2), 2)
 LADDER_MIXTURE_BRAND_SIGMA = 0.25
+#: Where a simple shape passes the consistency test, the ladder over mixture prices
+#: replaces it only where it raises the joint log-likelihood of both residual sets by
+#: this much per row: a brand block on top of a true ladder buys 0.07-0.2 (PID logs of
+#: real-world's live, synthetic ladders), a true ladder over mixture prices read as a
+#: ladder about 2.
+LADDER_MIXTURE_EVIDENCE = 1.0
 #: Of that grid, this many shapes with the least squared error on the price-paid curve
 #: are scored on the implied levels' spread too.
 LADDER_MIXTURE_SHORTLIST = 3000
 
 
 @functools.cache
-def _ladder_mixture_grid() -> tuple[list[AuctionShape], np.ndarray]:
-    """GSP ladders of two or three slots over brand-mixture prices, and their
-    :func:`_table` (float32), made once per process on first use (a few seconds)."""
+def _ladder_mixture_grid() -> tuple[list[AuctionShape], np.ndarray, np.ndarray]:
+    """GSP ladders of two or three slots over brand-mixture prices, their :func:`_table`
+    and their win curves on :data:`_Z` (both float32), made once per process on first
+    use (a few seconds, about 100 MB)."""
     ladders = []
     for e2 in LADDER_MIXTURE_EXPOSURES:
         ladders.append((1.0, float(e2)))
@@ -428,15 +442,22 @@ def _ladder_mixture_grid() -> tuple[list[AuctionShape], np.ndarray]:
         for share, premium in itertools.product(BRAND_SHARES, BRAND_PREMIUMS)
         for exposure in ladders
     ]
-    return shapes, _table(shapes).astype(np.float32)
+    win, log_rho = _curves(shapes)
+    return shapes, _table(shapes, (win, log_rho)).astype(np.float32), win.astype(np.float32)
 
 
 def _level_spread(
-    shapes: list[AuctionShape], bid: np.ndarray, win_rate: np.ndarray, cell: np.ndarray
+    shapes: list[AuctionShape] | None,
+    bid: np.ndarray,
+    win_rate: np.ndarray,
+    cell: np.ndarray,
+    win: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per shape, the mean squared deviation of the log price levels it implies from
-    their (arm, hour) cell's mean (``cell``: dense integer codes)."""
-    win, _ = _curves(shapes)
+    their (arm, hour) cell's mean (``cell``: dense integer codes). ``win``: the shapes'
+    win curves on :data:`_Z` (one column each), where known."""
+    if win is None:
+        win, _ = _curves(shapes)
     counts = np.bincount(cell)
     log_bid = np.log(np.maximum(bid, 1e-12))
     out = np.empty(len(shapes))
@@ -459,18 +480,23 @@ def _ladder_mixture(
     likelihood is maximised by the least ``log SSE + log spread``. The grid's shortlist
     (the shapes with the least SSE) is scored so, then the best one's spread and ladder
     are refined the same way (:func:`_neighbours`)."""
-    shapes, table = _ladder_mixture_grid()
-    sse = rows.sse(table.astype(float))
-    shortlist = np.argsort(sse)[:LADDER_MIXTURE_SHORTLIST]
+    shapes, table, grid_win = _ladder_mixture_grid()
+    # Shortlisted in single precision, then scored in double.
+    shortlist = np.argsort(rows.sse(table))[:LADDER_MIXTURE_SHORTLIST]
+    sse = np.full(len(shapes), np.inf)
+    sse[shortlist] = rows.sse(table[:, shortlist].astype(float))
     candidates = [shapes[k] for k in shortlist]
     scores = []
     for group in (candidates, None):
         if group is None:  # the refinement around the shortlist's best
             group = _neighbours(candidates[int(np.argmin(scores[0][2]))])
-            group_sse = rows.sse(_table(group))
+            curves = _curves(group)
+            group_sse = rows.sse(_table(group, curves))
+            win = curves[0]
         else:
             group_sse = sse[shortlist]
-        spread = _level_spread(group, bid, win_rate, cell)
+            win = grid_win[:, shortlist].astype(float)
+        spread = _level_spread(group, bid, win_rate, cell, win)
         with np.errstate(divide="ignore"):
             score = np.log(np.maximum(group_sse, 1e-300)) + np.log(np.maximum(spread, 1e-300))
         scores.append((group, group_sse, score, spread))
@@ -506,15 +532,20 @@ def fit_auction_shape(
     plain_spread, spread = _level_spread([plain, shape], bid, win_rate, cell)
     consistency = spread / plain_spread if plain_spread > 0 else math.inf
     shape = dataclasses.replace(shape, consistency=round(consistency, 4))
-    if shape.clear or shape.evidence < SHAPE_EVIDENCE or shape.gain < SHAPE_MIN_GAIN:
-        return shape if shape.clear else None
-    # The curve is clearly bent but no simple shape reads levels that agree: try a
-    # ladder over brand-mixture prices.
+    if shape.evidence < SHAPE_EVIDENCE or shape.gain < SHAPE_MIN_GAIN:
+        return None
+    # The curve is clearly bent: a ladder over brand-mixture prices may explain it (and
+    # the levels) better than any simple shape.
     q = np.clip(win_rate, _Q[0], _Q[-1])
     n = np.asarray(impressions, dtype=float)
     rows = _Rows(q, np.log(np.asarray(paid_ratio, dtype=float)), n / (n + _FULL_WEIGHT_IMPRESSIONS))
-    plain_sse = float(rows.sse(_table([plain]))[0])
+    plain_sse, shape_sse = rows.sse(_table([plain, shape]))
     both, both_sse, both_spread = _ladder_mixture(rows, bid, win_rate, cell)
+    if shape.clear:
+        # Joint log-likelihood of both residual sets, per row, over the simple shape's.
+        gain = 0.5 * math.log(max(shape_sse * spread, 1e-300) / max(both_sse * both_spread, 1e-300))
+        if gain < LADDER_MIXTURE_EVIDENCE:
+            return shape
     both = dataclasses.replace(
         both,
         sigma=round(both.sigma, 4),

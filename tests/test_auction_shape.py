@@ -98,6 +98,36 @@ def test_a_shape_that_only_mimics_the_curve_is_refused():
     assert spread[2] < 0.5 * spread[0] < spread[1]
 
 
+#: real-world's feed: three GSP slots over prices with a block of brand campaigns.
+LADDER_MIXTURE = dataclasses.replace(
+    LADDER, family="mixture", brand_share=0.2, brand_premium=3.0, brand_sigma=0.25
+)
+
+
+def test_a_ladder_over_brand_mixture_prices_is_recovered():
+    # Neither a ladder nor a mixture alone reads levels that agree across days here; the
+    # two bends together do.
+    q, paid, impressions, bid, cell = rows(LADDER_MIXTURE)
+    best = best_shape(q, paid, impressions)
+    assert best.family != "mixture" or len(best.exposure) == 1  # no simple kind is both
+    fit = fit_auction_shape(q, paid, impressions, bid, cell)
+    assert fit is not None
+    assert fit.family == "mixture" and len(fit.exposure) == 3, fit
+    assert fit.clear and fit.consistency < 0.5, fit
+    assert abs(fit.price_ratio - 0.7) <= 0.1 and abs(fit.brand_share - 0.2) <= 0.1, fit
+    assert_same_response(fit, LADDER_MIXTURE, q, bid)
+    fields = fit.channel_fields()
+    assert fields["auction"] == "gsp" and fields["price_family"] == "mixture"
+
+
+def test_the_ladder_over_mixture_search_leaves_simple_shapes_alone():
+    # Where a simple shape passes the consistency test, it is kept as it is.
+    for truth in (LADDER, MIXTURE):
+        fit = fit_auction_shape(*rows(truth, seed=1))
+        assert fit is not None and fit.family == truth.family, fit
+        assert len(fit.exposure) == len(truth.exposure), fit
+
+
 @pytest.mark.parametrize("n", [0, 10, 49])
 def test_too_few_rows_give_no_shape(n):
     q, paid, impressions, bid, cell = (v[:n] for v in rows(LADDER))
