@@ -53,7 +53,9 @@ def one_preset(
         scores[name] = {s: block[s]["score_mean"] for s in strategies}
     gap = {s: scores["twin"][s] / scores["truth"][s] - 1.0 for s in strategies}
     rank = {n: sorted(strategies, key=lambda s: -scores[n][s]) for n in scores}
-    campaign = holdout_errors(twin.scenario, held, truth.budget).query("product == '*'")
+    campaign = holdout_errors(
+        twin.scenario, held, truth.budget, orders_carry_over=twin.fitted.orders_carry_over
+    ).query("product == '*'")
     # The truth's own prediction of the same days: the floor the days' luck sets.
     floor = holdout_errors(truth, held, truth.budget).query("product == '*'")
     return {

@@ -136,6 +136,8 @@ class FittedMarket:
         model: the response model plans are made with (``ResponseModel``): the closed
             form by default, or :func:`bidder.empirical.fit_empirical`'s.
         reserve_cpm_by_channel: reserve price read from the logs per channel (0: none).
+        orders_carry_over: whether the logs place delayed orders from one day's clicks
+            in the next day's hours (read with the delays, :func:`_fit_order_delay`).
     """
 
     date: dt.date
@@ -156,6 +158,7 @@ class FittedMarket:
     reserve_cpm_by_channel: dict[str, float] = field(default_factory=dict)
     commission: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     model: Any = PARAMETRIC
+    orders_carry_over: bool = False
 
 
 @dataclass
@@ -560,7 +563,7 @@ def fit_market(
 
     # 5. CTR over saturated reach, CVR and order value, shrunk towards priors.
     reach = saturated_reach(impressions, np.where(counted, opportunities, np.nan))
-    delay_by_channel, converting_clicks = _fit_order_delay(
+    delay_by_channel, converting_clicks, orders_carry_over = _fit_order_delay(
         k, row_dates, hour, clicks, orders, channel_of_arm, n_arms, n_channels
     )
     arm_fits, ctr, cvr, aov = _fit_rates(
@@ -649,6 +652,7 @@ def fit_market(
         },
         reserve_cpm_by_channel={name: float(reserve[ci]) for ci, name in enumerate(channels)},
         commission=commission_arm,
+        orders_carry_over=orders_carry_over,
     )
 
 
@@ -744,52 +748,76 @@ def _fit_order_delay(
     channel_of_arm: np.ndarray,
     n_arms: int,
     n_channels: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean click-to-order delay per channel, and per row the clicks whose orders are
-    expected to be placed in that row's hour.
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Mean click-to-order delay per channel, per row the clicks whose orders are
+    expected to be placed in that row's hour, and whether the logs carry orders over
+    midnight.
 
     Orders placed in an hour come from the clicks of that hour and the hours before it:
     with a geometric delay of mean ``mu`` (``q = mu / (1 + mu)``), the clicks "converting"
-    in hour ``h`` of a day are ``(1 - q) * sum_{l <= h} q^l clicks_{h - l}``. For every
-    candidate ``mu`` of :data:`DELAY_GRID_HOURS`, each arm's CVR is fitted on those, and the
-    ``mu`` with the smallest Poisson deviance of the orders over the channel's arms wins.
-    Days are taken separately (an order placed after midnight from the previous evening's
-    click is not matched), as the simulator's day-by-day logs are written.
+    in hour ``h`` of a day are ``(1 - q) * sum_{l <= h} q^l clicks_{h - l}``, plus, where
+    the logs place the previous evening's orders in the hour they arrive (a campaign that
+    runs every day, as ``autopilot simulate`` writes it), ``(1 - q) q^(h + 1) C`` for the
+    previous day's clicks still pending at its end ``C`` (on the first day of the history
+    and after a gap, the mean over days). For every candidate ``mu`` of
+    :data:`DELAY_GRID_HOURS`, each arm's CVR is fitted on those, and the ``mu`` with the
+    smallest Poisson deviance of the orders over the channel's arms wins; whether the
+    logs carry orders over is the reading (days apart or carried) with the smaller total
+    deviance at each channel's best ``mu``. The evening's orders after midnight are what
+    tell a long delay from a CVR that falls through the day.
     """
     days = {d: i for i, d in enumerate(sorted(set(row_dates)))}
     day = np.array([days[d] for d in row_dates])
+    ordinals = np.array([d.toordinal() for d in sorted(days)])
+    follows = np.concatenate([[False], np.diff(ordinals) == 1])  # the day before is logged
     shape = (n_arms, len(days), HOURS_PER_DAY)
     grid_clicks, grid_orders = np.zeros(shape), np.zeros(shape)
     np.add.at(grid_clicks, (k, day, hour), clicks)
     np.add.at(grid_orders, (k, day, hour), orders)
-    best_mu = np.zeros(n_channels)
-    best_deviance = np.full(n_channels, np.inf)
     orders_by_channel = np.bincount(channel_of_arm, grid_orders.sum(axis=(1, 2)), n_channels)
-    converting = {}
+    measured = orders_by_channel >= MIN_ORDERS_FOR_DELAY
+    hours = np.arange(HOURS_PER_DAY)
+    fits = {}  # (carried, mu) -> (deviance per channel, converting clicks)
     for mu in DELAY_GRID_HOURS:
         q = mu / (1.0 + mu)
         carry = np.zeros(shape[:2])
-        expected = np.empty(shape)
+        within = np.empty(shape)
         for h in range(HOURS_PER_DAY):
             carry = grid_clicks[:, :, h] + q * carry
-            expected[:, :, h] = (1.0 - q) * carry
-        converting[mu] = expected
-        cvr = grid_orders.sum(axis=(1, 2)) / np.maximum(expected.sum(axis=(1, 2)), 1e-12)
-        mean = cvr[:, None, None] * expected
-        with np.errstate(divide="ignore", invalid="ignore"):
-            term = np.where(grid_orders > 0, grid_orders * np.log(grid_orders / mean), 0.0)
-        deviance = np.where(np.isfinite(term), term, 0.0) - (grid_orders - mean)
-        by_channel = np.bincount(channel_of_arm, deviance.sum(axis=(1, 2)), n_channels)
-        better = by_channel < best_deviance - 1e-9
-        best_mu = np.where(better, mu, best_mu)
-        best_deviance = np.where(better, by_channel, best_deviance)
-    best_mu = np.where(orders_by_channel >= MIN_ORDERS_FOR_DELAY, best_mu, 0.0)
+            within[:, :, h] = carry
+        # The day's clicks still pending at its end, carried into the next day.
+        end = within[:, :, -1]
+        start = np.where(follows[None, :], np.roll(end, 1, axis=1), end.mean(axis=1)[:, None])
+        for carried in (False, True):
+            if carried and mu == 0.0:
+                fits[True, mu] = fits[False, mu]
+                continue
+            pending = within + (start[:, :, None] * q ** (hours + 1.0) if carried else 0.0)
+            expected = (1.0 - q) * pending
+            cvr = grid_orders.sum(axis=(1, 2)) / np.maximum(expected.sum(axis=(1, 2)), 1e-12)
+            mean = cvr[:, None, None] * expected
+            with np.errstate(divide="ignore", invalid="ignore"):
+                term = np.where(grid_orders > 0, grid_orders * np.log(grid_orders / mean), 0.0)
+            deviance = np.where(np.isfinite(term), term, 0.0) - (grid_orders - mean)
+            fits[carried, mu] = (
+                np.bincount(channel_of_arm, deviance.sum(axis=(1, 2)), n_channels),
+                expected,
+            )
+    best = {}
+    for carried in (False, True):
+        table = np.array([fits[carried, mu][0] for mu in DELAY_GRID_HOURS])  # (mu, channel)
+        pick = np.argmin(table, axis=0)  # the shortest delay among equals
+        mu_by_channel = np.where(measured, np.asarray(DELAY_GRID_HOURS)[pick], 0.0)
+        total = float(table[pick, np.arange(n_channels)][measured].sum())
+        best[carried] = (total, mu_by_channel)
+    carried = bool(best[True][0] < best[False][0] - 1e-9)
+    best_mu = best[carried][1]
     arm_mu = best_mu[channel_of_arm]
     row_converting = np.empty(len(k))
     for mu in np.unique(arm_mu):
         rows = arm_mu[k] == mu
-        row_converting[rows] = converting[float(mu)][k[rows], day[rows], hour[rows]]
-    return best_mu, row_converting
+        row_converting[rows] = fits[carried, float(mu)][1][k[rows], day[rows], hour[rows]]
+    return best_mu, row_converting, carried
 
 
 def _fit_traffic_noise(
@@ -1507,6 +1535,7 @@ def _summary(
                 name: round(value, 4) for name, value in fitted.price_sigma_by_channel.items()
             },
             "order_delay_hours_by_channel": dict(fitted.order_delay_hours_by_channel),
+            "orders_carry_over": fitted.orders_carry_over,
             "auction_by_channel": dict(fitted.auction_by_channel),
             "reserve_cpm_by_channel": {
                 name: round(value, 2) for name, value in fitted.reserve_cpm_by_channel.items()

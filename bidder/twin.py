@@ -1393,11 +1393,23 @@ def _twin_from(
     )
     if fitted.weekday_factors is None:
         notes.append("the history is too short for weekday factors: the defaults are used")
+    if any(fitted.order_delay_hours_by_channel.values()):
+        notes.append(
+            "order delays: read from the orders within each day"
+            + (
+                " and the previous evening's orders the logs place in the next morning's hours"
+                if fitted.orders_carry_over
+                else " only (the logs' days hold no orders carried over midnight)"
+            )
+        )
     return Twin(scenario, params, [d.isoformat() for d in excluded], fitted, notes)
 
 
 def holdout_errors(
-    scenario: Scenario, logs: pd.DataFrame, budget: float | None = None
+    scenario: Scenario,
+    logs: pd.DataFrame,
+    budget: float | None = None,
+    orders_carry_over: bool = True,
 ) -> pd.DataFrame:
     """The twin's expected spend and GMV for each logged day, at the bids that were placed,
     against what the logs recorded: one row per day and arm (``product``, ``channel``)
@@ -1405,10 +1417,14 @@ def holdout_errors(
     relative errors ``spend_error`` and ``gmv_error``. As the platform does, delivery
     stops once the day's ``budget`` (default: the twin's) is spent. Where the twin's
     orders are delayed, the predicted GMV is what the logs hold: the orders that arrive
-    by the end of their day."""
+    by the end of their day and, with ``orders_carry_over`` (the logs of a campaign that
+    runs every day, :attr:`bidder.recommend.FittedMarket.orders_carry_over`), those of
+    the previous day's clicks that arrive in it (for a day whose previous day is not in
+    ``logs``, as many as it passes on itself)."""
     budget = scenario.budget if budget is None else float(budget)
     arm_index = {(a.product, a.channel): k for k, a in enumerate(scenario.arms)}
     rows = []
+    passed_on: dict[dt.date, np.ndarray] = {}  # per day, its GMV arriving the next day
     for day, frame in logs.groupby(_dates(logs)):
         nominal = build_episode(
             _on_weekday(scenario, day.weekday()), None
@@ -1416,6 +1432,7 @@ def holdout_errors(
         predicted = np.zeros((2, len(arm_index)))
         actual = np.zeros((2, len(arm_index)))
         exposure = np.zeros(len(arm_index))  # impressions so far (creative wear-out)
+        tail = np.zeros(len(arm_index))  # GMV clicked today, placed after midnight
         mechanism = nominal.mechanism
         rivals = Rivals(mechanism) if mechanism is not None and mechanism.reacts else None
         for hour, rows_h in frame.groupby("hour"):
@@ -1436,11 +1453,18 @@ def holdout_errors(
             if rivals is not None:  # the rivals remember the share the twin predicts
                 rivals.update(expected.impressions * cut, nominal.traffic[int(hour)])
             predicted[0] += expected.spend * cut
-            # The logs hold the orders that arrived by the day's end (docs/logs.md).
+            # The day's rows hold the orders that arrived by its end (docs/logs.md); the
+            # rest arrive the next day, within the attribution window.
             arrived = 1.0 if nominal.delay_q is None else 1.0 - nominal.delay_q ** (24 - hour)
             predicted[1] += expected.gmv * cut * arrived
+            if nominal.delay_q is not None:
+                window = 1.0 - nominal.delay_q ** min(scenario.attribution_window_hours, 24)
+                tail += expected.gmv * cut * (1.0 - arrived) * window
             np.add.at(actual[0], cols, rows_h["spend"].to_numpy(dtype=float))
             np.add.at(actual[1], cols, rows_h["gmv"].to_numpy(dtype=float))
+        passed_on[day] = tail
+        if orders_carry_over:
+            predicted[1] += passed_on.get(day - dt.timedelta(days=1), tail)
         for (product, channel), k in [*arm_index.items(), (("*", "*"), None)]:
             pred = predicted[:, k] if k is not None else predicted.sum(axis=1)
             real = actual[:, k] if k is not None else actual.sum(axis=1)

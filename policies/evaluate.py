@@ -44,6 +44,11 @@ class EpisodeResult:
     arm_names: list[str] = field(repr=False)
     hour_of_day: np.ndarray = field(repr=False)
     prior: str = "true"
+    #: Per arm, the delayed orders (and their GMV) that arrived after the last hour,
+    #: within ``late_window_hours`` of it; ``None`` where orders are not delayed.
+    late_orders: np.ndarray | None = field(default=None, repr=False)
+    late_gmv: np.ndarray | None = field(default=None, repr=False)
+    late_window_hours: int = 0
 
     @property
     def roi(self) -> float:
@@ -119,6 +124,11 @@ def run_episode(
         arm_names=env.arm_names,
         hour_of_day=np.array(hours),
         prior=prior,
+        late_orders=(
+            np.asarray(info["late_orders"], dtype=float) if "late_orders" in info else None
+        ),
+        late_gmv=np.asarray(info["late_gmv"], dtype=float) if "late_gmv" in info else None,
+        late_window_hours=env.hours_to_close,
     )
 
 

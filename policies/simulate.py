@@ -19,6 +19,9 @@ Multi-day rule (also in ``docs/logs.md``):
   continues the next day; a ramp that crosses midnight starts again with the ramp hours
   it has left (an approximation, because one day's scenario cannot start a ramp midway).
 * Day ``d`` is seeded from ``(seed, d)``: a seed fixes the whole history.
+* Delayed orders (docs/market.md, section 3b) placed after a day's last hour appear in
+  the next day's rows, in the hour they arrive, as on a platform's dashboard of a
+  campaign that runs every day; those of the history's last day are in no row.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import pandas as pd
 from bidder.logs import MAX_LOG_DATE, MIN_LOG_DATE, LogError, episode_to_logs, validate_logs
 from envs.errors import InputError
 from envs.market_env import MAX_SEED, resolve_scenario
+from envs.mechanisms import delay_probability
 from envs.scenario import Scenario, Shock
 from policies.evaluate import run_episode
 from policies.strategy import make_strategy
@@ -44,6 +48,9 @@ MAX_DAYS = 366
 #: Default first date when none is given: the first day of 2026 that falls on the
 #: scenario's start weekday (2026-01-05 is a Monday).
 DEFAULT_FIRST_MONDAY = dt.date(2026, 1, 5)
+#: Third entry of the seed of the draw that deals a day's late orders over the next
+#: day's hours (days themselves are seeded from ``(seed, day)``).
+LATE_ARRIVAL_STREAM = 1
 
 
 class SimulationError(InputError):
@@ -119,6 +126,50 @@ def _play_day(strategy, one_day: Scenario, day_seed: int, prior: str, seed: int)
 
     knowledge = fitted_prior(one_day.replace(shocks=()), seed)
     return run_episode(strategy, one_day, day_seed, prior, prior_market=knowledge)
+
+
+def _orders_after_midnight(
+    result, one_day: Scenario, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The day's delayed orders that arrived after its last hour (and their GMV), per
+    hour of the next day and arm, (24, arms); ``None`` where there are none.
+
+    The episode counts them as one lump per arm (those arriving within its attribution
+    window); being geometric, each arrives ``l`` hours after the last played hour with
+    probability proportional to ``q^l`` within that window, so they are dealt over the
+    hours by a multinomial draw, each bringing its arm's mean late order value. Orders
+    arriving in hours of the same day that were not played (the budget ran out) or after
+    the next day are in no row."""
+    if result.late_orders is None or not result.late_orders.any():
+        return None
+    q = delay_probability(
+        np.array([one_day.channel(a.channel).order_delay_hours for a in one_day.arms])
+    )
+    window = max(int(result.late_window_hours), 1)
+    first = int(result.hour_of_day[-1]) + 1  # hour of day of the first hour after the end
+    lag = np.arange(window)
+    next_day = first + lag - HOURS_PER_DAY  # hour of the next day each lag falls on
+    lands = (next_day >= 0) & (next_day < HOURS_PER_DAY)
+    orders = np.zeros((HOURS_PER_DAY, len(q)))
+    gmv = np.zeros((HOURS_PER_DAY, len(q)))
+    for k in np.flatnonzero(result.late_orders > 0):
+        weight = q[k] ** lag
+        counts = rng.multinomial(int(result.late_orders[k]), weight / weight.sum())
+        orders[next_day[lands], k] = counts[lands]
+        gmv[next_day[lands], k] = counts[lands] * (result.late_gmv[k] / result.late_orders[k])
+    return orders, gmv
+
+
+def _add_carried(frame: pd.DataFrame, carried: tuple[np.ndarray, np.ndarray], n_arms: int):
+    """The previous day's orders placed in this day's hours, added to its rows (rows are
+    hour-major, one per arm, as :func:`~bidder.logs.episode_to_logs` writes them)."""
+    orders, gmv = carried
+    hours = frame["hour"].to_numpy()
+    arm = np.arange(len(frame)) % n_arms
+    frame = frame.copy()
+    frame["orders"] = frame["orders"] + orders[hours, arm].astype(np.int64)
+    frame["gmv"] = np.round(frame["gmv"] + gmv[hours, arm], 2)
+    return frame
 
 
 def default_start_date(scenario: Scenario) -> dt.date:
@@ -210,19 +261,24 @@ def simulate_logs(
         # Checked before any day is played: a channel or product the scenario lacks.
         first = day_scenario(scenario, 0)
         first.replace(shocks=first.shocks + tuple(extra))
+    carried = None  # the previous day's orders placed after its last hour
     for day in range(days):
         one_day = day_scenario(scenario, day)
         if day in day_shocks:
             one_day = one_day.replace(shocks=one_day.shocks + tuple(day_shocks[day]))
         result = _play_day(strategy, one_day, _day_seed(seed, day), prior, seed)
-        frames.append(
-            episode_to_logs(
-                trace=result.trace,
-                hour_of_day=result.hour_of_day,
-                arms=one_day.arms,
-                date=start_date + dt.timedelta(days=day),
-                commission=[one_day.channel(a.channel).commission for a in one_day.arms],
-            )
+        frame = episode_to_logs(
+            trace=result.trace,
+            hour_of_day=result.hour_of_day,
+            arms=one_day.arms,
+            date=start_date + dt.timedelta(days=day),
+            commission=[one_day.channel(a.channel).commission for a in one_day.arms],
+        )
+        if carried is not None:
+            frame = _add_carried(frame, carried, len(one_day.arms))
+        frames.append(frame)
+        carried = _orders_after_midnight(
+            result, one_day, np.random.default_rng([seed, day, LATE_ARRIVAL_STREAM])
         )
         if on_day is not None:
             on_day(day + 1, days)

@@ -90,13 +90,19 @@ def test_held_out_days_are_predicted_within_10_percent(default_logs):
     assert campaign["gmv_error"].abs().max() < 0.10, campaign
 
 
-def test_held_out_gmv_counts_only_the_orders_that_arrive_within_the_day(tmp_path_factory):
-    # Delayed orders placed late in a day arrive after it and are not in its logs.
+def test_held_out_gmv_counts_the_orders_each_days_logs_hold(tmp_path_factory):
+    # A day's rows hold its own orders placed before midnight and the evening before's
+    # placed after it (docs/logs.md).
     fit, held = split(simulated("delayed-orders", tmp_path_factory))
     twin = fit_scenario(fit)
+    assert twin.fitted.orders_carry_over
+    assert any("next morning" in note for note in twin.notes), twin.notes
     assert any(c.order_delay_hours > 0 for c in twin.scenario.channels)
     campaign = holdout_errors(twin.scenario, held).query("product == '*'")
     assert campaign["gmv_error"].abs().max() < 0.10, campaign
+    # Without the evening before's orders, every held-out day is predicted lower.
+    apart = holdout_errors(twin.scenario, held, orders_carry_over=False).query("product == '*'")
+    assert (apart["predicted_gmv"].to_numpy() < campaign["predicted_gmv"].to_numpy()).all()
 
 
 def test_a_daily_bid_war_is_fitted_as_a_scheduled_shock(logs_of):

@@ -116,7 +116,9 @@ def _fit(args: argparse.Namespace) -> int:
     report = twin.report()
     lines = []
     if held:
-        errors = holdout_errors(twin.scenario, logs[is_held])
+        errors = holdout_errors(
+            twin.scenario, logs[is_held], orders_carry_over=twin.fitted.orders_carry_over
+        )
         campaign = errors[errors["product"] == "*"]
         report["holdout"] = {
             "days": [d.isoformat() for d in held],
