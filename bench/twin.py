@@ -10,6 +10,7 @@ table and writes JSON.
 
     python bench/twin.py --episodes 8 --json bench/results/twin.json
     python bench/twin.py --episodes 8 --perturb 1.3   # markets around the presets
+    python bench/twin.py --episodes 4 --sampled 24    # unseen sampled markets
 """
 
 from __future__ import annotations
@@ -24,20 +25,41 @@ import numpy as np
 from bidder.twin import fit_scenario, holdout_errors
 from envs.io import atomic_write_text
 from envs.presets import PRESETS, get_scenario
-from envs.sampler import perturb_scenario
+from envs.sampler import perturb_scenario, sample_scenario
+from envs.scenario import Scenario
 from policies.evaluate import evaluate_many
 from policies.simulate import simulate_logs
 
 DAYS, FIT_DAYS = 21, 18
 #: Seed of the market drawn around each preset with ``--perturb``.
 PERTURB_SEED = 7
+#: ``--sampled N`` plays ``sample_scenario(default_rng(SAMPLED_SEED + i))``, i < N.
+SAMPLED_SEED = 1000
+
+
+def sampled(i: int) -> Scenario:
+    """Sampled market ``i``, its products, channels and arms in the order the logs sort
+    them (and so the twin's): both then meet the same draws arm by arm."""
+    scenario = sample_scenario(np.random.default_rng(SAMPLED_SEED + i), name=f"sampled-{i}")
+    return scenario.replace(
+        products=tuple(sorted(scenario.products, key=lambda p: p.name)),
+        channels=tuple(sorted(scenario.channels, key=lambda c: c.name)),
+        arms=tuple(sorted(scenario.arms, key=lambda a: (a.product, a.channel))),
+    )
+
+
 STRATEGIES = ["mpc", "pid", "proportional", "online-lp", "even"]
 
 
 def one_preset(
-    preset: str, episodes: int, strategies: list[str], perturb: float = 1.0, log_seed: int = 0
+    preset: str | Scenario,
+    episodes: int,
+    strategies: list[str],
+    perturb: float = 1.0,
+    log_seed: int = 0,
 ) -> dict:
-    truth = get_scenario(preset)
+    truth = preset if isinstance(preset, Scenario) else get_scenario(preset)
+    preset = truth.name
     if perturb > 1.0:  # a market around the preset, the same one for a given factor
         truth = perturb_scenario(truth, np.random.default_rng(PERTURB_SEED), perturb)
     logs = simulate_logs(truth, "pid", DAYS, seed=log_seed)
@@ -72,6 +94,10 @@ def one_preset(
         "truth_holdout_gmv_error": float(floor["gmv_error"].abs().max()),
         "excluded_days": twin.excluded_days,
         "shocks_fitted": len(twin.scenario.shocks),
+        "shock_kinds": {
+            "truth": [s.kind for s in truth.shocks],
+            "twin": [s.kind for s in twin.scenario.shocks],
+        },
     }
 
 
@@ -92,19 +118,28 @@ def main() -> None:
         help="play a market drawn around each preset (every parameter moved by up to a "
         "factor F, envs.sampler.perturb_scenario) instead of the preset itself",
     )
+    parser.add_argument(
+        "--sampled",
+        type=int,
+        default=0,
+        metavar="N",
+        help="play N sampled markets (envs.sampler.sample_scenario, seeds 1000 on) "
+        "instead of the presets",
+    )
     args = parser.parse_args()
     strategies = args.strategies.split(",")
+    markets = [sampled(i) for i in range(args.sampled)] if args.sampled else args.presets
     rows = []
     start = time.perf_counter()
     print(
         f"{'preset':<20}{'mpc gap':>9}{'max gap':>9}{'rank':>7}{'held spend':>12}{'held gmv':>10}"
         f"{'truth gmv':>11}"
     )
-    for preset in args.presets:
-        row = one_preset(preset, args.episodes, strategies, args.perturb, args.log_seed)
+    for market in markets:
+        row = one_preset(market, args.episodes, strategies, args.perturb, args.log_seed)
         rows.append(row)
         print(
-            f"{preset:<20}{row['gap']['mpc']:>+9.1%}{row['max_abs_gap']:>9.1%}"
+            f"{row['preset']:<20}{row['gap']['mpc']:>+9.1%}{row['max_abs_gap']:>9.1%}"
             f"{'same' if row['same_rank'] else 'diff':>7}"
             f"{row['holdout_spend_error']:>12.1%}{row['holdout_gmv_error']:>10.1%}"
             f"{row['truth_holdout_gmv_error']:>11.1%}",
@@ -124,6 +159,7 @@ def main() -> None:
             "strategies": strategies,
             "perturb": args.perturb,
             "log_seed": args.log_seed,
+            "sampled": args.sampled,
             "presets": rows,
         }
         atomic_write_text(args.json, json.dumps(summary, indent=2) + "\n")

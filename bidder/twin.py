@@ -199,37 +199,174 @@ _STEP_FACTOR = 1.2
 _STEP_SHARE = 0.4
 
 
+#: Hours a bid war may take to reach its full height (the simulator's ``ramp_hours``).
+_STEP_RAMPS = range(6)
+
+
+@dataclasses.dataclass(frozen=True)
+class PriceStep:
+    """A run of hours in which prices stand above the daypart curve: a ``bid_war``."""
+
+    start: int
+    end: int  # exclusive; 24 when the war lasts the day out
+    ramp: int  # hours to full height (0: at once)
+    factor: float
+    elasticity: float  # the channel's competition elasticity fitted with it
+    level: np.ndarray  # per-arm log price levels, without it
+
+
+def _step_profile(start: int, end: int, ramp: int) -> np.ndarray:
+    """Share of a step's height in force at each hour of day (the simulator's shock
+    profile: ``(h - start + 1) / ramp`` over the ramp, then 1)."""
+    h = np.arange(24)
+    rising = np.clip((h - start + 1) / ramp, 0.0, 1.0) if ramp > 0 else np.ones(24)
+    return np.where((h >= start) & (h < end), rising, 0.0)
+
+
+@functools.cache
+def _step_candidates() -> tuple[list[tuple[int, int, int]], np.ndarray, np.ndarray]:
+    """Every run ``[start, end)`` of 2 to 22 hours and ramp shorter than it: the runs,
+    their profiles (runs x 24) and whether each hour is in them."""
+    runs = [
+        (start, end, ramp)
+        for start in range(24)
+        for end in range(start + 2, 25)
+        if end - start <= 22
+        for ramp in _STEP_RAMPS
+        if ramp < end - start
+    ]
+    profile = np.array([_step_profile(*run) for run in runs])
+    inside = np.array([(np.arange(24) >= a) & (np.arange(24) < b) for a, b, _ in runs])
+    return runs, profile, inside
+
+
+@dataclasses.dataclass
+class _StepStats:
+    """One channel's weighted moments against every candidate run, for
+    ``log price = level + elasticity * log curve + step * profile`` (mean over arms)."""
+
+    logp: np.ndarray
+    log_curve: np.ndarray
+    w: np.ndarray
+
+    def __post_init__(self):
+        _, profile, inside = _step_candidates()
+        self.total_weight = float(self.w.sum())
+        wn = self.w / self.total_weight
+        y = self.logp.mean(axis=1)
+        self.yc = y - (wn * y).sum()
+        self.xc = self.log_curve - (wn * self.log_curve).sum()
+        self.sxx = float((wn * self.xc**2).sum())
+        self.sxy = float((wn * self.xc * self.yc).sum())
+        self.syy = float((wn * self.yc**2).sum())
+        zc = profile - (profile @ wn)[:, None]
+        self.szz = (zc**2) @ wn
+        self.sxz = zc @ (wn * self.xc)
+        self.szy = zc @ (wn * self.yc)
+        self.weight_in = inside.astype(float) @ self.w
+        self.hours_out = 24 - inside.sum(axis=1)
+        self.wn = wn
+
+    def elasticity(self, step: np.ndarray) -> np.ndarray:
+        sxx = max(self.sxx, 1e-12)
+        return np.clip((self.sxy - step * self.sxz) / sxx, 0.0, 3.0)
+
+    def sse(self, elasticity: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """Weighted squared residual per candidate (hours weighted by ``w``)."""
+        e, s = elasticity, step
+        inner = (
+            self.syy - 2 * e * self.sxy - 2 * s * self.szy
+            + e * e * self.sxx + 2 * e * s * self.sxz + s * s * self.szz
+        )  # fmt: skip
+        return self.total_weight * np.maximum(inner, 0.0)
+
+    def plain_sse(self) -> float:
+        e = float(np.clip(self.sxy / max(self.sxx, 1e-12), 0.0, 3.0))
+        return self.total_weight * max(self.syy - 2 * e * self.sxy + e * e * self.sxx, 0.0)
+
+    def own_step(self) -> np.ndarray:
+        """Per candidate, the step that fits this channel best (with its elasticity)."""
+        det = self.sxx * self.szz - self.sxz**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            e = np.where(det > 1e-12, (self.szz * self.sxy - self.sxz * self.szy) / det, 0.0)
+            e = np.clip(e, 0.0, 3.0)
+            return np.where(self.szz > 1e-12, (self.szy - e * self.sxz) / self.szz, 0.0)
+
+    def war(self, index: int, step: float) -> PriceStep:
+        runs, profile, _ = _step_candidates()
+        start, end, ramp = runs[index]
+        e = float(np.clip((self.sxy - step * self.sxz[index]) / max(self.sxx, 1e-12), 0.0, 3.0))
+        z = profile[index]
+        level = (
+            self.wn[:, None] * (self.logp - e * self.log_curve[:, None] - step * z[:, None])
+        ).sum(axis=0)
+        return PriceStep(start, end, ramp, float(math.exp(step)), e, level)
+
+
+def _step_stats(logp: np.ndarray, log_curve: np.ndarray, weight: np.ndarray | None) -> _StepStats:
+    w = np.ones(24) if weight is None else np.asarray(weight, dtype=float)
+    return _StepStats(logp, log_curve, w if w.sum() >= 1.0 else np.ones(24))
+
+
 def _price_step(
     logp: np.ndarray, log_curve: np.ndarray, weight: np.ndarray | None = None
-) -> tuple[int, int] | None:
-    """The run of hours ``[start, end)`` (at least 2, not the whole day) where prices step
-    away from the daypart's curve, or none. Every run is tried: the curve is fitted on
-    the hours outside it and the run gets its own level; the run with the smallest total
-    squared residual is kept when its step is large (:data:`_STEP_FACTOR`) and it
-    explains most of what the curve alone leaves (:data:`_STEP_SHARE`). ``weight`` (per
-    hour, 0 to 1) says how well each hour's price is measured: hours the campaign barely
-    bought in count little, and a run needs two well-measured hours' worth."""
-    w = np.ones(24) if weight is None else np.asarray(weight, dtype=float)
-    _, _, plain = _fit_prices(logp, log_curve, np.ones(24, bool), w)
-    total = float((w * plain**2).sum())
-    best, best_sse = None, math.inf
-    for start in range(24):
-        for end in range(start + 2, 25):
-            if end - start >= 22 or w[start:end].sum() < 2.0:
-                continue
-            outside = np.ones(24, bool)
-            outside[start:end] = False
-            _, _, residual = _fit_prices(logp, log_curve, outside, w)
-            step = float((w[start:end] * residual[start:end]).sum() / w[start:end].sum())
-            if abs(step) < math.log(_STEP_FACTOR):
-                continue
-            sse = float((w[outside] * residual[outside] ** 2).sum())
-            sse += float((w[start:end] * (residual[start:end] - step) ** 2).sum())
-            if sse < best_sse:
-                best, best_sse = (start, end), sse
-    if best is None or best_sse > _STEP_SHARE * total:
+) -> PriceStep | None:
+    """The run of hours ``[start, end)`` (2 to 22 hours) where one channel's prices step up
+    from its daypart's curve, reaching their height over ``ramp`` hours, or none.
+
+    Every run and ramp is tried: ``log price[h, k] = level[k] + elasticity * log
+    curve[h] + step * profile[h]`` by weighted least squares, and the run with the
+    smallest squared residual is kept when its step raises prices by at least
+    :data:`_STEP_FACTOR` and it leaves at most :data:`_STEP_SHARE` of what the curve alone
+    leaves. A war raises prices: a cheaper run before a war that lasts the day out is the
+    rest of the day's war, not a truce. ``weight`` (per hour, 0 to 1) says how well each
+    hour's price is measured: hours the campaign barely bought in count little, and each
+    side of the run needs two well-measured hours' worth."""
+    stats = _step_stats(logp, log_curve, weight)
+    step = stats.own_step()
+    sse = stats.sse(stats.elasticity(step), step)
+    ok = (
+        (step >= math.log(_STEP_FACTOR))
+        & (stats.weight_in >= 2.0)
+        & (stats.total_weight - stats.weight_in >= 2.0)
+        & (stats.szz > 1e-12)
+    )
+    if not ok.any():
         return None
-    return best
+    best = int(np.argmin(np.where(ok, sse, np.inf)))
+    if sse[best] > _STEP_SHARE * stats.plain_sse():
+        return None
+    return stats.war(best, float(step[best]))
+
+
+def _common_price_step(series: dict[str, _StepStats]) -> tuple[int, dict[str, PriceStep]] | None:
+    """One bid war on every channel at once (the same run, ramp and factor), or none: the
+    step is shared, each channel keeps its own elasticity and levels. Kept when its step
+    is at least :data:`_STEP_FACTOR`, the channels' pooled hours hold two well-measured
+    hours' worth on each side, it leaves at most :data:`_STEP_SHARE` of what the curves
+    alone leave, and it fits every channel better than its curve alone does (so that a
+    war on one channel does not pass for one on all). A war on all channels shows on a
+    channel whose night hours were barely bought in through the others; searched alone,
+    such a channel bakes the war into its price level."""
+    if len(series) < 2:
+        return None
+    num = sum(s.total_weight * (s.szy - s.sxz * s.sxy / max(s.sxx, 1e-12)) for s in series.values())
+    den = sum(s.total_weight * (s.szz - s.sxz**2 / max(s.sxx, 1e-12)) for s in series.values())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(den > 1e-12, num / den, 0.0)
+    per_channel = {c: s.sse(s.elasticity(step), step) for c, s in series.items()}
+    total = sum(per_channel.values())
+    weight_in = sum(s.weight_in for s in series.values())
+    weight_all = sum(s.total_weight for s in series.values())
+    ok = (step >= math.log(_STEP_FACTOR)) & (weight_in >= 2.0) & (weight_all - weight_in >= 2.0)
+    for c, s in series.items():
+        ok &= per_channel[c] < s.plain_sse()
+    if not ok.any():
+        return None
+    best = int(np.argmin(np.where(ok, total, np.inf)))
+    if total[best] > _STEP_SHARE * sum(s.plain_sse() for s in series.values()):
+        return None
+    return best, {c: s.war(best, float(step[best])) for c, s in series.items()}
 
 
 #: Rows a channel-hour's price counts its daypart line as (``fit_market``'s
@@ -1143,50 +1280,87 @@ def _twin_from(
         hour_weight[c] = n / (n + _MEASURED_IMPRESSIONS)
     auction_shapes = _fit_channel_shapes(kept, fitted)
     rivals = _fit_rivals(kept, fitted, auction_shapes)
+    prepared = {}  # per channel with delivery: its columns, curve and log prices
     for c in channel_names:
         cols = [k for k, (_, ch) in enumerate(arms) if ch == c and tradeable[k]]
         if not cols:
-            notes.append(f"channel {c}: no impressions in the logs; its arms get no traffic")
-            strength_of[c] = 1.0
-            channels.append(Channel(c, price_cpm=float(np.median(market.price_median))))
             continue
-        shape = shapes[c]
-        strength = promoted_strengths[c] if promotion is not None else _fit_daypart(shape)
-        strength_of[c] = strength
-        curve = daypart(strength)
+        strength = promoted_strengths[c] if promotion is not None else _fit_daypart(shapes[c])
         logp = np.log(np.maximum(market.price_median[:, cols], 1e-9))
         # The nightly fit read every channel as one log-normal auction.
-        auction_shape, shift = auction_shapes.get(c, (None, np.zeros(24)))
-        logp = logp + shift[:, None]
+        logp = logp + auction_shapes.get(c, (None, np.zeros(24)))[1][:, None]
         logp = logp - 0.25 * np.log(lift)[:, None]  # prices without the promotion's lift
         rival = rivals.get(c)
         if rival is not None:  # and without the rivals' reaction to the logged share
             logp = logp - rival.elasticity * rival.mean_level[:, None]
-        elasticity, level, residual = _fit_prices(
-            logp, np.log(curve), np.ones(24, bool), hour_weight[c]
-        )
-        segment = _price_step(logp, np.log(curve), hour_weight[c])
-        if segment is not None:
-            # Prices step away from the daypart's curve in some hours of every day: a
-            # scheduled bid war (or a truce), fitted as a shock rather than averaged in.
-            start, end = segment
-            outside = np.ones(24, bool)
-            outside[start:end] = False
-            elasticity, level, residual = _fit_prices(logp, np.log(curve), outside, hour_weight[c])
-            factor = float(np.exp(residual[start:end].mean()))
+        prepared[c] = (cols, strength, logp)
+    # Prices that step up from the daypart's curve in some hours of every day are a
+    # scheduled bid war, fitted as a shock rather than averaged in: one on every auction
+    # channel at once where it fits them all, else one per channel where it shows.
+    auction_channels = [c for c in prepared if fitted.auction_by_channel.get(c) != "commission"]
+    common = _common_price_step(
+        {
+            c: _step_stats(prepared[c][2], np.log(daypart(prepared[c][1])), hour_weight[c])
+            for c in auction_channels
+        }
+    )
+    if common is not None:
+        war = next(iter(common[1].values()))
+        everywhere = len(auction_channels) == len(channel_names)
+        ramp = f", reached over {war.ramp} hours" if war.ramp else ""
+        for c in [None] if everywhere else auction_channels:
             shocks.append(
                 Shock(
                     "bid_war",
-                    start_hour=start,
-                    end_hour=None if end == 24 else end,
-                    factor=round(factor, 4),
+                    start_hour=war.start,
+                    end_hour=None if war.end == 24 else war.end,
+                    factor=round(war.factor, 4),
                     channel=c,
+                    ramp_hours=war.ramp,
                 )
             )
-            notes.append(
-                f"channel {c}: prices from hour {start} to {end} of every day stand at "
-                f"{factor:.2f}x the daypart curve's level; fitted as a scheduled bid_war shock"
-            )
+        notes.append(
+            f"channels {', '.join(auction_channels)}: prices from hour {war.start} to "
+            f"{war.end} of every day stand at {war.factor:.2f}x the daypart curves' "
+            f"level{ramp} on all of them; fitted as a scheduled bid_war shock"
+        )
+    for c in channel_names:
+        if c not in prepared:
+            notes.append(f"channel {c}: no impressions in the logs; its arms get no traffic")
+            strength_of[c] = 1.0
+            channels.append(Channel(c, price_cpm=float(np.median(market.price_median))))
+            continue
+        cols, strength, logp = prepared[c]
+        strength_of[c] = strength
+        curve = daypart(strength)
+        auction_shape = auction_shapes.get(c, (None, None))[0]
+        rival = rivals.get(c)
+        elasticity, level, residual = _fit_prices(
+            logp, np.log(curve), np.ones(24, bool), hour_weight[c]
+        )
+        if common is not None:
+            war = common[1].get(c)
+        else:
+            war = _price_step(logp, np.log(curve), hour_weight[c])
+            if war is not None:
+                shocks.append(
+                    Shock(
+                        "bid_war",
+                        start_hour=war.start,
+                        end_hour=None if war.end == 24 else war.end,
+                        factor=round(war.factor, 4),
+                        channel=c,
+                        ramp_hours=war.ramp,
+                    )
+                )
+                ramp = f", reached over {war.ramp} hours" if war.ramp else ""
+                notes.append(
+                    f"channel {c}: prices from hour {war.start} to {war.end} of every day "
+                    f"stand at {war.factor:.2f}x the daypart curve's level{ramp}; fitted "
+                    "as a scheduled bid_war shock"
+                )
+        if war is not None:
+            elasticity, level = war.elasticity, war.level
         price_cpm = float(np.exp(level.mean()))
         if fitted.auction_by_channel.get(c) == "commission":
             # Influencers paid by commission: the fitted "price" is the going rate.

@@ -17,7 +17,7 @@ from bidder.logs import read_logs, write_logs
 from bidder.twin import TwinError, fit_scenario, holdout_errors, load_intervals
 from envs.presets import get_scenario
 from envs.sampler import perturb_scenario
-from envs.scenario import Scenario, ScenarioError
+from envs.scenario import Scenario, ScenarioError, Shock
 from policies.cli import main
 from policies.evaluate import evaluate_many
 from policies.simulate import simulate_logs
@@ -120,6 +120,26 @@ def test_a_daily_bid_war_is_fitted_as_a_scheduled_shock(logs_of):
         assert channel.price_cpm == pytest.approx(truth[channel.name].price_cpm, rel=0.03)
     campaign = holdout_errors(twin.scenario, held).query("product == '*'")
     assert campaign["spend_error"].abs().max() < 0.10, campaign
+
+
+def test_a_war_on_every_channel_from_the_small_hours_is_one_shock_with_its_ramp():
+    # A war from 02:00 reaching 2x over two hours, on every channel: read channel by
+    # channel as runs of at most 21 hours with no ramp, it came out as a "truce" at
+    # 0.57x before 03:00 on two channels (their prices read at 2x the truth) and, on a
+    # channel whose night hours were barely bought in, baked into its price.
+    truth = get_scenario("default").replace(
+        shocks=(Shock("bid_war", start_hour=2, factor=2.0, ramp_hours=2),)
+    )
+    fit, _ = split(simulate_logs(truth, "pid", DAYS, seed=0))
+    twin = fit_scenario(fit).scenario
+    (shock,) = twin.shocks
+    assert shock.kind == "bid_war" and shock.channel is None, shock
+    assert shock.start_hour == 2 and shock.ramp_hours == 2 and shock.end_hour is None, shock
+    assert 1.85 < shock.factor < 2.15, shock
+    for channel in twin.channels:  # the levels without the war
+        real = truth.channel(channel.name)
+        assert channel.price_cpm == pytest.approx(real.price_cpm, rel=0.05), channel
+        assert abs(channel.competition_elasticity - real.competition_elasticity) < 0.1
 
 
 def test_a_daily_promotion_is_fitted_as_a_scheduled_shock(logs_of):
