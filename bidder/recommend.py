@@ -737,6 +737,10 @@ def _first_price_sigma(z: np.ndarray, bid: np.ndarray, hour: np.ndarray, rows: n
 DELAY_GRID_HOURS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0)
 #: A channel needs this many orders in the history before its delay is measured.
 MIN_ORDERS_FOR_DELAY = 100
+#: ... and a delay must raise the orders' Poisson log-likelihood by this much over
+#: none (a likelihood ratio of about 20): a market without delays once read 0.5 h on
+#: one channel from a few nights' orders.
+DELAY_EVIDENCE = 3.0
 
 
 def _fit_order_delay(
@@ -761,9 +765,10 @@ def _fit_order_delay(
     previous day's clicks still pending at its end ``C`` (on the first day of the history
     and after a gap, the mean over days). For every candidate ``mu`` of
     :data:`DELAY_GRID_HOURS`, each arm's CVR is fitted on those, and the ``mu`` with the
-    smallest Poisson deviance of the orders over the channel's arms wins; whether the
-    logs carry orders over is the reading (days apart or carried) with the smaller total
-    deviance at each channel's best ``mu``. The evening's orders after midnight are what
+    smallest Poisson deviance of the orders over the channel's arms wins (where it beats no
+    delay by :data:`DELAY_EVIDENCE`); whether the logs carry orders over is the reading
+    (days apart or carried) with the smaller total deviance at each channel's best
+    ``mu``. The evening's orders after midnight are what
     tell a long delay from a CVR that falls through the day.
     """
     days = {d: i for i, d in enumerate(sorted(set(row_dates)))}
@@ -807,6 +812,8 @@ def _fit_order_delay(
     for carried in (False, True):
         table = np.array([fits[carried, mu][0] for mu in DELAY_GRID_HOURS])  # (mu, channel)
         pick = np.argmin(table, axis=0)  # the shortest delay among equals
+        # A delay must show: the orders' log-likelihood gains DELAY_EVIDENCE over none.
+        pick = np.where(table[pick, np.arange(n_channels)] < table[0] - DELAY_EVIDENCE, pick, 0)
         mu_by_channel = np.where(measured, np.asarray(DELAY_GRID_HOURS)[pick], 0.0)
         total = float(table[pick, np.arange(n_channels)][measured].sum())
         best[carried] = (total, mu_by_channel)

@@ -125,10 +125,17 @@ def test_with_a_binding_target_the_autopilot_stays_near_it_and_within_budget(see
 
 
 def test_a_larger_roi_margin_buys_roi_with_spend():
-    default = play_campaign(2, budget=5000.0, roi_target=8.0)
-    careful = play_campaign(2, budget=5000.0, roi_target=8.0, config=MPCConfig(roi_safety=0.08))
-    assert careful.roi > default.roi and careful.spent < default.spent
-    assert careful.spent <= 5000.0
+    # Over several campaigns: on one market's draws the margin can land either way (seed
+    # 2 gives ROI 8.45 without it and 8.21 with it), on average it buys ROI with spend.
+    default, careful = [], []
+    for seed in range(6):
+        default.append(play_campaign(seed, budget=5000.0, roi_target=8.0))
+        careful.append(
+            play_campaign(seed, budget=5000.0, roi_target=8.0, config=MPCConfig(roi_safety=0.08))
+        )
+    assert np.mean([p.roi for p in careful]) > np.mean([p.roi for p in default]) + 0.2
+    assert sum(p.spent for p in careful) < sum(p.spent for p in default)
+    assert all(p.spent <= 5000.0 for p in careful + default)
 
 
 def test_a_target_the_market_cannot_reach_spends_little_and_keeps_the_budget():
