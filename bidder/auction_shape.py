@@ -505,6 +505,64 @@ def _ladder_mixture(
     return group[best], float(group_sse[best]), float(spread[best])
 
 
+#: On a first-price channel, gamma prices are preferred to brand-mixture prices unless
+#: the mixture's levels agree this much better still (the mixture has three more
+#: parameters to follow the noise with).
+MIXTURE_OVER_GAMMA = 0.75
+
+
+def fit_first_price_family(
+    win_rate: np.ndarray, bid: np.ndarray, cell: np.ndarray
+) -> AuctionShape | None:
+    """The price family of one first-price channel, or ``None`` where log-normal prices
+    explain its rows as well or the rows are too few (under 50).
+
+    A first-price winner pays its bid, so the price paid says nothing of the family; the
+    win rate's response to the bid does. Across the days of each (arm, hour) cell, the
+    price level a row implies (``log bid - z`` where the family's win curve meets its win
+    rate) should agree whatever the bid: each family of the grid (log-normal spreads,
+    gamma, brand mixtures; one slot) is scored by the implied levels' spread within cells,
+    the best of each refined within a grid step, and a gamma or mixture family is kept
+    where it makes the levels agree clearly better than any log-normal spread does
+    (:data:`SHAPE_CONSISTENCY`, with ``rows * log`` of the ratio at least
+    :data:`SHAPE_EVIDENCE`). ``evidence`` and ``consistency`` are those of the spreads.
+    """
+    q = np.asarray(win_rate, dtype=float)
+    if len(q) < 50:
+        return None
+    bid = np.asarray(bid, dtype=float)
+    cell = np.unique(np.asarray(cell), return_inverse=True)[1].reshape(-1)
+    shapes = [s for s in _candidates() if len(s.exposure) == 1]
+    spread = _level_spread(shapes, bid, q, cell)
+    best = {}
+    for kind in ("lognormal", "gamma", "mixture"):
+        members = [k for k, s in enumerate(shapes) if s.family == kind]
+        first = shapes[min(members, key=lambda k: spread[k])]
+        near = _neighbours(first)
+        near_spread = _level_spread(near, bid, q, cell)
+        k = int(np.argmin(near_spread))
+        best[kind] = (near[k], float(near_spread[k]))
+    plain, plain_spread = best["lognormal"]
+    shape, shape_spread = best["gamma"]
+    if best["mixture"][1] < MIXTURE_OVER_GAMMA * shape_spread:
+        shape, shape_spread = best["mixture"]
+    if not (plain_spread > 0 and shape_spread > 0):
+        return None
+    consistency = shape_spread / plain_spread
+    evidence = len(q) * math.log(plain_spread / shape_spread)
+    if consistency > SHAPE_CONSISTENCY or evidence < SHAPE_EVIDENCE:
+        return None
+    return dataclasses.replace(
+        shape,
+        sigma=round(shape.sigma, 4),
+        rows=len(q),
+        evidence=round(evidence, 1),
+        gain=round(1.0 - consistency, 4),
+        plain_sigma=round(plain.sigma, 4),
+        consistency=round(consistency, 4),
+    )
+
+
 def fit_auction_shape(
     win_rate: np.ndarray,
     paid_ratio: np.ndarray,

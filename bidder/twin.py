@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bidder.auction_shape import AuctionShape, fit_auction_shape
+from bidder.auction_shape import AuctionShape, fit_auction_shape, fit_first_price_family
 from bidder.diagnose import DEFAULT_BASELINE_DAYS, diagnose
 from bidder.errors import BidderInputError
 from bidder.recommend import (
@@ -886,10 +886,11 @@ def _budget_cut(frame: pd.DataFrame) -> np.ndarray:
     )
 
 
-def _auction_rows(kept: pd.DataFrame) -> pd.DataFrame:
+def _auction_rows(kept: pd.DataFrame, first_price: bool = False) -> pd.DataFrame:
     """The rows that show where a bid stood in its auction: enough impressions, a win rate
-    inside (0.02, 0.98), a second-price payment below the bid, and not cut by the budget;
-    with their ``paid_ratio`` (price paid per won impression over the bid)."""
+    inside (0.02, 0.98), a second-price payment below the bid (``first_price``: any
+    payment, the winners paying their bids), and not cut by the budget; with their
+    ``paid_ratio`` (price paid per won impression over the bid)."""
     frame = kept.assign(_date=_dates(kept))
     impressions = frame["impressions"].to_numpy(dtype=float)
     paid = price_paid_ratio(
@@ -902,7 +903,7 @@ def _auction_rows(kept: pd.DataFrame) -> pd.DataFrame:
         & (win > _RIVAL_WIN_RANGE[0])
         & (win < _RIVAL_WIN_RANGE[1])
         & (paid > 0)
-        & (paid < 1)
+        & (first_price | (paid < 1))
     )
     return frame.assign(paid_ratio=paid)[usable]
 
@@ -919,21 +920,31 @@ def _fit_channel_shapes(
     if "win_rate" not in kept.columns:
         return {}
     fits = {}
-    for channel, part in _auction_rows(kept).groupby("channel", sort=False):
-        if fitted.auction_by_channel.get(channel, "second-price") != "second-price":
+    second = _auction_rows(kept)
+    first = _auction_rows(kept, first_price=True)
+    for channel in dict.fromkeys(kept["channel"]):
+        auction = fitted.auction_by_channel.get(channel, "second-price")
+        if auction not in ("second-price", "first-price"):
             continue
         if fitted.reserve_cpm_by_channel.get(channel, 0.0) > 0:
             continue  # a reserve bends the curve too; the two are not told apart
+        rows = first if auction == "first-price" else second
+        part = rows[rows["channel"] == channel]
         win = part["win_rate"].to_numpy(dtype=float)
         bid = part["bid"].to_numpy(dtype=float)
         hours = part["hour"].to_numpy(dtype=int)
-        shape = fit_auction_shape(
-            win,
-            part["paid_ratio"].to_numpy(dtype=float),
-            part["impressions"].to_numpy(dtype=float),
-            bid,
-            pd.factorize(part["product"])[0] * 24 + hours,
-        )
+        cell = pd.factorize(part["product"])[0] * 24 + hours
+        if auction == "first-price":
+            # The winners pay their bids: only the win rate's response tells the family.
+            shape = fit_first_price_family(win, bid, cell)
+        else:
+            shape = fit_auction_shape(
+                win,
+                part["paid_ratio"].to_numpy(dtype=float),
+                part["impressions"].to_numpy(dtype=float),
+                bid,
+                cell,
+            )
         if shape is None:
             continue
         sigma = float(fitted.price_sigma_by_channel.get(channel, 0.5))
@@ -1394,8 +1405,11 @@ def _twin_from(
                  "data": f"{days} days x 24 hours"},
             ]  # fmt: skip
             continue
+        first_price = fitted.auction_by_channel.get(c) == "first-price"
         if auction_shape is not None:
             auction = auction_shape.channel_fields()
+            if first_price:  # a family read from the win rates: the rule stays
+                auction["auction"] = "first-price"
         else:
             auction = {
                 "auction": (
@@ -1419,8 +1433,9 @@ def _twin_from(
             )
         )
         if auction_shape is not None:
+            read = "win rate against bid" if first_price else "price paid against win rate"
             data = (
-                f"{auction_shape.rows:,} rows, price paid against win rate (evidence "
+                f"{auction_shape.rows:,} rows, {read} (evidence "
                 f"{auction_shape.evidence:.0f} over one log-normal auction)"
             )
             params += [
@@ -1430,7 +1445,11 @@ def _twin_from(
                 if name not in ("auction", "price_sigma")
             ]  # fmt: skip
             notes.append(
-                f"channel {c}: the price paid follows the win rate as "
+                f"channel {c}: the win rate follows the bid, across the days of each arm "
+                f"and hour, as {auction_shape.describe()} make it, not as log-normal prices "
+                "do; the twin's first-price channel has that family"
+                if first_price
+                else f"channel {c}: the price paid follows the win rate as "
                 f"{auction_shape.describe()} "
                 "does, not as one log-normal auction; the twin's channel has that shape"
             )

@@ -5,6 +5,7 @@ and what logs cannot teach is said, not guessed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -140,6 +141,25 @@ def test_a_war_on_every_channel_from_the_small_hours_is_one_shock_with_its_ramp(
         real = truth.channel(channel.name)
         assert channel.price_cpm == pytest.approx(real.price_cpm, rel=0.05), channel
         assert abs(channel.competition_elasticity - real.competition_elasticity) < 0.1
+
+
+@pytest.mark.parametrize("family", ["gamma", "lognormal"])
+def test_a_first_price_channels_family_is_read_from_its_win_rates(family):
+    # A first-price winner pays its bid, so only the win rate's response to the bid tells
+    # gamma prices from log-normal ones; read as log-normal, gamma first-price channels
+    # of sampled markets put strategies 7-63% off on the twin.
+    base = get_scenario("default")
+    feed = dataclasses.replace(
+        base.channel("feed"), auction="first-price", price_family=family, price_sigma=0.5
+    )
+    truth = base.replace(channels=tuple(feed if c.name == "feed" else c for c in base.channels))
+    fit, _ = split(simulate_logs(truth, "pid", DAYS, seed=0))
+    twin = fit_scenario(fit).scenario
+    read = twin.channel("feed")
+    assert read.auction == "first-price" and read.price_family == family, read
+    assert abs(read.price_sigma - 0.5) < 0.08, read
+    assert read.price_cpm == pytest.approx(feed.price_cpm, rel=0.05), read
+    assert all(c.price_family == "lognormal" for c in twin.channels if c.name != "feed")
 
 
 def test_a_daily_promotion_is_fitted_as_a_scheduled_shock(logs_of):
