@@ -214,6 +214,27 @@ class PriceStep:
     elasticity: float  # the channel's competition elasticity fitted with it
     level: np.ndarray  # per-arm log price levels, without it
 
+    def shock(self, channel: str | None) -> Shock:
+        """The war as a scenario's shock on ``channel`` (``None``: every channel)."""
+        return Shock(
+            "bid_war",
+            start_hour=self.start,
+            end_hour=None if self.end == 24 else self.end,
+            factor=round(self.factor, 4),
+            channel=channel,
+            ramp_hours=self.ramp,
+        )
+
+    def describe(self) -> str:
+        """Where and how high the prices stand, for the fit's notes."""
+        return (
+            f"prices from hour {self.start} to {self.end} of every day stand at {self.factor:.2f}x"
+        )
+
+    @property
+    def ramp_note(self) -> str:
+        return f", reached over {self.ramp} hours" if self.ramp else ""
+
 
 def _step_profile(start: int, end: int, ramp: int) -> np.ndarray:
     """Share of a step's height in force at each hour of day (the simulator's shock
@@ -1318,22 +1339,10 @@ def _twin_from(
     if common is not None:
         war = next(iter(common[1].values()))
         everywhere = len(auction_channels) == len(channel_names)
-        ramp = f", reached over {war.ramp} hours" if war.ramp else ""
-        for c in [None] if everywhere else auction_channels:
-            shocks.append(
-                Shock(
-                    "bid_war",
-                    start_hour=war.start,
-                    end_hour=None if war.end == 24 else war.end,
-                    factor=round(war.factor, 4),
-                    channel=c,
-                    ramp_hours=war.ramp,
-                )
-            )
+        shocks += [war.shock(c) for c in ([None] if everywhere else auction_channels)]
         notes.append(
-            f"channels {', '.join(auction_channels)}: prices from hour {war.start} to "
-            f"{war.end} of every day stand at {war.factor:.2f}x the daypart curves' "
-            f"level{ramp} on all of them; fitted as a scheduled bid_war shock"
+            f"channels {', '.join(auction_channels)}: {war.describe()} the daypart "
+            f"curves' level{war.ramp_note} on all of them; fitted as a scheduled bid_war shock"
         )
     for c in channel_names:
         if c not in prepared:
@@ -1354,21 +1363,10 @@ def _twin_from(
         else:
             war = _price_step(logp, np.log(curve), hour_weight[c])
             if war is not None:
-                shocks.append(
-                    Shock(
-                        "bid_war",
-                        start_hour=war.start,
-                        end_hour=None if war.end == 24 else war.end,
-                        factor=round(war.factor, 4),
-                        channel=c,
-                        ramp_hours=war.ramp,
-                    )
-                )
-                ramp = f", reached over {war.ramp} hours" if war.ramp else ""
+                shocks.append(war.shock(c))
                 notes.append(
-                    f"channel {c}: prices from hour {war.start} to {war.end} of every day "
-                    f"stand at {war.factor:.2f}x the daypart curve's level{ramp}; fitted "
-                    "as a scheduled bid_war shock"
+                    f"channel {c}: {war.describe()} the daypart curve's level"
+                    f"{war.ramp_note}; fitted as a scheduled bid_war shock"
                 )
         if war is not None:
             elasticity, level = war.elasticity, war.level
