@@ -768,8 +768,8 @@ def _fit_order_delay(
     smallest Poisson deviance of the orders over the channel's arms wins (where it beats no
     delay by :data:`DELAY_EVIDENCE`); whether the logs carry orders over is the reading
     (days apart or carried) with the smaller total deviance at each channel's best
-    ``mu``. The evening's orders after midnight are what
-    tell a long delay from a CVR that falls through the day.
+    ``mu``. The evening's orders after midnight are what tell a long delay from a CVR
+    that falls through the day.
     """
     days = {d: i for i, d in enumerate(sorted(set(row_dates)))}
     day = np.array([days[d] for d in row_dates])

@@ -285,7 +285,6 @@ class _StepStats:
         self.sxz = zc @ (wn * self.xc)
         self.szy = zc @ (wn * self.yc)
         self.weight_in = inside.astype(float) @ self.w
-        self.hours_out = 24 - inside.sum(axis=1)
         self.wn = wn
 
     def elasticity(self, step: np.ndarray) -> np.ndarray:
@@ -360,7 +359,7 @@ def _price_step(
     return stats.war(best, float(step[best]))
 
 
-def _common_price_step(series: dict[str, _StepStats]) -> tuple[int, dict[str, PriceStep]] | None:
+def _common_price_step(series: dict[str, _StepStats]) -> dict[str, PriceStep] | None:
     """One bid war on every channel at once (the same run, ramp and factor), or none: the
     step is shared, each channel keeps its own elasticity and levels. Kept when its step
     is at least :data:`_STEP_FACTOR`, the channels' pooled hours hold two well-measured
@@ -387,7 +386,7 @@ def _common_price_step(series: dict[str, _StepStats]) -> tuple[int, dict[str, Pr
     best = int(np.argmin(np.where(ok, total, np.inf)))
     if total[best] > _STEP_SHARE * sum(s.plain_sse() for s in series.values()):
         return None
-    return best, {c: s.war(best, float(step[best])) for c, s in series.items()}
+    return {c: s.war(best, float(step[best])) for c, s in series.items()}
 
 
 #: Rows a channel-hour's price counts its daypart line as (``fit_market``'s
@@ -933,7 +932,8 @@ def _fit_channel_shapes(
     kept: pd.DataFrame, fitted: FittedMarket
 ) -> dict[str, tuple[AuctionShape, np.ndarray]]:
     """Per second-price channel without a reserve, the auction shape its rows show clearly
-    (a GSP ladder, gamma or brand-mixture prices: :func:`fit_auction_shape`), with per
+    (a GSP ladder, gamma or brand-mixture prices: :func:`fit_auction_shape`), and per
+    first-price one its price family (:func:`fit_first_price_family`), with per
     hour of day how much higher (in log) it puts the channel's price level than the plain
     auction the nightly fit read (``log bid - sigma Phi^-1(q)``: the mean over the hour's
     rows, else over the channel's). Channels that look like one log-normal auction are
@@ -1337,7 +1337,7 @@ def _twin_from(
         }
     )
     if common is not None:
-        war = next(iter(common[1].values()))
+        war = next(iter(common.values()))
         everywhere = len(auction_channels) == len(channel_names)
         shocks += [war.shock(c) for c in ([None] if everywhere else auction_channels)]
         notes.append(
@@ -1359,7 +1359,7 @@ def _twin_from(
             logp, np.log(curve), np.ones(24, bool), hour_weight[c]
         )
         if common is not None:
-            war = common[1].get(c)
+            war = common.get(c)
         else:
             war = _price_step(logp, np.log(curve), hour_weight[c])
             if war is not None:
