@@ -442,7 +442,7 @@ def fit_market(
         typical = float(np.median(paid_ratio[rows])) if rows.sum() >= 10 else 0.0
         first_price[ci] = FIRST_PRICE_PAID[0] <= typical <= FIRST_PRICE_PAID[1]
     first_row = first_price[c]
-    reserve = _fit_reserve(bid, impressions, c, len(channels))
+    reserve = _fit_reserve(bid, impressions, c, len(channels), win_rate)
     # Where a day's budget ran out within an hour, delivery was cut and the logged win
     # rate with it: such a row's win rate says nothing of where its bid stood.
     in_range = (
@@ -692,15 +692,27 @@ MIN_LOG_BID_VARIANCE = 5e-4
 #: Rows bid below every winning bid of their channel, yet with no impression at all, that
 #: it takes to read a reserve price from the logs.
 MIN_ROWS_FOR_RESERVE = 3
+#: The winning bids within this factor of the lowest one ...
+RESERVE_EDGE = 1.25
+#: ... must win this share of their auctions on average for a reserve to be read: PID
+#: logs of sampled markets without reserves had empty hours below winning bids that won
+#: 0.007-0.05% of their auctions (prices 6-8x the bids), and read reserves there.
+RESERVE_EDGE_WIN_RATE = 0.01
 
 
 def _fit_reserve(
-    bid: np.ndarray, impressions: np.ndarray, c: np.ndarray, n_channels: int
+    bid: np.ndarray,
+    impressions: np.ndarray,
+    c: np.ndarray,
+    n_channels: int,
+    win_rate: np.ndarray | None = None,
 ) -> np.ndarray:
     """Reserve price per channel (CPM; 0 for none seen). A platform's reserve shows as
     hours that bid below every bid that ever won and won nothing at all; the reserve lies
     between the highest such bid and the lowest winning one (their geometric mean is
-    taken)."""
+    taken). Where the logs give win rates, the lowest winning bids must also win a share
+    (:data:`RESERVE_EDGE_WIN_RATE`): bids deep in the price distribution's tail win
+    almost nothing and then nothing, with no reserve between them."""
     reserve = np.zeros(n_channels)
     for ci in range(n_channels):
         won = (c == ci) & (impressions > 0) & (bid > 0)
@@ -708,8 +720,13 @@ def _fit_reserve(
             continue
         lowest_win = float(bid[won].min())
         empty = (c == ci) & (impressions == 0) & (bid > 0) & (bid < lowest_win)
-        if empty.sum() >= MIN_ROWS_FOR_RESERVE:
-            reserve[ci] = math.sqrt(float(bid[empty].max()) * lowest_win)
+        if empty.sum() < MIN_ROWS_FOR_RESERVE:
+            continue
+        if win_rate is not None:
+            edge = won & (bid <= RESERVE_EDGE * lowest_win) & np.isfinite(win_rate)
+            if edge.any() and float(np.mean(win_rate[edge])) < RESERVE_EDGE_WIN_RATE:
+                continue  # a tail, not a floor
+        reserve[ci] = math.sqrt(float(bid[empty].max()) * lowest_win)
     return reserve
 
 

@@ -531,6 +531,13 @@ def test_a_reserve_price_is_read_from_hours_that_won_nothing() -> None:
     reserve = _fit_reserve(bid, impressions, channel, 2)
     assert 9.0 < reserve[0] < 12.0  # between the last empty bid and the first win
     assert reserve[1] == 0.0
+    # With win rates: the bids just above the floor win a share of their auctions ...
+    win_rate = np.array([0.0, 0.0, 0.0, 0.08, 0.15, 0.6, 0.001, 0.003])
+    assert 9.0 < _fit_reserve(bid, impressions, channel, 2, win_rate)[0] < 12.0
+    # ... where bids deep in the prices' tail win almost nothing, then nothing: no floor
+    # (PID logs of sampled markets without reserves read reserves so).
+    tail = np.array([0.0, 0.0, 0.0, 0.0001, 0.0003, 0.002, 0.001, 0.003])
+    assert _fit_reserve(bid, impressions, channel, 2, tail)[0] == 0.0
 
 
 def test_pending_orders_count_towards_roi_so_far() -> None:
