@@ -447,7 +447,7 @@ def _ladder_mixture_grid() -> tuple[list[AuctionShape], np.ndarray, np.ndarray]:
 
 
 def _level_spread(
-    shapes: list[AuctionShape] | None,
+    shapes: list[AuctionShape],
     bid: np.ndarray,
     win_rate: np.ndarray,
     cell: np.ndarray,
@@ -505,6 +505,14 @@ def _ladder_mixture(
     return group[best], float(group_sse[best]), float(spread[best])
 
 
+@functools.cache
+def _one_slot_grid() -> tuple[list[AuctionShape], np.ndarray]:
+    """The grid's one-slot shapes (log-normal, gamma, mixture) and their win curves on
+    :data:`_Z`, made once per process (the first-price family search)."""
+    shapes = [s for s in _candidates() if len(s.exposure) == 1]
+    return shapes, _curves(shapes)[0]
+
+
 #: On a first-price channel, gamma prices are preferred to brand-mixture prices unless
 #: the mixture's levels agree this much better still (the mixture has three more
 #: parameters to follow the noise with).
@@ -532,8 +540,8 @@ def fit_first_price_family(
         return None
     bid = np.asarray(bid, dtype=float)
     cell = np.unique(np.asarray(cell), return_inverse=True)[1].reshape(-1)
-    shapes = [s for s in _candidates() if len(s.exposure) == 1]
-    spread = _level_spread(shapes, bid, q, cell)
+    shapes, win = _one_slot_grid()
+    spread = _level_spread(shapes, bid, q, cell, win)
     best = {}
     for kind in ("lognormal", "gamma", "mixture"):
         members = [k for k, s in enumerate(shapes) if s.family == kind]

@@ -1355,9 +1355,7 @@ def _twin_from(
         curve = daypart(strength)
         auction_shape = auction_shapes.get(c, (None, None))[0]
         rival = rivals.get(c)
-        elasticity, level, residual = _fit_prices(
-            logp, np.log(curve), np.ones(24, bool), hour_weight[c]
-        )
+        elasticity, level, _ = _fit_prices(logp, np.log(curve), np.ones(24, bool), hour_weight[c])
         if common is not None:
             war = common.get(c)
         else:
@@ -1624,6 +1622,8 @@ def holdout_errors(
         actual = np.zeros((2, len(arm_index)))
         exposure = np.zeros(len(arm_index))  # impressions so far (creative wear-out)
         tail = np.zeros(len(arm_index))  # GMV clicked today, placed after midnight
+        if nominal.delay_q is not None:  # of which this share is within the window
+            window = 1.0 - nominal.delay_q ** min(scenario.attribution_window_hours, 24)
         mechanism = nominal.mechanism
         rivals = Rivals(mechanism) if mechanism is not None and mechanism.reacts else None
         for hour, rows_h in frame.groupby("hour"):
@@ -1649,7 +1649,6 @@ def holdout_errors(
             arrived = 1.0 if nominal.delay_q is None else 1.0 - nominal.delay_q ** (24 - hour)
             predicted[1] += expected.gmv * cut * arrived
             if nominal.delay_q is not None:
-                window = 1.0 - nominal.delay_q ** min(scenario.attribution_window_hours, 24)
                 tail += expected.gmv * cut * (1.0 - arrived) * window
             np.add.at(actual[0], cols, rows_h["spend"].to_numpy(dtype=float))
             np.add.at(actual[1], cols, rows_h["gmv"].to_numpy(dtype=float))
